@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make run` and `make test`. Both set up what they
+# need first (Debian packages, kernel headers for bcc, the venv), idempotently.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+# Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
+APT_RUN := python3-bpfcc bpfcc-tools linux-headers-amd64 bpftool python3-venv python3-pip
+# Tests: real clients and servers and the tools that check the probe.
+APT_TEST := curl iproute2 nginx-light util-linux
+
+.PHONY: setup setup-test run test lint typecheck clean
+
+run: setup
+	$(VENV)/bin/hostcore run --events flows
+
+test: setup-test
+	$(PY) -m ruff check hostcore plugins tests
+	$(PY) -m ruff format --check hostcore plugins tests
+	$(PY) -m mypy hostcore $(wildcard plugins/*/hostcore_*/)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+setup: .apt-run $(VENV)/.installed
+	@$(VENV)/bin/hostcore doctor --fix
+
+setup-test: .apt-test setup
+
+.apt-run .apt-test: .apt-%:
+	@pkgs="$(if $(filter run,$*),$(APT_RUN),$(APT_TEST))"; \
+	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml $(PLUGINS)
+	@test -x $(PY) || { echo "setup: creating $(VENV) from /usr/bin/python3 (system site packages, for bcc)"; \
+		/usr/bin/python3 -m venv --system-site-packages $(VENV); }
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(addprefix -e ,$(dir $(PLUGINS)))
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info plugins/*/build plugins/*/*.egg-info

@@ -1,0 +1,28 @@
+"""hostcore: a host event engine built on an eBPF packet probe and pluggy plugins.
+
+Plugin authors need only what this module exports: the ``hookimpl`` marker and
+the value types their hooks receive and return.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from hostcore.events import EventContext, EventHandler, EventSpec, Field
+from hostcore.packet import Direction, Packet, PacketKind
+from hostcore.sinks.base import Sink, SinkSpec
+
+hookimpl = pluggy.HookimplMarker("hostcore")
+
+__all__ = [
+    "Direction",
+    "EventContext",
+    "EventHandler",
+    "EventSpec",
+    "Field",
+    "Packet",
+    "PacketKind",
+    "Sink",
+    "SinkSpec",
+    "hookimpl",
+]

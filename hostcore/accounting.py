@@ -1,0 +1,39 @@
+"""Counters for a run, and which of them are losses that sinks must hear about."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+# Counters under these names or prefixes mean events were or may have been lost.
+LOSS_COUNTERS = ("kernel_reserve_failures", "decode_errors.", "plugin_errors.", "sink_errors.")
+
+
+def is_loss(name: str) -> bool:
+    return name.startswith(LOSS_COUNTERS)
+
+
+class Accounting:
+    """Run counters, plus the losses not yet reported in a ``lost_events`` event."""
+
+    def __init__(self, now_ns: int) -> None:
+        self.counters: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
+        self.reported_at_ns = now_ns
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] += n
+
+    def unreported_losses(self) -> dict[str, int]:
+        """Loss counts added since the last call to ``mark_reported``."""
+        return {
+            name: value - self._reported[name]
+            for name, value in self.counters.items()
+            if is_loss(name) and value > self._reported[name]
+        }
+
+    def mark_reported(self, now_ns: int) -> None:
+        self._reported = Counter({k: v for k, v in self.counters.items() if is_loss(k)})
+        self.reported_at_ns = now_ns
+
+    def totals(self) -> dict[str, int]:
+        return dict(sorted(self.counters.items()))

@@ -1,0 +1,148 @@
+"""The ``hostcore`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hostcore import config as config_module
+from hostcore import doctor, log, probe
+from hostcore.cgroup import CgroupError
+from hostcore.config import Config, ConfigError
+from hostcore.plugins import PluginError, Plugins
+from hostcore.run import RunError, plan, run
+from hostcore.selection import SelectionError, event_sets
+
+USER_ERRORS = (ConfigError, PluginError, SelectionError, RunError, CgroupError, probe.ProbeError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"TOML config file (default: {config_module.DEFAULT_PATH} if it exists)",
+    )
+    parser.add_argument(
+        "--strict-plugins",
+        action="store_true",
+        default=None,
+        help="a plugin that fails to load is fatal (also HOSTCORE_STRICT_PLUGINS=1)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_parser = commands.add_parser("run", help="capture events until SIGINT or SIGTERM")
+    run_parser.add_argument(
+        "--events",
+        action="append",
+        metavar="NAMES",
+        help="events or event sets, comma-separated, repeatable (default: flows)",
+    )
+    run_parser.add_argument(
+        "--sink",
+        action="append",
+        metavar="NAME[:key=value,...]",
+        help="where events go, repeatable (default: stdout); replaces the config's sinks",
+    )
+    run_parser.add_argument("--host-name", help="the event map's host field")
+    run_parser.add_argument("--cgroup", help="attach to this cgroup v2 directory, not the root")
+    run_parser.add_argument(
+        "--print-bpf",
+        action="store_true",
+        help="print the probe's compile flags and C source, then exit",
+    )
+    commands.add_parser("events", help="list the events and event sets plugins provide")
+    commands.add_parser("plugins", help="list installed plugins and their load errors")
+    doctor_parser = commands.add_parser("doctor", help="check what the live probe needs")
+    doctor_parser.add_argument(
+        "--fix", action="store_true", help="link kernel headers for bcc when they are missing"
+    )
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    loaded = config_module.load(args.config)
+    sinks = None
+    if getattr(args, "sink", None):
+        sinks = dict(config_module.parse_sink(text) for text in args.sink)
+    enable = None
+    if getattr(args, "events", None):
+        enable = tuple(name for text in args.events for name in text.split(",") if name)
+    return config_module.with_overrides(
+        loaded,
+        enable=enable,
+        sinks=sinks,
+        host_name=getattr(args, "host_name", None),
+        cgroup=getattr(args, "cgroup", None),
+        strict_plugins=args.strict_plugins,
+    )
+
+
+def _plugins(config: Config) -> Plugins:
+    return Plugins(config.plugins_allow, config.plugins_deny, config.strict_plugins)
+
+
+def _print_bpf(config: Config) -> int:
+    the_plan = plan(config, _plugins(config))
+    print("// cflags:", " ".join(probe.cflags(the_plan.needs, config.ring_buffer_kib)))
+    print(probe.SOURCE.read_text(), end="")
+    return 0
+
+
+def _events(config: Config) -> int:
+    specs = _plugins(config).events()
+    for spec in sorted(specs.values(), key=lambda spec: spec.id):
+        fields = ", ".join(f"{field.name}: {field.type}" for field in spec.fields)
+        print(f"{spec.name} (id {spec.id}, plugin {spec.plugin})")
+        print(f"  sets: {', '.join(spec.sets)}  depends on: {spec.depends_on or '-'}")
+        print(f"  fields: {fields}")
+        if spec.description:
+            print(f"  {spec.description}")
+    for name, members in sorted(event_sets(specs).items()):
+        print(f"set {name}: {', '.join(members)}")
+    return 0
+
+
+def _list_plugins(config: Config) -> int:
+    plugins = _plugins(config)
+    plugins.events()
+    plugins.sinks()
+    failed = False
+    for info in sorted(plugins.infos.values(), key=lambda info: info.name):
+        provides = f" provides {', '.join(info.provides)}" if info.provides else ""
+        print(f"{info.name}: {info.status} ({info.distribution} {info.version}){provides}")
+        if info.error:
+            failed = True
+            print("  " + info.error.replace("\n", "\n  "))
+    return 1 if failed else 0
+
+
+def _doctor(fix: bool) -> int:
+    failed = False
+    for check in doctor.checks(fix):
+        failed |= not check.ok
+        print(f"{'OK  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    log.configure()
+    try:
+        config = _config(args)
+        if args.command == "run":
+            return _print_bpf(config) if args.print_bpf else run(config, _plugins(config))
+        if args.command == "events":
+            return _events(config)
+        if args.command == "plugins":
+            return _list_plugins(config)
+        return _doctor(args.fix)
+    except USER_ERRORS as error:
+        print(f"hostcore: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

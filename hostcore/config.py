@@ -1,0 +1,151 @@
+"""The configuration: a TOML file, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path("/etc/hostcore/hostcore.toml")
+STRICT_PLUGINS_ENV = "HOSTCORE_STRICT_PLUGINS"
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Config:
+    enable: tuple[str, ...] = ("flows",)
+    host_name: str = field(default_factory=socket.gethostname)
+    cgroup: str = ""  # "" means the root of the cgroup v2 hierarchy
+    ring_buffer_kib: int = 4096
+    poll_interval_ms: int = 10
+    stats_interval_s: float = 60.0
+    sinks: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {"stdout": {}})
+    plugins_allow: frozenset[str] = frozenset()
+    plugins_deny: frozenset[str] = frozenset()
+    strict_plugins: bool = field(default_factory=lambda: os.environ.get(STRICT_PLUGINS_ENV) == "1")
+
+    def __post_init__(self) -> None:
+        kib = self.ring_buffer_kib
+        if kib < 4 or kib & (kib - 1):
+            raise ConfigError(f"ring_buffer_kib must be a power of two >= 4, got {kib}")
+        if self.poll_interval_ms < 1:
+            raise ConfigError(f"poll_interval_ms must be >= 1, got {self.poll_interval_ms}")
+        if not self.enable:
+            raise ConfigError("enable must name at least one event or event set")
+
+
+_TOP_LEVEL: dict[str, type] = {
+    "enable": list,
+    "host_name": str,
+    "cgroup": str,
+    "ring_buffer_kib": int,
+    "poll_interval_ms": int,
+    "stats_interval_s": float,
+}
+_PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
+
+
+def load(path: Path | None) -> Config:
+    """Read ``path``, or the default file if it exists, or return the defaults."""
+    if path is None:
+        if not DEFAULT_PATH.exists():
+            return Config()
+        path = DEFAULT_PATH
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    try:
+        return _from_toml(raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error
+
+
+def _from_toml(raw: Mapping[str, Any]) -> Config:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "plugins":
+            values.update(_plugins(_table(key, value)))
+        elif key == "sinks":
+            values["sinks"] = _sinks(_table(key, value))
+        elif key in _TOP_LEVEL:
+            values[key] = _typed(key, value, _TOP_LEVEL[key])
+        else:
+            known = ", ".join(sorted([*_TOP_LEVEL, "plugins", "sinks"]))
+            raise ConfigError(f"unknown key {key!r} (known keys: {known})")
+    if "enable" in values:
+        values["enable"] = tuple(_strings("enable", values["enable"]))
+    return Config(**values)
+
+
+def _plugins(table: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _PLUGINS:
+            raise ConfigError(f"unknown key 'plugins.{key}' (known: allow, deny, strict)")
+        value = _typed(f"plugins.{key}", value, _PLUGINS[key])
+        if key == "strict":
+            values["strict_plugins"] = value
+        else:
+            values[f"plugins_{key}"] = frozenset(_strings(f"plugins.{key}", value))
+    return values
+
+
+def _sinks(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    sinks = {}
+    for name, options in table.items():
+        options = _table(f"sinks.{name}", options)
+        for key, value in options.items():
+            if not isinstance(value, str | int | float | bool):
+                raise ConfigError(f"'sinks.{name}.{key}' must be a string or number")
+        sinks[name] = {key: str(value) for key, value in options.items()}
+    return sinks
+
+
+def _table(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key!r} must be a table ([{key}])")
+    return value
+
+
+def _typed(key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key!r} must be of type {kind.__name__}, got {value!r}")
+    return value
+
+
+def _strings(key: str, values: list[Any]) -> list[str]:
+    if not all(isinstance(value, str) for value in values):
+        raise ConfigError(f"{key!r} must be a list of strings, got {values!r}")
+    return values
+
+
+def parse_sink(text: str) -> tuple[str, dict[str, str]]:
+    """Parse ``NAME[:key=value,...]``: the name ends at the first colon."""
+    name, _, rest = text.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"--sink {text!r}: expected key=value, got {item!r}")
+        options[key] = value
+    if not name:
+        raise ConfigError(f"--sink {text!r}: no sink name")
+    return name, options
+
+
+def with_overrides(config: Config, **overrides: Any) -> Config:
+    """The config with every override that is not None applied (flags win over the file)."""
+    known = {f.name for f in fields(Config)}
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None and k in known})

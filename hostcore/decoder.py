@@ -1,0 +1,110 @@
+"""Decode raw bytes, starting at the IP header, into a Packet.
+
+The live probe and offline captures share this decoder. Anything it cannot
+decode raises DecodeError with a short, stable reason that callers count.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from hostcore.packet import Direction, Packet, tcp_kind
+
+IPPROTO_TCP = 6
+_IPV6_EXTENSIONS = {0, 43, 60}  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
+_IPV6_FRAGMENT = 44
+_IPV6_AH = 51
+MAX_IPV6_EXT_HEADERS = 8  # the same bound as bpf/net_packet_flow_base.c
+
+_TCP = struct.Struct("!HHIIBB")
+
+
+class DecodeError(ValueError):
+    """A packet that cannot be decoded; ``reason`` is a stable counter name."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode(data: bytes, timestamp_ns: int, direction: Direction) -> Packet:
+    """Decode one TCP segment from its IP header on."""
+    if not data:
+        raise DecodeError("empty")
+    version = data[0] >> 4
+    if version == 4:
+        src, dst, tcp_offset = _ipv4(data)
+    elif version == 6:
+        src, dst, tcp_offset = _ipv6(data)
+    else:
+        raise DecodeError("bad_ip_version")
+    return _tcp(data, tcp_offset, src, dst, timestamp_ns, direction)
+
+
+def _ipv4(data: bytes) -> tuple[str, str, int]:
+    if len(data) < 20:
+        raise DecodeError("truncated_ip")
+    header_len = (data[0] & 0x0F) * 4
+    if header_len < 20:
+        raise DecodeError("bad_ip_header_length")
+    if len(data) < header_len:
+        raise DecodeError("truncated_ip")
+    if int.from_bytes(data[6:8], "big") & 0x1FFF:
+        raise DecodeError("ip_fragment")
+    if data[9] != IPPROTO_TCP:
+        raise DecodeError("not_tcp")
+    src = socket.inet_ntop(socket.AF_INET, data[12:16])
+    dst = socket.inet_ntop(socket.AF_INET, data[16:20])
+    return src, dst, header_len
+
+
+def _ipv6(data: bytes) -> tuple[str, str, int]:
+    if len(data) < 40:
+        raise DecodeError("truncated_ip")
+    next_header = data[6]
+    offset = 40
+    for _ in range(MAX_IPV6_EXT_HEADERS):
+        if next_header == IPPROTO_TCP:
+            break
+        if len(data) < offset + 8:
+            raise DecodeError("truncated_ip")
+        if next_header in _IPV6_EXTENSIONS:
+            length = (data[offset + 1] + 1) * 8
+        elif next_header == _IPV6_FRAGMENT:
+            if int.from_bytes(data[offset + 2 : offset + 4], "big") & 0xFFF8:
+                raise DecodeError("ip_fragment")
+            length = 8
+        elif next_header == _IPV6_AH:
+            length = (data[offset + 1] + 2) * 4
+        else:
+            raise DecodeError("not_tcp")
+        next_header = data[offset]
+        offset += length
+    if next_header != IPPROTO_TCP:
+        raise DecodeError("ipv6_extension_chain_too_long")
+    src = socket.inet_ntop(socket.AF_INET6, data[8:24])
+    dst = socket.inet_ntop(socket.AF_INET6, data[24:40])
+    return src, dst, offset
+
+
+def _tcp(
+    data: bytes, offset: int, src: str, dst: str, timestamp_ns: int, direction: Direction
+) -> Packet:
+    if len(data) < offset + 20:
+        raise DecodeError("truncated_tcp")
+    src_port, dst_port, seq, ack, data_offset, flags = _TCP.unpack_from(data, offset)
+    if data_offset >> 4 < 5:
+        raise DecodeError("bad_tcp_header_length")
+    return Packet(
+        timestamp_ns=timestamp_ns,
+        direction=direction,
+        kind=tcp_kind(flags),
+        src=src,
+        dst=dst,
+        src_port=src_port,
+        dst_port=dst_port,
+        seq=seq,
+        ack=ack,
+        tcp_flags=flags,
+    )

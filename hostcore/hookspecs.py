@@ -1,0 +1,41 @@
+"""Hook specifications: the reference for what a hostcore plugin can implement.
+
+Every plugin is a module or object registered from the ``hostcore`` entry-point
+group; it implements any of these hooks with ``@hostcore.hookimpl``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from hostcore.events import EventSpec
+from hostcore.sinks.base import SinkSpec
+
+hookspec = pluggy.HookspecMarker("hostcore")
+
+
+@hookspec
+def hostcore_register_events(register: Callable[[EventSpec], None]) -> None:
+    """Declare the events this plugin provides.
+
+    :param register: call it once per event with its :class:`hostcore.EventSpec`.
+        An event name or id that another plugin already declared is a load
+        error naming both plugins.
+
+    Called once per process, before any packet is read, whether or not the
+    events end up enabled. Handlers are only built for enabled events.
+    """
+
+
+@hookspec
+def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
+    """Declare the sinks this plugin provides.
+
+    :param register: call it once per sink with its :class:`hostcore.SinkSpec`.
+        A sink name another plugin already declared is a load error naming both.
+
+    Called once per process. A sink is opened only when a user selects it by
+    name (``--sink NAME`` or a ``[sinks.NAME]`` table in the config file).
+    """

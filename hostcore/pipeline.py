@@ -1,0 +1,124 @@
+"""Dispatch: packets to enabled event handlers, events packed once and fanned out to sinks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgpack
+import structlog
+
+from hostcore.accounting import Accounting
+from hostcore.events import Emit, EventContext, EventHandler, EventSpec
+from hostcore.packet import Packet
+from hostcore.sinks.base import Sink
+
+SCHEMA_VERSION = 1
+LOST_EVENTS_NAME = "lost_events"
+LOST_EVENTS_ID = 1
+CONTEXT_FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id")
+ERROR_LOG_INTERVAL_NS = 60 * 10**9
+
+log = structlog.get_logger()
+
+
+class Pipeline:
+    """Owns the handlers of the enabled events and the open sinks of one run."""
+
+    def __init__(
+        self,
+        events: Sequence[EventSpec],
+        sinks: Mapping[str, Sink],
+        host: str,
+        accounting: Accounting,
+    ) -> None:
+        self._sinks = dict(sinks)
+        self._host = host
+        self._accounting = accounting
+        self._last_error_log: dict[str, int] = {}
+        context = EventContext(count=accounting.count)
+        self._handlers: list[tuple[EventSpec, EventHandler, Emit]] = [
+            (spec, spec.handler(context), self._emitter(spec)) for spec in events
+        ]
+
+    def _emitter(self, spec: EventSpec) -> Emit:
+        counter = f"events.{spec.name}"
+
+        def emit(timestamp_ns: int, data: Mapping[str, Any]) -> None:
+            self._accounting.count(counter)
+            self.publish(spec.name, spec.id, timestamp_ns, data)
+
+        return emit
+
+    def feed(self, packets: Sequence[Packet]) -> None:
+        """Hand each enabled event the packets it needs, then flush the sinks."""
+        self._accounting.count("packets", len(packets))
+        for spec, handler, emit in self._handlers:
+            wanted = [packet for packet in packets if packet.kind & spec.needs]
+            if not wanted:
+                continue
+            try:
+                handler.handle(wanted, emit)
+            except Exception:
+                self._accounting.count(f"plugin_errors.{spec.name}")
+                self._log_error(f"event:{spec.name}", "event handler failed", event=spec.name)
+        self.flush()
+
+    def publish(self, name: str, event_id: int, timestamp_ns: int, data: Mapping[str, Any]) -> None:
+        """Build the event map, pack it once, and give it to every sink."""
+        event = {
+            "v": SCHEMA_VERSION,
+            "name": name,
+            "id": event_id,
+            "timestamp": timestamp_ns,
+            "host": self._host,
+            "context": dict.fromkeys(CONTEXT_FIELDS),
+            "data": data,
+        }
+        packed = msgpack.packb(event)
+        for sink_name, sink in self._sinks.items():
+            try:
+                sink.write(packed, event)
+            except Exception:
+                self._accounting.count(f"sink_errors.{sink_name}")
+                self._log_error(f"sink:{sink_name}", "sink write failed", sink=sink_name)
+
+    def report_losses(self, now_ns: int) -> None:
+        """Publish one ``lost_events`` event if anything was lost since the last one."""
+        lost = self._accounting.unreported_losses()
+        if not lost:
+            return
+        data = {
+            "lost": lost,
+            "total": sum(lost.values()),
+            "interval_start": self._accounting.reported_at_ns,
+            "interval_end": now_ns,
+        }
+        self._accounting.mark_reported(now_ns)
+        log.warning("lost_events", **data)
+        self.publish(LOST_EVENTS_NAME, LOST_EVENTS_ID, now_ns, data)
+
+    def flush(self) -> None:
+        for sink_name, sink in self._sinks.items():
+            try:
+                sink.flush()
+            except Exception:
+                self._accounting.count(f"sink_errors.{sink_name}")
+                self._log_error(f"sink:{sink_name}", "sink flush failed", sink=sink_name)
+
+    def close(self) -> None:
+        """Flush and close every sink; one that fails does not stop the others."""
+        self.flush()
+        for sink_name, sink in self._sinks.items():
+            try:
+                sink.close()
+            except Exception:
+                log.exception("sink close failed", sink=sink_name)
+
+    def _log_error(self, key: str, message: str, **fields: Any) -> None:
+        """Log a failure with its traceback at most once per interval per source."""
+        now = time.monotonic_ns()
+        if now - self._last_error_log.get(key, -ERROR_LOG_INTERVAL_NS) >= ERROR_LOG_INTERVAL_NS:
+            self._last_error_log[key] = now
+            log.exception(message, **fields, next_report_in_s=ERROR_LOG_INTERVAL_NS // 10**9)

@@ -1,0 +1,160 @@
+"""Find plugins through the ``hostcore`` entry-point group and collect what they declare."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from hostcore import hookspecs
+from hostcore.events import EventSpec
+from hostcore.sinks.base import SinkSpec
+
+ENTRY_POINT_GROUP = "hostcore"
+
+
+class PluginError(Exception):
+    """A plugin could not be used; the message names it and says why."""
+
+
+@dataclass
+class PluginInfo:
+    """What ``hostcore plugins`` shows about one entry point."""
+
+    name: str
+    distribution: str
+    version: str
+    status: str = "not loaded"  # loaded, denied, not allowed, error
+    error: str = ""
+    provides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plugins:
+    """The plugin manager: loads entry points once, on first use, by the allow/deny rules."""
+
+    allow: frozenset[str] = frozenset()
+    deny: frozenset[str] = frozenset()
+    strict: bool = False
+    manager: pluggy.PluginManager = field(init=False)
+    infos: dict[str, PluginInfo] = field(init=False, default_factory=dict)
+    _loaded: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.manager = pluggy.PluginManager("hostcore")
+        self.manager.add_hookspecs(hookspecs)
+
+    def load(self, extra: Iterable[tuple[str, object]] = ()) -> None:
+        """Import and register every permitted entry point (and ``extra`` plugins)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            self._load_entry_point(entry_point)
+        for name, plugin in extra:
+            self.infos[name] = PluginInfo(name, "(registered in code)", "")
+            self._register(name, plugin)
+
+    def _load_entry_point(self, entry_point: EntryPoint) -> None:
+        dist = entry_point.dist
+        info = PluginInfo(
+            entry_point.name,
+            dist.name if dist else "?",
+            dist.version if dist else "?",
+        )
+        self.infos[entry_point.name] = info
+        if entry_point.name in self.deny:
+            info.status = "denied"
+            return
+        if self.allow and entry_point.name not in self.allow:
+            info.status = "not allowed"
+            return
+        try:
+            plugin = entry_point.load()
+        except Exception as error:
+            self._fail(info, f"cannot import {entry_point.value}", error)
+            return
+        self._register(entry_point.name, plugin)
+
+    def _register(self, name: str, plugin: object) -> None:
+        info = self.infos[name]
+        unknown = sorted(
+            attr
+            for attr in dir(plugin)
+            if attr.startswith("hostcore_") and not hasattr(self.manager.hook, attr)
+        )
+        if unknown:
+            self._fail(info, f"implements unknown hooks {', '.join(unknown)}", None)
+            return
+        try:
+            self.manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as error:
+            self._fail(info, "has invalid hooks", error)
+            return
+        info.status = "loaded"
+
+    def _fail(self, info: PluginInfo, what: str, error: BaseException | None) -> None:
+        info.status = "error"
+        detail = f": {type(error).__name__}: {error}" if error else ""
+        info.error = f"plugin {info.name!r} ({info.distribution}) {what}{detail}"
+        if self.strict:
+            raise PluginError(info.error) from error
+        if error is not None:
+            info.error += "\n" + "".join(traceback.format_exception(error)).rstrip()
+
+    def events(self) -> dict[str, EventSpec]:
+        """Every declared event by name; duplicate names or ids name both plugins."""
+        specs: dict[str, EventSpec] = {}
+        by_id: dict[int, EventSpec] = {}
+
+        def add(plugin: str, spec: EventSpec) -> None:
+            spec = replace(spec, plugin=plugin)
+            for existing in (specs.get(spec.name), by_id.get(spec.id)):
+                if existing is not None:
+                    raise PluginError(
+                        f"event {spec.name!r} (id {spec.id}) from plugin {plugin!r} clashes "
+                        f"with {existing.name!r} (id {existing.id}) from plugin "
+                        f"{existing.plugin!r}"
+                    )
+            specs[spec.name] = by_id[spec.id] = spec
+
+        self._collect("hostcore_register_events", EventSpec, add)
+        return specs
+
+    def sinks(self) -> dict[str, SinkSpec]:
+        """Every declared sink by name; a duplicate name names both plugins."""
+        specs: dict[str, SinkSpec] = {}
+
+        def add(plugin: str, spec: SinkSpec) -> None:
+            if spec.name in specs:
+                raise PluginError(
+                    f"sink {spec.name!r} from plugin {plugin!r} clashes with the one "
+                    f"from plugin {specs[spec.name].plugin!r}"
+                )
+            specs[spec.name] = replace(spec, plugin=plugin)
+
+        self._collect("hostcore_register_sinks", SinkSpec, add)
+        return specs
+
+    def _collect(self, hook_name: str, spec_type: type, add: Callable[[str, Any], None]) -> None:
+        """Call one registration hook plugin by plugin, so a failure names its plugin."""
+        self.load()
+        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+            name = impl.plugin_name
+            declared: list[Any] = []
+            try:
+                impl.function(register=declared.append)
+                wrong = [spec for spec in declared if not isinstance(spec, spec_type)]
+                if wrong:
+                    raise TypeError(f"registered {wrong[0]!r}, not a {spec_type.__name__}")
+            except Exception as error:
+                self._fail(self.infos[name], f"failed in {hook_name}", error)
+                self.manager.unregister(name=name)
+                continue
+            for spec in declared:
+                add(name, spec)
+                self.infos[name].provides.append(spec.name)

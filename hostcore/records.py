@@ -1,0 +1,29 @@
+"""Turn ring-buffer records (the struct in bpf/net_packet_flow_base.c) into Packets."""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Iterable
+
+from hostcore.decoder import DecodeError, decode
+from hostcore.packet import Direction, Packet
+
+# u64 boot_ns, u32 wire_len, u16 captured, u8 direction, u8 kind, u32 ifindex, u32 pad
+HEADER = struct.Struct("<QIHBBII")
+
+
+def packets(records: Iterable[bytes], offset_ns: int, errors: Counter[str]) -> list[Packet]:
+    """Decode ``records`` in order; each one that fails adds 1 to ``errors[reason]``."""
+    decoded = []
+    for record in records:
+        if len(record) < HEADER.size:
+            errors["short_record"] += 1
+            continue
+        boot_ns, _wire_len, captured, direction, _kind, _ifindex, _pad = HEADER.unpack_from(record)
+        data = record[HEADER.size : HEADER.size + captured]
+        try:
+            decoded.append(decode(data, boot_ns + offset_ns, Direction(direction & 1)))
+        except DecodeError as error:
+            errors[error.reason] += 1
+    return decoded

@@ -1,0 +1,162 @@
+"""``hostcore run``: attach the probe, feed the pipeline until a signal, report totals."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from hostcore import capabilities, cgroup, probe, records
+from hostcore.accounting import Accounting
+from hostcore.clock import boot_to_epoch_offset_ns
+from hostcore.config import Config
+from hostcore.events import EventSpec
+from hostcore.packet import PacketKind
+from hostcore.pipeline import Pipeline
+from hostcore.plugins import Plugins
+from hostcore.selection import resolve
+from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+
+LOSS_CHECK_INTERVAL_NS = 10**9
+
+log = structlog.get_logger()
+
+
+class RunError(RuntimeError):
+    """The run cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do, worked out and checked before anything is attached."""
+
+    events: list[EventSpec]
+    needs: PacketKind
+    uses_probe: bool
+
+
+def plan(config: Config, plugins: Plugins) -> Plan:
+    events = resolve(plugins.events(), config.enable)
+    unknown = {spec.depends_on for spec in events} - {probe.NAME, ""}
+    if unknown:
+        raise RunError(f"events depend on unknown base events: {', '.join(sorted(unknown))}")
+    needs = PacketKind.NONE
+    for spec in events:
+        needs |= spec.needs
+    return Plan(events, needs, any(spec.depends_on == probe.NAME for spec in events))
+
+
+def open_sinks(
+    specs: Mapping[str, SinkSpec], wanted: Mapping[str, Mapping[str, str]]
+) -> dict[str, Sink]:
+    """Open every wanted sink, or none: a bad name or option closes those already open."""
+    opened: dict[str, Sink] = {}
+    try:
+        for name, options in wanted.items():
+            spec = specs.get(name)
+            if spec is None:
+                raise RunError(
+                    f"unknown sink {name!r}; installed sinks: {', '.join(sorted(specs))} "
+                    "(see 'hostcore plugins')"
+                )
+            unknown = set(options) - set(spec.options)
+            if unknown:
+                raise RunError(
+                    f"sink {name!r} has no option {', '.join(sorted(unknown))}; "
+                    f"its options: {', '.join(spec.options) or '(none)'}"
+                )
+            try:
+                opened[name] = spec.open(options)
+            except SinkOptionError as error:
+                raise RunError(f"sink {name!r}: {error}") from error
+    except BaseException:
+        for sink in opened.values():
+            sink.close()
+        raise
+    return opened
+
+
+def run(config: Config, plugins: Plugins) -> int:
+    """Run until SIGINT or SIGTERM; returns the exit status."""
+    the_plan = plan(config, plugins)
+    flow_probe = None
+    if the_plan.uses_probe:
+        missing = capabilities.missing_for_probe(capabilities.effective())
+        if missing:
+            raise RunError(
+                f"the {probe.NAME} probe needs capabilities this process lacks: "
+                f"{', '.join(missing)}; run as root (or grant them)"
+            )
+        target = cgroup.attach_target(config.cgroup)
+        flow_probe = probe.FlowProbe(the_plan.needs, target, config.ring_buffer_kib)
+    sinks = open_sinks(plugins.sinks(), config.sinks)
+    accounting = Accounting(time.time_ns())
+    pipeline = Pipeline(the_plan.events, sinks, config.host_name, accounting)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        if flow_probe is not None:
+            flow_probe.attach()
+        log.info(
+            "ready",
+            events=[spec.name for spec in the_plan.events],
+            sinks=list(sinks),
+            cgroup=str(flow_probe.cgroup) if flow_probe else None,
+            kinds=[kind.name for kind in PacketKind if kind in the_plan.needs],
+        )
+        _loop(flow_probe, pipeline, accounting, config, stop)
+    finally:
+        if flow_probe is not None:
+            flow_probe.close()
+        pipeline.close()
+    log.info("totals", **accounting.totals())
+    return 0
+
+
+def _loop(
+    flow_probe: probe.FlowProbe | None,
+    pipeline: Pipeline,
+    accounting: Accounting,
+    config: Config,
+    stop: threading.Event,
+) -> None:
+    offset_ns = boot_to_epoch_offset_ns()
+    errors: Counter[str] = Counter()
+
+    def drain(timeout_ms: int) -> None:
+        if flow_probe is None:
+            stop.wait(timeout_ms / 1000)
+            return
+        raw = flow_probe.read(timeout_ms)
+        accounting.count("records", len(raw))
+        pipeline.feed(records.packets(raw, offset_ns, errors))
+        for reason, n in errors.items():
+            accounting.count(f"decode_errors.{reason}", n)
+        errors.clear()
+
+    def check_losses() -> None:
+        if flow_probe is not None:
+            accounting.counters["kernel_reserve_failures"] = flow_probe.reserve_failures()
+        pipeline.report_losses(time.time_ns())
+
+    next_loss_check = time.monotonic_ns()
+    next_stats = next_loss_check + int(config.stats_interval_s * 10**9)
+    while not stop.is_set():
+        drain(config.poll_interval_ms)
+        now = time.monotonic_ns()
+        if now >= next_loss_check:
+            check_losses()
+            next_loss_check = now + LOSS_CHECK_INTERVAL_NS
+        if now >= next_stats:
+            log.info("stats", **accounting.totals())
+            next_stats = now + int(config.stats_interval_s * 10**9)
+    if flow_probe is not None:
+        flow_probe.detach()  # no new records; those already queued are read below
+    drain(0)
+    check_losses()

@@ -1,0 +1,1 @@
+"""Sinks: where packed events go. The core's own sinks live here."""

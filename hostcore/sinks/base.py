@@ -1,0 +1,35 @@
+"""The sink interface that every sink plugin implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class SinkOptionError(ValueError):
+    """A sink was given options it cannot use; the message says which and why."""
+
+
+class Sink(Protocol):
+    """Receives every event of a run, already packed once as msgpack."""
+
+    def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
+        """Take one event: ``packed`` is its msgpack map, ``event`` the same map decoded."""
+
+    def flush(self) -> None:
+        """Push buffered events out; called after each batch and before close."""
+
+    def close(self) -> None:
+        """Release resources; no write follows."""
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """A sink a plugin provides: its name, its options (name -> help) and its opener."""
+
+    name: str
+    open: Callable[[Mapping[str, str]], Sink]
+    options: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    plugin: str = field(default="", compare=False)  # filled in by the core

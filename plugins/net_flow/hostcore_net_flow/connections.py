@@ -1,0 +1,29 @@
+"""A bounded, recency-ordered set of connection identities."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+
+class RecentSet:
+    """Remembers the last ``capacity`` keys; ``add`` says whether a key is new."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.evictions = 0
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+
+    def add(self, key: Hashable) -> bool:
+        """Record ``key``; False if it was already there (it becomes the most recent)."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
+            self.evictions += 1
+        return True
+
+    def __len__(self) -> int:
+        return len(self._keys)

@@ -1,0 +1,13 @@
+"""Entry point of the hostcore-net-flow distribution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hostcore import EventSpec, hookimpl
+from hostcore_net_flow import begin
+
+
+@hookimpl
+def hostcore_register_events(register: Callable[[EventSpec], None]) -> None:
+    register(begin.SPEC)
