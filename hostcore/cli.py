@@ -1,4 +1,4 @@
-"""The ``hostcore`` command line."""
+"""hostcore: capture host events with an eBPF probe and send them to sinks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import structlog
 
 from hostcore import config as config_module
 from hostcore import doctor, log, probe
@@ -19,21 +21,24 @@ USER_ERRORS = (ConfigError, PluginError, SelectionError, RunError, CgroupError, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--config",
         type=Path,
         help=f"TOML config file (default: {config_module.DEFAULT_PATH} if it exists)",
     )
-    parser.add_argument(
+    common.add_argument(
         "--strict-plugins",
         action="store_true",
         default=None,
         help="a plugin that fails to load is fatal (also HOSTCORE_STRICT_PLUGINS=1)",
     )
+    parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run_parser = commands.add_parser("run", help="capture events until SIGINT or SIGTERM")
+    run_parser = commands.add_parser(
+        "run", parents=[common], help="capture events until SIGINT or SIGTERM"
+    )
     run_parser.add_argument(
         "--events",
         action="append",
@@ -53,9 +58,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the probe's compile flags and C source, then exit",
     )
-    commands.add_parser("events", help="list the events and event sets plugins provide")
-    commands.add_parser("plugins", help="list installed plugins and their load errors")
-    doctor_parser = commands.add_parser("doctor", help="check what the live probe needs")
+    commands.add_parser(
+        "events", parents=[common], help="list the events and event sets plugins provide"
+    )
+    commands.add_parser(
+        "plugins", parents=[common], help="list installed plugins and their load errors"
+    )
+    doctor_parser = commands.add_parser(
+        "doctor", parents=[common], help="check what the live probe needs"
+    )
     doctor_parser.add_argument(
         "--fix", action="store_true", help="link kernel headers for bcc when they are missing"
     )
@@ -82,6 +93,15 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _plugins(config: Config) -> Plugins:
     return Plugins(config.plugins_allow, config.plugins_deny, config.strict_plugins)
+
+
+def _run(config: Config) -> int:
+    plugins = _plugins(config)
+    the_plan = plan(config, plugins)
+    for info in plugins.infos.values():
+        if info.error:
+            structlog.get_logger().warning("plugin not loaded", plugin=info.name, error=info.error)
+    return run(config, plugins, the_plan)
 
 
 def _print_bpf(config: Config) -> int:
@@ -133,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config(args)
         if args.command == "run":
-            return _print_bpf(config) if args.print_bpf else run(config, _plugins(config))
+            return _print_bpf(config) if args.print_bpf else _run(config)
         if args.command == "events":
             return _events(config)
         if args.command == "plugins":

@@ -79,6 +79,8 @@ def _ipv6(data: bytes) -> tuple[str, str, int]:
             length = (data[offset + 1] + 2) * 4
         else:
             raise DecodeError("not_tcp")
+        if len(data) < offset + length:
+            raise DecodeError("truncated_ip")
         next_header = data[offset]
         offset += length
     if next_header != IPPROTO_TCP:

@@ -20,8 +20,8 @@ _DEFINES = {
     PacketKind.TCP_SYN: "WANT_TCP_SYN",
 }
 _PROGRAMS = {
-    "hc_flow_ingress": AttachType.CGROUP_INET_INGRESS,
-    "hc_flow_egress": AttachType.CGROUP_INET_EGRESS,
+    b"hc_flow_ingress": AttachType.CGROUP_INET_INGRESS,
+    b"hc_flow_egress": AttachType.CGROUP_INET_EGRESS,
 }
 
 
@@ -63,7 +63,7 @@ class FlowProbe:
                 f"cannot compile or load {SOURCE.name}: {error} "
                 "(check kernel headers and privileges with 'hostcore doctor')"
             ) from error
-        self._bpf["records"].open_ring_buffer(self._on_record)
+        self._bpf[b"records"].open_ring_buffer(self._on_record)
         cgroup_fd = os.open(self.cgroup, os.O_RDONLY | os.O_DIRECTORY)
         try:
             for name, attach_type in _PROGRAMS.items():
@@ -88,7 +88,7 @@ class FlowProbe:
 
     def reserve_failures(self) -> int:
         """Records the kernel dropped because the ring buffer was full, over all CPUs."""
-        return int(self._bpf["reserve_failures"].sum(0).value)
+        return int(self._bpf[b"reserve_failures"].sum(0).value)
 
     def detach(self) -> None:
         """Close the links: the kernel detaches the programs; records already queued stay."""

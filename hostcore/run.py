@@ -81,9 +81,8 @@ def open_sinks(
     return opened
 
 
-def run(config: Config, plugins: Plugins) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit status."""
-    the_plan = plan(config, plugins)
+def run(config: Config, plugins: Plugins, the_plan: Plan) -> int:
+    """Run ``the_plan`` until SIGINT or SIGTERM; returns the exit status."""
     flow_probe = None
     if the_plan.uses_probe:
         missing = capabilities.missing_for_probe(capabilities.effective())

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def root() -> None:
+    """Live tests need root; without it they fail (they are never skipped)."""
+    assert os.geteuid() == 0, "live eBPF tests must run as root (CI runs them as root)"
+
+
+@pytest.fixture(scope="session")
+def tracefs() -> None:
+    """Mount tracefs if nothing is there (tcpstates-bpfcc needs it)."""
+    if not any(Path("/sys/kernel/tracing").iterdir()):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=True)
+
+
+@pytest.fixture
+def netns_pair(root: None) -> Iterator[tuple[str, str, str]]:
+    """Two network namespaces joined by a veth pair: (client ns, server ns, server address).
+
+    The addresses are from 198.18.0.0/15, the range set aside for benchmark test hosts.
+    """
+    suffix = str(os.getpid())
+    client, server = f"hc-cli-{suffix}", f"hc-srv-{suffix}"
+    commands = [
+        f"ip netns add {client}",
+        f"ip netns add {server}",
+        f"ip link add hc-c{suffix} netns {client} type veth peer name hc-s{suffix} netns {server}",
+        f"ip -n {client} addr add 198.18.0.1/24 dev hc-c{suffix}",
+        f"ip -n {server} addr add 198.18.0.2/24 dev hc-s{suffix}",
+        f"ip -n {client} link set hc-c{suffix} up",
+        f"ip -n {server} link set hc-s{suffix} up",
+        f"ip -n {client} link set lo up",
+        f"ip -n {server} link set lo up",
+    ]
+    try:
+        for command in commands:
+            subprocess.run(command.split(), check=True)
+        yield client, server, "198.18.0.2"
+    finally:
+        for name in (client, server):
+            subprocess.run(["ip", "netns", "del", name], check=False)

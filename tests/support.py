@@ -1,0 +1,261 @@
+"""Shared helpers for live tests: run hostcore, real servers and clients, oracles."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+BIN = Path(sys.executable).parent
+HOSTCORE = str(BIN / "hostcore")
+TOOLS = Path(__file__).parent / "tools"
+READY_TIMEOUT_S = 60
+BACKLOG = 4096
+
+Flow = tuple[str, str, str, int, int]  # direction, src, dst, src_port, dst_port
+
+
+def plain_ip(text: str) -> str:
+    """An address as the probe reports it: IPv4-mapped IPv6 becomes IPv4."""
+    address = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def both_ends(client: str, client_port: int, server: str, server_port: int) -> list[Flow]:
+    """The two begin events one connection between two local sockets gives."""
+    src, dst = plain_ip(client), plain_ip(server)
+    return [
+        ("outgoing", src, dst, client_port, server_port),
+        ("incoming", src, dst, client_port, server_port),
+    ]
+
+
+def flows(events: Iterable[dict[str, Any]], ports: set[int]) -> Counter[Flow]:
+    """The multiset of begin events touching ``ports`` (other host traffic is ignored)."""
+    found: Counter[Flow] = Counter()
+    for event in events:
+        data = event["data"]
+        if event["name"] == "net_flow_tcp_begin" and {data["src_port"], data["dst_port"]} & ports:
+            found[
+                (
+                    data["conn_direction"],
+                    data["src"],
+                    data["dst"],
+                    data["src_port"],
+                    data["dst_port"],
+                )
+            ] += 1
+    return found
+
+
+def syncookies_sent() -> int:
+    """TcpExt SyncookiesSent: a SYN cookie's SYN+ACK has no socket, so the probe cannot see it."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["SyncookiesSent"])
+    raise RuntimeError("no TcpExt line in /proc/net/netstat")
+
+
+@contextlib.contextmanager
+def no_syncookies() -> Iterator[None]:
+    before = syncookies_sent()
+    yield
+    assert syncookies_sent() == before, "SYN cookies were sent: the probe cannot see those"
+
+
+@dataclass
+class Hostcore:
+    """A ``hostcore run`` subprocess writing to a file sink; events are read after it stops."""
+
+    workdir: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    cli_sink: bool = True  # False: the config file names the sink, writing to events_path
+    process: subprocess.Popen[str] | None = None
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    stderr_lines: list[str] = field(default_factory=list)
+    _ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def events_path(self) -> Path:
+        return self.workdir / f"events-{id(self)}.msgpack"
+
+    def start(self) -> Hostcore:
+        sink = ["--sink", f"file:path={self.events_path}"] if self.cli_sink else []
+        command = [HOSTCORE, "run", *sink, *self.args]
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        if not self._ready.wait(READY_TIMEOUT_S) or self.process.poll() is not None:
+            self.process.kill()
+            raise AssertionError(f"hostcore never became ready:\n{''.join(self.stderr_lines)}")
+        return self
+
+    def _read_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr_lines.append(line)
+            with contextlib.suppress(json.JSONDecodeError):
+                self.logs.append(json.loads(line))
+                if self.logs[-1].get("event") == "ready":
+                    self._ready.set()
+        self._ready.set()  # exited: wake start() to report it
+
+    def stop(self, signum: int = signal.SIGINT) -> list[dict[str, Any]]:
+        """Signal hostcore, wait for it, and return every event it wrote."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=60)
+        if signum != signal.SIGKILL:
+            assert code == 0, f"hostcore exited {code}:\n{''.join(self.stderr_lines)}"
+        return self.events()
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        with self.events_path.open("rb") as stream:
+            return list(msgpack.Unpacker(stream, raw=False))
+
+    def log(self, name: str) -> dict[str, Any]:
+        return next(entry for entry in self.logs if entry.get("event") == name)
+
+    def __enter__(self) -> Hostcore:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class AcceptServer:
+    """A listening socket whose thread accepts, records the peer, and closes first.
+
+    Closing first leaves TIME_WAIT on the server side, so clients can reuse ports.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", family: int = socket.AF_INET) -> None:
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_INET6 and host == "::":
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(BACKLOG)
+        self.port: int = self.sock.getsockname()[1]
+        self.peers: list[tuple[str, int]] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:
+                return
+            self.peers.append((peer[0], peer[1]))
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join()
+
+    def __enter__(self) -> AcceptServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect_once(
+    host: str, port: int, family: int = socket.AF_INET, bind_port: int = 0
+) -> tuple[str, int]:
+    """One full connection from a Python socket; returns the client's (address, port)."""
+    with socket.socket(family, socket.SOCK_STREAM) as client:
+        if bind_port:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            client.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", bind_port))
+        client.connect((host, port))
+        local = client.getsockname()
+        client.recv(1)  # the server closes first: wait for its FIN
+    return local[0], local[1]
+
+
+@contextlib.contextmanager
+def http_server(host: str, netns: str | None = None) -> Iterator[int]:
+    """tests/tools/http_server.py in a subprocess (optionally in a netns); yields its port."""
+    command = [sys.executable, str(TOOLS / "http_server.py"), host]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once the socket listens
+        assert line.startswith("listening "), f"http server did not start: {line!r}"
+        yield int(line.split()[1])
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def curl(url: str, netns: str | None = None) -> tuple[str, int, str, int]:
+    """One real curl request; returns (local ip, local port, remote ip, remote port)."""
+    command = [
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{local_ip} %{local_port} %{remote_ip} %{remote_port}",
+        url,
+    ]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=30).stdout
+    local_ip, local_port, remote_ip, remote_port = out.split()
+    return local_ip, int(local_port), remote_ip, int(remote_port)
+
+
+def attached_program_names(cgroup_root: str) -> list[str]:
+    """Names of every BPF program attached anywhere under ``cgroup_root`` (bpftool)."""
+    out = subprocess.run(
+        ["bpftool", "-j", "cgroup", "tree", cgroup_root],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    names = []
+    for entry in json.loads(out or "[]"):
+        for program in entry.get("programs", []):
+            names.append(program.get("name", ""))
+    return names
+
+
+HOSTCORE_PROGRAMS = frozenset({"hc_flow_ingress", "hc_flow_egress"})
+
+
+def hostcore_programs(cgroup_root: str) -> Counter[str]:
+    """How many of hostcore's programs are attached under ``cgroup_root``, by name."""
+    return Counter(n for n in attached_program_names(cgroup_root) if n in HOSTCORE_PROGRAMS)

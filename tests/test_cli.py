@@ -1,0 +1,154 @@
+"""The command line: listings, config-driven runs, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from support import (
+    HOSTCORE,
+    AcceptServer,
+    Hostcore,
+    both_ends,
+    connect_once,
+    flows,
+    hostcore_programs,
+    no_syncookies,
+)
+
+from hostcore.cgroup import cgroup2_mount
+
+
+def hostcore(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([HOSTCORE, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_events_lists_the_flow_event_and_its_sets() -> None:
+    result = hostcore("events")
+    assert result.returncode == 0, result.stderr
+    assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in result.stdout
+    assert "set flows: net_flow_tcp_begin" in result.stdout
+    assert "set network_events: net_flow_tcp_begin" in result.stdout
+    assert "dst_port: uint16" in result.stdout and "dst_dns: []string" in result.stdout
+
+
+def test_plugins_lists_entry_points_with_their_distributions() -> None:
+    result = hostcore("plugins")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("net_flow: loaded (hostcore-net-flow ") for line in lines)
+    assert any(line.startswith("stdout: loaded (hostcore ") for line in lines)
+    assert any(line.startswith("file: loaded (hostcore ") for line in lines)
+
+
+@pytest.mark.live
+@pytest.mark.usefixtures("root")
+def test_doctor_passes_here() -> None:
+    result = hostcore("doctor")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("OK  ") == 6
+
+
+@pytest.mark.live
+@pytest.mark.usefixtures("root")
+@pytest.mark.parametrize("enable", ["flows", "net_flow_tcp_begin"])
+def test_config_file_alone_enables_events_and_sinks(tmp_path: Path, enable: str) -> None:
+    config = tmp_path / "hostcore.toml"
+    run = Hostcore(tmp_path, ["--config", str(config)], cli_sink=False)
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            enable = ["{enable}"]
+            host_name = "from-config"
+            [sinks.file]
+            path = "{run.events_path}"
+            """
+        )
+    )
+    with AcceptServer() as server, no_syncookies(), run:
+        client = connect_once("127.0.0.1", server.port)
+        events = run.stop()
+    assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
+    assert {event["host"] for event in events} == {"from-config"}
+    assert run.log("ready")["events"] == ["net_flow_tcp_begin"]
+    assert run.log("ready")["sinks"] == ["file"]
+
+
+def expect_error(args: list[str], *needles: str) -> None:
+    """The command fails with exit status 2, says each needle, and leaves nothing attached."""
+    root = str(cgroup2_mount())
+    before = hostcore_programs(root)
+    result = hostcore(*args)
+    assert result.returncode == 2, result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+    assert result.stderr.startswith("hostcore: error: ")
+    assert hostcore_programs(root) == before
+
+
+@pytest.mark.usefixtures("root")
+def test_unknown_event() -> None:
+    expect_error(
+        ["run", "--events", "flows,net_flow_tcp_nope"],
+        "unknown event or event set 'net_flow_tcp_nope'",
+        "events: net_flow_tcp_begin",
+        "sets: flows, network_events",
+    )
+
+
+@pytest.mark.usefixtures("root")
+def test_unknown_sink() -> None:
+    expect_error(["run", "--sink", "kafka:brokers=x"], "unknown sink 'kafka'", "file, stdout")
+
+
+@pytest.mark.usefixtures("root")
+def test_unknown_sink_option() -> None:
+    expect_error(["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path")
+
+
+@pytest.mark.usefixtures("root")
+def test_malformed_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("enable = [flows\n")
+    expect_error(["run", "--config", str(config)], f"{config}: not valid TOML")
+
+
+@pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('enabel = ["flows"]', "unknown key 'enabel'"),
+        ("ring_buffer_kib = 'big'", "'ring_buffer_kib' must be of type int"),
+        ("ring_buffer_kib = 1000", "ring_buffer_kib must be a power of two"),
+        ("[plugins]\nalow = []", "unknown key 'plugins.alow'"),
+        ("sinks = 3", "'sinks' must be a table"),
+    ],
+)
+def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    config = tmp_path / "hostcore.toml"
+    config.write_text(text + "\n")
+    expect_error(["run", "--config", str(config)], str(config), needle)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = hostcore("events", "--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert "nope.toml: cannot read: No such file or directory" in result.stderr
+
+
+@pytest.mark.usefixtures("root")
+def test_without_capabilities_run_names_the_missing_ones() -> None:
+    """Root with an empty capability set (setpriv) stands in for an unprivileged user."""
+    result = subprocess.run(
+        ["setpriv", "--bounding-set=-all", "--inh-caps=-all", HOSTCORE, "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "needs capabilities this process lacks: CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF" in (
+        result.stderr
+    )

@@ -1,0 +1,132 @@
+"""The decoder shared by the live probe and capture files."""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+import pytest
+from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp
+
+from hostcore import records
+from hostcore.decoder import DecodeError, decode
+from hostcore.packet import Direction, PacketKind
+
+
+def test_ipv4_syn_ack() -> None:
+    raw = ipv4("10.1.2.3", "192.0.2.9", tcp(443, 51000, SYN | ACK, seq=7, ack=4001))
+    packet = decode(raw, 123, Direction.INGRESS)
+    assert (packet.src, packet.dst, packet.src_port, packet.dst_port) == (
+        "10.1.2.3",
+        "192.0.2.9",
+        443,
+        51000,
+    )
+    assert (packet.seq, packet.ack, packet.kind) == (7, 4001, PacketKind.TCP_SYN_ACK)
+    assert (packet.timestamp_ns, packet.direction) == (123, Direction.INGRESS)
+
+
+def test_ipv4_options_move_the_tcp_header() -> None:
+    options = bytes([1, 1, 1, 0]) + bytes([7, 7, 4]) + bytes(5)  # NOPs, record route, padding
+    packet = decode(ipv4("1.1.1.1", "2.2.2.2", tcp(80, 9, SYN | ACK), options), 0, Direction.EGRESS)
+    assert (packet.src_port, packet.dst_port) == (80, 9)
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [
+        (SYN | ACK, PacketKind.TCP_SYN_ACK),
+        (SYN, PacketKind.TCP_SYN),
+        (FIN | ACK, PacketKind.TCP_FIN_RST),
+        (RST, PacketKind.TCP_FIN_RST),
+        (RST | ACK, PacketKind.TCP_FIN_RST),
+        (SYN | ACK | RST, PacketKind.TCP_FIN_RST),
+        (ACK, PacketKind.NONE),
+    ],
+)
+def test_kind_from_flags(flags: int, kind: PacketKind) -> None:
+    assert decode(ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, flags)), 0, Direction.INGRESS).kind == kind
+
+
+def test_ipv6_address_text_is_canonical() -> None:
+    raw = ipv6("2001:db8:0:0:0:0:0:1", "::ffff:192.0.2.1", tcp(1, 2, SYN | ACK))
+    packet = decode(raw, 0, Direction.INGRESS)
+    assert (packet.src, packet.dst) == ("2001:db8::1", "::ffff:192.0.2.1")
+
+
+def test_ipv6_extension_headers_are_walked() -> None:
+    chain = extension(43, 1) + extension(44) + fragment(60, more=True) + extension(6, 2)
+    raw = ipv6("::1", "::2", tcp(8080, 5555, SYN | ACK, ack=99), next_header=0, extensions=chain)
+    packet = decode(raw, 0, Direction.EGRESS)
+    assert (packet.src_port, packet.dst_port, packet.ack) == (8080, 5555, 99)
+
+
+def test_ipv6_authentication_header() -> None:
+    ah = bytes([6, 4]) + bytes(22)  # (4 + 2) * 4 = 24 bytes
+    packet = decode(ipv6("::1", "::2", tcp(1, 2, SYN | ACK), 51, ah), 0, Direction.INGRESS)
+    assert packet.src_port == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "empty"),
+        (b"\x45" + bytes(10), "truncated_ip"),
+        (b"\x75" + bytes(40), "bad_ip_version"),
+        (b"\x43" + bytes(40), "bad_ip_header_length"),
+        (ipv4("1.1.1.1", "2.2.2.2", b"", bytes(40))[:40], "truncated_ip"),
+        (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN), proto=17), "not_tcp"),
+        (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN))[:30], "truncated_tcp"),
+        (ipv6("::1", "::2", tcp(1, 2, SYN))[:39], "truncated_ip"),
+        (ipv6("::1", "::2", tcp(1, 2, SYN))[:50], "truncated_tcp"),
+        (ipv6("::1", "::2", b"", 0, extension(6, 3))[:50], "truncated_ip"),
+        (ipv6("::1", "::2", tcp(1, 2, SYN), 44, fragment(6, offset_units=3)), "ip_fragment"),
+        (ipv6("::1", "::2", tcp(1, 2, SYN), 59), "not_tcp"),
+        (
+            ipv6("::1", "::2", tcp(1, 2, SYN), 0, extension(0) * 8 + extension(6)),
+            "ipv6_extension_chain_too_long",
+        ),
+    ],
+)
+def test_malformed_bytes_raise_a_named_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError) as error:
+        decode(raw, 0, Direction.INGRESS)
+    assert error.value.reason == reason
+
+
+def test_ipv4_non_first_fragment_is_not_decoded() -> None:
+    raw = bytearray(ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN)))
+    raw[6:8] = struct.pack("!H", 0x2000 | 185)
+    with pytest.raises(DecodeError, match="ip_fragment"):
+        decode(bytes(raw), 0, Direction.INGRESS)
+
+
+def test_bad_tcp_data_offset() -> None:
+    raw = bytearray(ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN)))
+    raw[20 + 12] = 4 << 4
+    with pytest.raises(DecodeError, match="bad_tcp_header_length"):
+        decode(bytes(raw), 0, Direction.INGRESS)
+
+
+def _record(data: bytes, boot_ns: int = 5, direction: int = 1) -> bytes:
+    return records.HEADER.pack(boot_ns, len(data), len(data), direction, 1, 2, 0) + data
+
+
+def test_records_are_decoded_in_order_and_failures_counted() -> None:
+    good = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
+    batch = [_record(good, 10), b"\x00" * 5, _record(b"\x60"), _record(good, 20, 0)]
+    errors: Counter[str] = Counter()
+    packets = records.packets(batch, offset_ns=1000, errors=errors)
+    assert [(p.timestamp_ns, p.direction) for p in packets] == [
+        (1010, Direction.EGRESS),
+        (1020, Direction.INGRESS),
+    ]
+    assert errors == Counter({"short_record": 1, "truncated_ip": 1})
+
+
+def test_record_captured_length_bounds_the_packet() -> None:
+    raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
+    record = records.HEADER.pack(1, len(raw), 30, 0, 1, 0, 0) + raw + bytes(200)
+    errors: Counter[str] = Counter()
+    assert records.packets([record], 0, errors) == []
+    assert errors == Counter({"truncated_tcp": 1})

@@ -1,0 +1,251 @@
+"""net_flow_tcp_begin from the real probe, for real clients and servers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from support import (
+    HOSTCORE,
+    AcceptServer,
+    Flow,
+    Hostcore,
+    both_ends,
+    connect_once,
+    curl,
+    flows,
+    http_server,
+    no_syncookies,
+)
+
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
+
+
+def test_curl_to_local_http_server_gives_one_event_per_socket(tmp_path: Path) -> None:
+    with http_server("127.0.0.1") as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        clients = [curl(f"http://127.0.0.1:{port}/") for _ in range(5)]
+        events = hostcore.stop()
+    expected = Counter(f for c in clients for f in both_ends(c[0], c[1], c[2], c[3]))
+    assert flows(events, {port}) == expected
+    assert sum(expected.values()) == 10
+
+
+@pytest.mark.parametrize(
+    ("listen", "connect", "family"),
+    [
+        ("127.0.0.1", "127.0.0.1", socket.AF_INET),
+        ("::1", "::1", socket.AF_INET6),
+        ("::", "127.0.0.1", socket.AF_INET6),  # IPv4 client, dual-stack listener
+    ],
+    ids=["ipv4", "ipv6", "ipv4-to-dual-stack"],
+)
+def test_python_sockets(tmp_path: Path, listen: str, connect: str, family: int) -> None:
+    client_family = socket.AF_INET if "." in connect else socket.AF_INET6
+    with AcceptServer(listen, family) as server, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        clients = [connect_once(connect, server.port, client_family) for _ in range(20)]
+        events = hostcore.stop()
+    expected = Counter(f for ip, port in clients for f in both_ends(ip, port, connect, server.port))
+    assert flows(events, {server.port}) == expected
+    assert all(event["data"]["src_dns"] == [] for event in events)
+    # The server saw the same client endpoints the events name.
+    assert sorted(port for _, port in server.peers) == sorted(port for _, port in clients)
+
+
+def test_event_map_shape(tmp_path: Path) -> None:
+    with (
+        AcceptServer() as server,
+        no_syncookies(),
+        Hostcore(tmp_path, ["--host-name", "node-test-1"]) as hostcore,
+    ):
+        before_ns = time.time_ns()
+        client = connect_once("127.0.0.1", server.port)
+        after_ns = time.time_ns()
+        events = hostcore.stop()
+    ours = [e for e in events if e["data"]["src_port"] == client[1]]
+    assert len(ours) == 2
+    for event in ours:
+        assert set(event) == {"v", "name", "id", "timestamp", "host", "context", "data"}
+        assert (event["v"], event["name"], event["id"]) == (1, "net_flow_tcp_begin", 2012)
+        assert event["host"] == "node-test-1"
+        assert before_ns <= event["timestamp"] <= after_ns
+        assert event["context"] == dict.fromkeys(
+            ["pid", "tid", "comm", "uid", "cgroup_id", "container_id"]
+        )
+        assert list(event["data"]) == [
+            "conn_direction",
+            "src",
+            "dst",
+            "src_port",
+            "dst_port",
+            "src_dns",
+            "dst_dns",
+        ]
+
+
+def test_between_two_network_namespaces(tmp_path: Path, netns_pair: tuple[str, str, str]) -> None:
+    client_ns, server_ns, server_ip = netns_pair
+    with (
+        http_server(server_ip, netns=server_ns) as port,
+        no_syncookies(),
+        Hostcore(tmp_path) as hostcore,
+    ):
+        clients = [curl(f"http://{server_ip}:{port}/", netns=client_ns) for _ in range(3)]
+        events = hostcore.stop()
+    expected = Counter(f for c in clients for f in both_ends(c[0], c[1], c[2], c[3]))
+    assert flows(events, {port}) == expected
+    assert {c[0] for c in clients} == {"198.18.0.1"}
+
+
+def test_reused_client_port_gives_new_events_each_time(tmp_path: Path) -> None:
+    with AcceptServer() as server, no_syncookies():
+        with socket.socket() as probe_port:  # a free port to reuse
+            probe_port.bind(("127.0.0.1", 0))
+            client_port = probe_port.getsockname()[1]
+        with Hostcore(tmp_path) as hostcore:
+            clients = [
+                connect_once("127.0.0.1", server.port, bind_port=client_port) for _ in range(3)
+            ]
+            events = hostcore.stop()
+    assert {port for _, port in clients} == {client_port}
+    expected = Counter(both_ends("127.0.0.1", client_port, "127.0.0.1", server.port) * 3)
+    assert flows(events, {server.port}) == expected
+
+
+def test_burst_of_20000_connections(tmp_path: Path) -> None:
+    count = 20_000
+    with AcceptServer() as server, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        clients = _connect_in_threads("127.0.0.1", server.port, count, threads=4)
+        events = hostcore.stop()
+    expected = Counter(
+        f for ip, port in clients for f in both_ends(ip, port, "127.0.0.1", server.port)
+    )
+    assert sum(expected.values()) == 2 * count
+    assert flows(events, {server.port}) == expected
+    totals = hostcore.log("totals")
+    assert totals["kernel_reserve_failures"] == 0
+
+
+def _connect_in_threads(host: str, port: int, count: int, threads: int) -> list[tuple[str, int]]:
+    results: list[tuple[str, int]] = []
+
+    def work(n: int) -> None:
+        mine = [connect_once(host, port) for _ in range(n)]
+        results.extend(mine)
+
+    workers = [threading.Thread(target=work, args=(count // threads,)) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
+
+
+def test_refused_connection_gives_no_event(tmp_path: Path) -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        closed_port = placeholder.getsockname()[1]
+    with AcceptServer() as server, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+            client.connect(("127.0.0.1", closed_port))
+        control = connect_once("127.0.0.1", server.port)
+        events = hostcore.stop()
+    assert flows(events, {closed_port}) == Counter()
+    assert flows(events, {server.port}) == Counter(both_ends(*control, "127.0.0.1", server.port))
+
+
+def test_connection_from_before_the_run_gives_no_event(tmp_path: Path) -> None:
+    with AcceptServer() as server, no_syncookies():
+        old = socket.create_connection(("127.0.0.1", server.port))
+        old_port = old.getsockname()[1]
+        with Hostcore(tmp_path) as hostcore:
+            old.sendall(b"x")
+            old.recv(1)  # the server closes it while hostcore runs
+            old.close()
+            control = connect_once("127.0.0.1", server.port)
+            events = hostcore.stop()
+    assert flows(events, {old_port}) == Counter()
+    assert flows(events, {control[1]}) == Counter(both_ends(*control, "127.0.0.1", server.port))
+
+
+@pytest.mark.usefixtures("tracefs")
+def test_same_flows_as_tcpstates(tmp_path: Path) -> None:
+    """bcc's tcpstates (a tracepoint, independent of cgroup_skb) sees the same connections."""
+    with AcceptServer() as server, AcceptServer("::1", socket.AF_INET6) as server6:
+        tcpstates = subprocess.Popen(
+            ["tcpstates-bpfcc", "-s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert tcpstates.stdout is not None
+            assert tcpstates.stdout.readline().startswith("SKADDR")  # printed once attached
+            with no_syncookies(), Hostcore(tmp_path) as hostcore:
+                for _ in range(10):
+                    connect_once("127.0.0.1", server.port)
+                    connect_once("::1", server6.port, socket.AF_INET6)
+                events = hostcore.stop()
+            ports = {server.port, server6.port}
+            ours = flows(events, ports)
+            oracle = _read_tcpstates_until(tcpstates, ports, sum(ours.values()))
+        finally:
+            tcpstates.send_signal(signal.SIGINT)
+            tcpstates.wait(timeout=30)
+    assert sum(ours.values()) == 40
+    assert ours == oracle
+
+
+def _read_tcpstates_until(
+    tcpstates: subprocess.Popen[str], ports: set[int], expected: int
+) -> Counter[Flow]:
+    """tcpstates lines for ``ports`` as flows, read until ``expected`` of them arrived."""
+    assert tcpstates.stdout is not None
+    found: Counter[Flow] = Counter()
+    deadline = threading.Timer(30, tcpstates.kill)
+    deadline.start()
+    try:
+        for line in tcpstates.stdout:
+            row = next(csv.reader(io.StringIO(line)))
+            local, lport, remote, rport = row[4], int(row[5]), row[6], int(row[7])
+            if {lport, rport}.isdisjoint(ports) or row[9] != "ESTABLISHED":
+                continue
+            if row[8] == "SYN_SENT":
+                found[("outgoing", local, remote, lport, rport)] += 1
+            elif row[8] == "SYN_RECV":
+                found[("incoming", remote, local, rport, lport)] += 1
+            if sum(found.values()) == expected:
+                break
+    finally:
+        deadline.cancel()
+    return found
+
+
+def test_default_sink_prints_json_lines_on_stdout(tmp_path: Path) -> None:
+    """What `make run` shows: one JSON object per line, the same event map."""
+    process = subprocess.Popen(
+        [HOSTCORE, "run", "--events", "flows"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None and process.stdout is not None
+        for line in process.stderr:
+            if json.loads(line).get("event") == "ready":
+                break
+        with AcceptServer() as server, no_syncookies():
+            client = connect_once("127.0.0.1", server.port)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
+    assert '"event": "totals"' in err

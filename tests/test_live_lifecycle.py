@@ -1,0 +1,118 @@
+"""Attach and detach: coexistence with other cgroup programs and agents, clean exit on signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import (
+    HOSTCORE_PROGRAMS,
+    TOOLS,
+    AcceptServer,
+    Hostcore,
+    attached_program_names,
+    both_ends,
+    connect_once,
+    flows,
+    http_server,
+    no_syncookies,
+)
+from support import hostcore_programs as support_programs
+
+from hostcore.cgroup import cgroup2_mount
+
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
+
+PROGRAMS = HOSTCORE_PROGRAMS
+ROOT = str(cgroup2_mount())
+
+
+def hostcore_programs() -> Counter[str]:
+    return support_programs(ROOT)
+
+
+def wait_until_detached(expected: Counter[str], timeout_s: float = 10) -> Counter[str]:
+    """Poll bpftool until the programs match ``expected`` (the kernel may lag an exit)."""
+    deadline = time.monotonic() + timeout_s
+    while (found := hostcore_programs()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+@pytest.fixture
+def child_cgroup() -> Iterator[Path]:
+    path = cgroup2_mount() / f"hostcore-test-{os.getpid()}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        path.rmdir()
+
+
+def test_other_cgroup_program_attaches_beside_hostcore(tmp_path: Path, child_cgroup: Path) -> None:
+    from bcc import BPF, BPFAttachType
+
+    other = BPF(src_file=str(TOOLS / "count_packets.c").encode())
+    program = other.load_func(b"count_egress", BPF.CGROUP_SKB)
+    with http_server("127.0.0.1") as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        cgroup_fd = os.open(child_cgroup, os.O_RDONLY)
+        try:
+            # flags 0: the classic exclusive attach another tool would do, below our links
+            BPF.attach_func(program, cgroup_fd, BPFAttachType.CGROUP_INET_EGRESS)
+            out = subprocess.run(
+                [
+                    "sh",
+                    "-c",
+                    f"echo $$ > {child_cgroup}/cgroup.procs && exec curl -sS -o /dev/null "
+                    f'-w "%{{local_ip}} %{{local_port}}" http://127.0.0.1:{port}/',
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            names = attached_program_names(ROOT)
+        finally:
+            BPF.detach_func(program, cgroup_fd, BPFAttachType.CGROUP_INET_EGRESS)
+            os.close(cgroup_fd)
+        events = hostcore.stop()
+    assert "count_egress" in names and set(names) >= PROGRAMS
+    assert other[b"seen"][0].value > 0  # the other program ran
+    client_ip, client_port = out.split()
+    assert flows(events, {port}) == Counter(
+        both_ends(client_ip, int(client_port), "127.0.0.1", port)
+    )
+
+
+def test_two_agents_side_by_side(tmp_path: Path) -> None:
+    with (
+        AcceptServer() as server,
+        no_syncookies(),
+        Hostcore(tmp_path) as first,
+        Hostcore(tmp_path) as second,
+    ):
+        assert hostcore_programs() == Counter({name: 2 for name in PROGRAMS})
+        clients = [connect_once("127.0.0.1", server.port) for _ in range(10)]
+        second_events = second.stop()
+        first_events = first.stop()
+    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
+    assert flows(first_events, {server.port}) == expected
+    assert flows(second_events, {server.port}) == expected
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_no_program_left_attached_after_signal(tmp_path: Path, signum: int) -> None:
+    before = hostcore_programs()
+    with AcceptServer() as server, Hostcore(tmp_path) as hostcore:
+        assert hostcore_programs() == before + Counter(PROGRAMS)
+        client = connect_once("127.0.0.1", server.port)
+        events = hostcore.stop(signum)
+        assert wait_until_detached(before) == before
+    if signum != signal.SIGKILL:  # an orderly exit flushes the sink and prints totals
+        assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
+        assert hostcore.log("totals")["events.net_flow_tcp_begin"] >= 2

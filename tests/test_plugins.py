@@ -1,0 +1,130 @@
+"""Plugin discovery through real entry points: load errors, strict mode, allow/deny, clashes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from support import HOSTCORE
+
+
+def fake_distribution(where: Path, plugin: str, module_text: str) -> None:
+    """An installed distribution ``hostcore-<plugin>`` whose entry point is ``plugin``."""
+    (where / f"{plugin}_plugin.py").write_text(textwrap.dedent(module_text))
+    dist_info = where / f"hostcore_{plugin}-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: hostcore-{plugin}\nVersion: 0.1\n"
+    )
+    (dist_info / "entry_points.txt").write_text(f"[hostcore]\n{plugin} = {plugin}_plugin\n")
+
+
+def hostcore(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(where)}
+    env.pop("HOSTCORE_STRICT_PLUGINS", None)
+    return subprocess.run([HOSTCORE, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    fake_distribution(tmp_path, "broken", "import a_module_that_does_not_exist\n")
+    return tmp_path
+
+
+def test_import_error_is_reported_by_plugin_name(broken: Path) -> None:
+    result = hostcore(broken, "plugins")
+    assert result.returncode == 1
+    assert "broken: error (hostcore-broken 0.1)" in result.stdout
+    assert "cannot import broken_plugin: ModuleNotFoundError" in result.stdout
+    assert "a_module_that_does_not_exist" in result.stdout
+    assert "net_flow: loaded" in result.stdout  # the others still load
+
+
+def test_strict_mode_makes_a_load_error_fatal(broken: Path) -> None:
+    result = hostcore(broken, "events", "--strict-plugins")
+    assert result.returncode == 2
+    assert "hostcore: error: plugin 'broken' (hostcore-broken) cannot import" in result.stderr
+
+
+def test_strict_mode_from_the_environment(broken: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(broken), "HOSTCORE_STRICT_PLUGINS": "1"}
+    result = subprocess.run([HOSTCORE, "events"], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert "plugin 'broken'" in result.stderr
+
+
+def test_denied_plugin_is_not_imported(broken: Path) -> None:
+    config = broken / "hostcore.toml"
+    config.write_text('[plugins]\ndeny = ["broken"]\n')
+    result = hostcore(broken, "plugins", "--config", str(config), "--strict-plugins")
+    assert result.returncode == 0, result.stdout
+    assert "broken: denied (hostcore-broken 0.1)" in result.stdout
+
+
+def test_allow_list_loads_only_the_named_plugins(broken: Path) -> None:
+    config = broken / "hostcore.toml"
+    config.write_text('[plugins]\nallow = ["net_flow", "stdout"]\n')
+    result = hostcore(broken, "plugins", "--config", str(config))
+    assert result.returncode == 0, result.stdout
+    assert "broken: not allowed" in result.stdout
+    assert "file: not allowed" in result.stdout
+    assert "net_flow: loaded" in result.stdout
+
+
+def test_unknown_hook_is_a_load_error(tmp_path: Path) -> None:
+    fake_distribution(
+        tmp_path,
+        "typo",
+        """
+        from hostcore import hookimpl
+
+        @hookimpl
+        def hostcore_register_event(register):
+            pass
+        """,
+    )
+    result = hostcore(tmp_path, "plugins")
+    assert result.returncode == 1
+    assert "typo: error" in result.stdout
+    assert "implements unknown hooks hostcore_register_event" in result.stdout
+
+
+def test_plugin_that_raises_while_registering_is_isolated(tmp_path: Path) -> None:
+    fake_distribution(
+        tmp_path,
+        "raises",
+        """
+        from hostcore import hookimpl
+
+        @hookimpl
+        def hostcore_register_events(register):
+            raise RuntimeError("boom")
+        """,
+    )
+    result = hostcore(tmp_path, "events")
+    assert result.returncode == 0
+    assert "net_flow_tcp_begin" in result.stdout
+    listing = hostcore(tmp_path, "plugins")
+    assert "failed in hostcore_register_events: RuntimeError: boom" in listing.stdout
+
+
+def test_two_plugins_declaring_one_event_id_names_both(tmp_path: Path) -> None:
+    fake_distribution(
+        tmp_path,
+        "clash",
+        """
+        from hostcore import EventSpec, PacketKind, hookimpl
+
+        @hookimpl
+        def hostcore_register_events(register):
+            register(EventSpec(name="my_event", id=2012, fields=(), sets=("mine",),
+                               depends_on="", needs=PacketKind.NONE, handler=object))
+        """,
+    )
+    result = hostcore(tmp_path, "events")
+    assert result.returncode == 2
+    assert "'my_event' (id 2012) from plugin 'clash'" in result.stderr
+    assert "'net_flow_tcp_begin' (id 2012) from plugin 'net_flow'" in result.stderr
