@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import pluggy
 
-from hostcore.events import EventContext, EventHandler, EventSpec, Field
+from hostcore.events import Emit, EventContext, EventHandler, EventSpec, Field
 from hostcore.packet import Direction, Packet, PacketKind
-from hostcore.sinks.base import Sink, SinkSpec
+from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
 __all__ = [
     "Direction",
+    "Emit",
     "EventContext",
     "EventHandler",
     "EventSpec",
@@ -23,6 +24,7 @@ __all__ = [
     "Packet",
     "PacketKind",
     "Sink",
+    "SinkOptionError",
     "SinkSpec",
     "hookimpl",
 ]

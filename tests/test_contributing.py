@@ -1,0 +1,81 @@
+"""The plugin examples in CONTRIBUTING.md, built as wheels, installed, discovered, and run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import HOSTCORE, AcceptServer, Hostcore, both_ends, connect_once, flows, no_syncookies
+
+CONTRIBUTING = Path(__file__).parent.parent / "CONTRIBUTING.md"
+FILE_BLOCK = re.compile(r"<!-- file: (?P<path>\S+) -->\n```\w*\n(?P<body>.*?)```", re.S)
+EXAMPLES = ("hostcore-syn-sent", "hostcore-logfmt")
+
+
+def pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def installed_examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    source = tmp_path_factory.mktemp("examples")
+    for match in FILE_BLOCK.finditer(CONTRIBUTING.read_text()):
+        path = source / match["path"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(match["body"])
+    assert {p.name for p in source.iterdir()} == set(EXAMPLES)
+    wheels = source / "wheels"
+    for name in EXAMPLES:
+        pip(
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(source / name),
+        )
+    pip("install", "-q", "--no-deps", *map(str, wheels.glob("*.whl")))
+    try:
+        yield
+    finally:
+        pip("uninstall", "-q", "-y", *EXAMPLES)
+
+
+@pytest.mark.usefixtures("installed_examples")
+def test_examples_are_discovered_through_entry_points() -> None:
+    listing = subprocess.run([HOSTCORE, "plugins"], capture_output=True, text=True, check=True)
+    assert "syn_sent: loaded (hostcore-syn-sent 0.1.0) provides tcp_syn_sent" in listing.stdout
+    assert "logfmt: loaded (hostcore-logfmt 0.1.0) provides logfmt" in listing.stdout
+    # Installed as wheels, not editable: the modules come from site-packages.
+    import hostcore_logfmt
+    import hostcore_syn_sent
+
+    for module in (hostcore_syn_sent, hostcore_logfmt):
+        assert "site-packages" in str(module.__file__)
+
+
+@pytest.mark.live
+@pytest.mark.usefixtures("root", "installed_examples")
+def test_example_event_and_sink_run(tmp_path: Path) -> None:
+    logfmt = tmp_path / "events.log"
+    args = ["--events", "flows,examples", "--sink", f"logfmt:path={logfmt}"]
+    with AcceptServer() as server, no_syncookies(), Hostcore(tmp_path, args) as hostcore:
+        clients = [connect_once("127.0.0.1", server.port) for _ in range(5)]
+        events = hostcore.stop()
+    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
+    assert flows(events, {server.port}) == expected
+    syns = [
+        e for e in events if e["name"] == "tcp_syn_sent" and e["data"]["dst_port"] == server.port
+    ]
+    assert len(syns) == len(clients)  # one SYN leaves the client socket per connection
+    # The logfmt sink got every event the file sink got, in the same order.
+    lines = logfmt.read_text().splitlines()
+    assert len(lines) == len(events)
+    for line, event in zip(lines, events, strict=True):
+        assert line.startswith(f"name={event['name']} host={event['host']} ")
