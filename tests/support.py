@@ -218,8 +218,13 @@ def http_server(host: str, netns: str | None = None) -> Iterator[int]:
         process.wait()
 
 
-def curl(url: str, netns: str | None = None) -> tuple[str, int, str, int]:
-    """One real curl request; returns (local ip, local port, remote ip, remote port)."""
+def curl(
+    url: str, netns: str | None = None, cgroup: Path | None = None
+) -> tuple[str, int, str, int]:
+    """One real curl request, optionally from a netns or a cgroup v2 directory.
+
+    Returns (local ip, local port, remote ip, remote port) as curl saw them.
+    """
     command = [
         "curl",
         "-sS",
@@ -231,6 +236,9 @@ def curl(url: str, netns: str | None = None) -> tuple[str, int, str, int]:
         "%{local_ip} %{local_port} %{remote_ip} %{remote_port}",
         url,
     ]
+    if cgroup:
+        join = f'echo $$ > "{cgroup}/cgroup.procs" && exec "$@"'
+        command = ["sh", "-c", join, "sh", *command]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=30).stdout

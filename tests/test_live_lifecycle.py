@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from support import (
     attached_program_names,
     both_ends,
     connect_once,
+    curl,
     flows,
     http_server,
     no_syncookies,
@@ -65,17 +65,7 @@ def test_other_cgroup_program_attaches_beside_hostcore(tmp_path: Path, child_cgr
         try:
             # flags 0: the classic exclusive attach another tool would do, below our links
             BPF.attach_func(program, cgroup_fd, BPFAttachType.CGROUP_INET_EGRESS)
-            out = subprocess.run(
-                [
-                    "sh",
-                    "-c",
-                    f"echo $$ > {child_cgroup}/cgroup.procs && exec curl -sS -o /dev/null "
-                    f'-w "%{{local_ip}} %{{local_port}}" http://127.0.0.1:{port}/',
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
+            client_ip, client_port, _, _ = curl(f"http://127.0.0.1:{port}/", cgroup=child_cgroup)
             names = attached_program_names(ROOT)
         finally:
             BPF.detach_func(program, cgroup_fd, BPFAttachType.CGROUP_INET_EGRESS)
@@ -83,10 +73,7 @@ def test_other_cgroup_program_attaches_beside_hostcore(tmp_path: Path, child_cgr
         events = hostcore.stop()
     assert "count_egress" in names and set(names) >= PROGRAMS
     assert other[b"seen"][0].value > 0  # the other program ran
-    client_ip, client_port = out.split()
-    assert flows(events, {port}) == Counter(
-        both_ends(client_ip, int(client_port), "127.0.0.1", port)
-    )
+    assert flows(events, {port}) == Counter(both_ends(client_ip, client_port, "127.0.0.1", port))
 
 
 def test_two_agents_side_by_side(tmp_path: Path) -> None:
@@ -116,3 +103,21 @@ def test_no_program_left_attached_after_signal(tmp_path: Path, signum: int) -> N
     if signum != signal.SIGKILL:  # an orderly exit flushes the sink and prints totals
         assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
         assert hostcore.log("totals")["events.net_flow_tcp_begin"] >= 2
+
+
+def test_cgroup_option_scopes_the_probe(tmp_path: Path, child_cgroup: Path) -> None:
+    """Attached to a child cgroup, only sockets of processes inside it are seen."""
+    with (
+        http_server("127.0.0.1") as port,
+        no_syncookies(),
+        Hostcore(tmp_path, ["--cgroup", child_cgroup.name]) as hostcore,
+    ):
+        assert hostcore.log("ready")["cgroup"] == str(child_cgroup)
+        client_ip, client_port, _, _ = curl(f"http://127.0.0.1:{port}/", cgroup=child_cgroup)
+        outside = curl(f"http://127.0.0.1:{port}/")
+        events = hostcore.stop()
+    # The server is outside the cgroup: its socket's (incoming) event is not seen.
+    assert flows(events, {port}) == Counter(
+        [("outgoing", client_ip, "127.0.0.1", client_port, port)]
+    )
+    assert flows(events, {outside[1]}) == Counter()
