@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -267,3 +268,47 @@ HOSTCORE_PROGRAMS = frozenset({"hc_flow_ingress", "hc_flow_egress"})
 def hostcore_programs(cgroup_root: str) -> Counter[str]:
     """How many of hostcore's programs are attached under ``cgroup_root``, by name."""
     return Counter(n for n in attached_program_names(cgroup_root) if n in HOSTCORE_PROGRAMS)
+
+
+@contextlib.contextmanager
+def nginx(workdir: Path) -> Iterator[int]:
+    """A real nginx on 127.0.0.1 and [::1] with a large backlog; yields its port.
+
+    Ready once its pid file exists: nginx writes it after opening its listening sockets.
+    """
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    conf = workdir / "nginx.conf"
+    pid = workdir / "nginx.pid"
+    conf.write_text(
+        f"""
+        pid {pid};
+        error_log {workdir}/error.log;
+        events {{ worker_connections 1024; }}
+        http {{
+            access_log off;
+            client_body_temp_path {workdir}; proxy_temp_path {workdir};
+            fastcgi_temp_path {workdir}; uwsgi_temp_path {workdir}; scgi_temp_path {workdir};
+            server {{
+                listen 127.0.0.1:{port} backlog={BACKLOG};
+                listen [::1]:{port} backlog={BACKLOG};
+                location / {{ return 200 "ok\\n"; }}
+            }}
+        }}
+        """
+    )
+    process = subprocess.Popen(
+        ["nginx", "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not pid.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.01)
+        yield port
+    finally:
+        process.terminate()
+        process.wait()

@@ -24,6 +24,7 @@ from support import (
     curl,
     flows,
     http_server,
+    nginx,
     no_syncookies,
 )
 
@@ -249,3 +250,40 @@ def test_default_sink_prints_json_lines_on_stdout(tmp_path: Path) -> None:
     events = [json.loads(line) for line in out.splitlines()]
     assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
     assert '"event": "totals"' in err
+
+
+def test_curl_to_nginx_over_ipv4_and_ipv6(tmp_path: Path) -> None:
+    with nginx(tmp_path) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        clients = [curl(f"http://{host}:{port}/") for host in ["127.0.0.1", "[::1]"] * 3]
+        events = hostcore.stop()
+    expected = Counter(f for c in clients for f in both_ends(*c))
+    assert {c[2] for c in clients} == {"127.0.0.1", "::1"}
+    assert flows(events, {port}) == expected
+    assert sum(expected.values()) == 12
+
+
+def test_ring_buffer_overflow_is_counted_and_reported_to_sinks(tmp_path: Path) -> None:
+    """A one-page ring drained once a second overflows; the loss reaches the sink."""
+    config = tmp_path / "small-ring.toml"
+    config.write_text("ring_buffer_kib = 4\npoll_interval_ms = 1000\n")
+    count = 300
+    with (
+        AcceptServer() as server,
+        no_syncookies(),
+        Hostcore(tmp_path, ["--config", str(config)]) as hostcore,
+    ):
+        for _ in range(count):
+            connect_once("127.0.0.1", server.port)
+        events = hostcore.stop()
+    kernel_drops = hostcore.log("totals")["kernel_reserve_failures"]
+    reported = sum(
+        e["data"]["lost"].get("kernel_reserve_failures", 0)
+        for e in events
+        if e["name"] == "lost_events"
+    )
+    seen = sum(flows(events, {server.port}).values())
+    assert 0 < seen < 2 * count
+    assert kernel_drops >= 2 * count - seen  # every missing event is accounted for
+    assert reported == kernel_drops
+    [last] = [e for e in events if e["name"] == "lost_events"][-1:]
+    assert last["id"] == 1 and last["data"]["interval_start"] < last["data"]["interval_end"]
