@@ -50,7 +50,7 @@ def _ipv4(data: bytes) -> tuple[str, str, int]:
         raise DecodeError("bad_ip_header_length")
     if len(data) < header_len:
         raise DecodeError("truncated_ip")
-    if int.from_bytes(data[6:8], "big") & 0x1FFF:
+    if (data[6] << 8 | data[7]) & 0x1FFF:
         raise DecodeError("ip_fragment")
     if data[9] != IPPROTO_TCP:
         raise DecodeError("not_tcp")
@@ -98,15 +98,7 @@ def _tcp(
     src_port, dst_port, seq, ack, data_offset, flags = _TCP.unpack_from(data, offset)
     if data_offset >> 4 < 5:
         raise DecodeError("bad_tcp_header_length")
+    # Positional: this runs once per packet, and keywords cost measurably more.
     return Packet(
-        timestamp_ns=timestamp_ns,
-        direction=direction,
-        kind=tcp_kind(flags),
-        src=src,
-        dst=dst,
-        src_port=src_port,
-        dst_port=dst_port,
-        seq=seq,
-        ack=ack,
-        tcp_flags=flags,
+        timestamp_ns, direction, tcp_kind(flags), src, dst, src_port, dst_port, seq, ack, flags
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class Direction(enum.IntEnum):
@@ -28,8 +28,7 @@ TCP_RST = 0x04
 TCP_ACK = 0x10
 
 
-def tcp_kind(flags: int) -> PacketKind:
-    """Classify TCP flags the way the kernel filter in bpf/ does."""
+def _classify(flags: int) -> PacketKind:
     if flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN | TCP_ACK:
         return PacketKind.TCP_SYN_ACK
     if flags & (TCP_FIN | TCP_RST):
@@ -39,9 +38,19 @@ def tcp_kind(flags: int) -> PacketKind:
     return PacketKind.NONE
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """One decoded TCP segment, addresses as text (IPv4 dotted, IPv6 RFC 5952)."""
+_KIND_BY_FLAGS = tuple(_classify(flags) for flags in range(256))
+
+
+def tcp_kind(flags: int) -> PacketKind:
+    """Classify TCP flags the way the kernel filter in bpf/ does."""
+    return _KIND_BY_FLAGS[flags & 0xFF]
+
+
+class Packet(NamedTuple):
+    """One decoded TCP segment, addresses as text (IPv4 dotted, IPv6 RFC 5952).
+
+    Immutable: every enabled event's handler sees the same Packet objects.
+    """
 
     timestamp_ns: int  # nanoseconds since the epoch
     direction: Direction

@@ -11,6 +11,7 @@ from hostcore.packet import Direction, Packet
 
 # u64 boot_ns, u32 wire_len, u16 captured, u8 direction, u8 kind, u32 ifindex, u32 pad
 HEADER = struct.Struct("<QIHBBII")
+_DIRECTIONS = (Direction.INGRESS, Direction.EGRESS)
 
 
 def packets(records: Iterable[bytes], offset_ns: int, errors: Counter[str]) -> list[Packet]:
@@ -23,7 +24,7 @@ def packets(records: Iterable[bytes], offset_ns: int, errors: Counter[str]) -> l
         boot_ns, _wire_len, captured, direction, _kind, _ifindex, _pad = HEADER.unpack_from(record)
         data = record[HEADER.size : HEADER.size + captured]
         try:
-            decoded.append(decode(data, boot_ns + offset_ns, Direction(direction & 1)))
+            decoded.append(decode(data, boot_ns + offset_ns, _DIRECTIONS[direction & 1]))
         except DecodeError as error:
             errors[error.reason] += 1
     return decoded

@@ -7,7 +7,7 @@ from collections.abc import Hashable
 
 
 class RecentSet:
-    """Remembers the last ``capacity`` keys; ``add`` says whether a key is new."""
+    """Remembers the last ``capacity`` keys added; ``add`` says whether a key is new."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -15,9 +15,8 @@ class RecentSet:
         self._keys: OrderedDict[Hashable, None] = OrderedDict()
 
     def add(self, key: Hashable) -> bool:
-        """Record ``key``; False if it was already there (it becomes the most recent)."""
+        """Record ``key``; False if it was already there."""
         if key in self._keys:
-            self._keys.move_to_end(key)
             return False
         self._keys[key] = None
         if len(self._keys) > self.capacity:
