@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
-APT_RUN := python3-bpfcc bpfcc-tools linux-headers-amd64 bpftool python3-venv python3-pip
+APT_RUN := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
+	python3-venv python3-pip
 # Tests: real clients and servers and the tools that check the probe.
 APT_TEST := curl iproute2 nginx-light util-linux
 

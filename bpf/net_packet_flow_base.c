@@ -29,12 +29,9 @@
 
 struct record {
     u64 boot_ns;     // bpf_ktime_get_boot_ns() when the packet passed the hook
-    u32 wire_len;    // skb->len: the whole packet from the IP header on
-    u16 captured;    // bytes of data[] that hold packet bytes
+    u16 captured;    // bytes of data[] that hold packet bytes, from the IP header on
     u8 direction;    // DIRECTION_*
-    u8 kind;         // KIND_*
-    u32 ifindex;
-    u32 pad;
+    u8 pad[5];
     u8 data[CAPTURE_BYTES];
 };
 
@@ -90,21 +87,36 @@ static __always_inline u32 tcp_offset(struct __sk_buff *skb)
     return next == IPPROTO_TCP ? offset : 0;
 }
 
+// The same classification as hostcore/packet.py: every segment has one kind.
 static __always_inline u8 tcp_kind(u8 flags)
 {
-#ifdef WANT_TCP_SYN_ACK
     if ((flags & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK))
         return KIND_TCP_SYN_ACK;
-#endif
-#ifdef WANT_TCP_FIN_RST
     if (flags & (TCP_FIN | TCP_RST))
         return KIND_TCP_FIN_RST;
-#endif
-#ifdef WANT_TCP_SYN
     if ((flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
         return KIND_TCP_SYN;
-#endif
     return 0;
+}
+
+static __always_inline bool wanted(u8 kind)
+{
+    switch (kind) {
+#ifdef WANT_TCP_SYN_ACK
+    case KIND_TCP_SYN_ACK:
+        return true;
+#endif
+#ifdef WANT_TCP_FIN_RST
+    case KIND_TCP_FIN_RST:
+        return true;
+#endif
+#ifdef WANT_TCP_SYN
+    case KIND_TCP_SYN:
+        return true;
+#endif
+    default:
+        return false;
+    }
 }
 
 static __always_inline void count_reserve_failure(void)
@@ -123,8 +135,7 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     u8 tcp[14];
     if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) < 0)
         return 1;
-    u8 kind = tcp_kind(tcp[13]);
-    if (!kind)
+    if (!wanted(tcp_kind(tcp[13])))
         return 1;
 
     u32 captured = l4 + (tcp[12] >> 4) * 4;
@@ -141,11 +152,7 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
         return 1;
     }
     rec->boot_ns = bpf_ktime_get_boot_ns();
-    rec->wire_len = skb->len;
     rec->direction = direction;
-    rec->kind = kind;
-    rec->ifindex = skb->ifindex;
-    rec->pad = 0;
     if (bpf_skb_load_bytes(skb, 0, rec->data, captured) < 0)
         captured = 0;
     rec->captured = captured;

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections import Counter
 
 # Counters under these names or prefixes mean events were or may have been lost.
-LOSS_COUNTERS = ("kernel_reserve_failures", "decode_errors.", "plugin_errors.", "sink_errors.")
+# Units: records (kernel, decode), packets (plugin), events (sink writes), flushes.
+LOSS_COUNTERS = (
+    "kernel_reserve_failures",
+    "decode_errors.",
+    "plugin_errors.",
+    "sink_errors.",
+    "sink_flush_failures.",
+)
 
 
 def is_loss(name: str) -> bool:

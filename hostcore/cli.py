@@ -7,8 +7,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
 from hostcore import config as config_module
 from hostcore import doctor, log, probe
 from hostcore.cgroup import CgroupError
@@ -95,15 +93,6 @@ def _plugins(config: Config) -> Plugins:
     return Plugins(config.plugins_allow, config.plugins_deny, config.strict_plugins)
 
 
-def _run(config: Config) -> int:
-    plugins = _plugins(config)
-    the_plan = plan(config, plugins)
-    for info in plugins.infos.values():
-        if info.error:
-            structlog.get_logger().warning("plugin not loaded", plugin=info.name, error=info.error)
-    return run(config, plugins, the_plan)
-
-
 def _print_bpf(config: Config) -> int:
     the_plan = plan(config, _plugins(config))
     print("// cflags:", " ".join(probe.cflags(the_plan.needs, config.ring_buffer_kib)))
@@ -153,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config(args)
         if args.command == "run":
-            return _print_bpf(config) if args.print_bpf else _run(config)
+            return _print_bpf(config) if args.print_bpf else run(config, _plugins(config))
         if args.command == "events":
             return _events(config)
         if args.command == "plugins":
@@ -162,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"hostcore: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside ``run``, which handles SIGINT itself
+        return 130
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class Config:
             raise ConfigError(f"ring_buffer_kib must be a power of two >= 4, got {kib}")
         if self.poll_interval_ms < 1:
             raise ConfigError(f"poll_interval_ms must be >= 1, got {self.poll_interval_ms}")
+        if self.stats_interval_s <= 0:
+            raise ConfigError(f"stats_interval_s must be > 0, got {self.stats_interval_s}")
         if not self.enable:
             raise ConfigError("enable must name at least one event or event set")
 

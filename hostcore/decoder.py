@@ -1,7 +1,8 @@
 """Decode raw bytes, starting at the IP header, into a Packet.
 
-The live probe and offline captures share this decoder. Anything it cannot
-decode raises DecodeError with a short, stable reason that callers count.
+Every source of packets goes through this one decoder, so that the same cases
+test them all. Anything it cannot decode raises DecodeError with a short,
+stable reason that callers count.
 """
 
 from __future__ import annotations

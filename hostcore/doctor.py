@@ -73,7 +73,8 @@ def _ring_buffer() -> Check:
 
 
 def _probe_loads() -> Check:
-    flow_probe = probe.FlowProbe(PacketKind.TCP_SYN_ACK, cgroup.cgroup2_mount(), 64)
+    every_kind = PacketKind(sum(PacketKind))  # compile every filter branch
+    flow_probe = probe.FlowProbe(every_kind, cgroup.cgroup2_mount(), 64)
     try:
         flow_probe.attach()
     except probe.ProbeError as error:

@@ -8,6 +8,9 @@ from typing import Any, Protocol
 
 from hostcore.packet import Packet, PacketKind
 
+LOST_EVENTS_NAME = "lost_events"  # the core's own event: what was lost, reported in the stream
+LOST_EVENTS_ID = 1
+
 Emit = Callable[[int, Mapping[str, Any]], None]
 """``emit(timestamp_ns, data)``: hand one event's data fields to the core."""
 

@@ -10,17 +10,33 @@ import msgpack
 import structlog
 
 from hostcore.accounting import Accounting
-from hostcore.events import Emit, EventContext, EventHandler, EventSpec
+from hostcore.events import (
+    LOST_EVENTS_ID,
+    LOST_EVENTS_NAME,
+    Emit,
+    EventContext,
+    EventHandler,
+    EventSpec,
+)
 from hostcore.packet import Packet
+from hostcore.plugins import PluginError
 from hostcore.sinks.base import Sink
 
 SCHEMA_VERSION = 1
-LOST_EVENTS_NAME = "lost_events"
-LOST_EVENTS_ID = 1
 CONTEXT_FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id")
 ERROR_LOG_INTERVAL_NS = 60 * 10**9
 
 log = structlog.get_logger()
+
+
+def _start(spec: EventSpec, context: EventContext) -> EventHandler:
+    try:
+        return spec.handler(context)
+    except Exception as error:
+        raise PluginError(
+            f"event {spec.name!r} from plugin {spec.plugin!r} failed to start: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 class Pipeline:
@@ -40,7 +56,7 @@ class Pipeline:
         self._packer = msgpack.Packer()  # reused: packb would build a Packer per event
         context = EventContext(count=accounting.count)
         self._handlers: list[tuple[EventSpec, EventHandler, Emit]] = [
-            (spec, spec.handler(context), self._emitter(spec)) for spec in events
+            (spec, _start(spec, context), self._emitter(spec)) for spec in events
         ]
 
     def _emitter(self, spec: EventSpec) -> Emit:
@@ -63,7 +79,7 @@ class Pipeline:
             try:
                 handler.handle(wanted, emit)
             except Exception:
-                self._accounting.count(f"plugin_errors.{spec.name}")
+                self._accounting.count(f"plugin_errors.{spec.name}", len(wanted))
                 self._log_error(f"event:{spec.name}", "event handler failed", event=spec.name)
         self.flush()
 
@@ -97,16 +113,18 @@ class Pipeline:
             "interval_start": self._accounting.reported_at_ns,
             "interval_end": now_ns,
         }
-        self._accounting.mark_reported(now_ns)
         log.warning("lost_events", **data)
         self.publish(LOST_EVENTS_NAME, LOST_EVENTS_ID, now_ns, data)
+        # After publishing: a sink that cannot take this very marker must not
+        # trigger another one every second (its failures still show in the totals).
+        self._accounting.mark_reported(now_ns)
 
     def flush(self) -> None:
         for sink_name, sink in self._sinks.items():
             try:
                 sink.flush()
             except Exception:
-                self._accounting.count(f"sink_errors.{sink_name}")
+                self._accounting.count(f"sink_flush_failures.{sink_name}")
                 self._log_error(f"sink:{sink_name}", "sink flush failed", sink=sink_name)
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 import pluggy
 
 from hostcore import hookspecs
-from hostcore.events import EventSpec
+from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
 from hostcore.sinks.base import SinkSpec
 
 ENTRY_POINT_GROUP = "hostcore"
@@ -48,16 +48,13 @@ class Plugins:
         self.manager = pluggy.PluginManager("hostcore")
         self.manager.add_hookspecs(hookspecs)
 
-    def load(self, extra: Iterable[tuple[str, object]] = ()) -> None:
-        """Import and register every permitted entry point (and ``extra`` plugins)."""
+    def load(self) -> None:
+        """Import and register every permitted entry point, once."""
         if self._loaded:
             return
         self._loaded = True
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
             self._load_entry_point(entry_point)
-        for name, plugin in extra:
-            self.infos[name] = PluginInfo(name, "(registered in code)", "")
-            self._register(name, plugin)
 
     def _load_entry_point(self, entry_point: EntryPoint) -> None:
         dist = entry_point.dist
@@ -66,6 +63,16 @@ class Plugins:
             dist.name if dist else "?",
             dist.version if dist else "?",
         )
+        earlier = self.infos.get(entry_point.name)
+        if earlier is not None:
+            self._fail(
+                info,
+                f"uses the plugin name of {earlier.distribution} {earlier.version}; "
+                "uninstall one of them",
+                None,
+            )
+            self.infos[f"{entry_point.name} ({info.distribution})"] = info
+            return
         self.infos[entry_point.name] = info
         if entry_point.name in self.deny:
             info.status = "denied"
@@ -95,6 +102,9 @@ class Plugins:
         except pluggy.PluginValidationError as error:
             self._fail(info, "has invalid hooks", error)
             return
+        except ValueError as error:  # the same object under two entry-point names
+            self._fail(info, "is registered twice", error)
+            return
         info.status = "loaded"
 
     def _fail(self, info: PluginInfo, what: str, error: BaseException | None) -> None:
@@ -110,9 +120,15 @@ class Plugins:
         """Every declared event by name; duplicate names or ids name both plugins."""
         specs: dict[str, EventSpec] = {}
         by_id: dict[int, EventSpec] = {}
+        reserved = {LOST_EVENTS_NAME, LOST_EVENTS_ID}
 
         def add(plugin: str, spec: EventSpec) -> None:
             spec = replace(spec, plugin=plugin)
+            if reserved & {spec.name, spec.id}:
+                raise PluginError(
+                    f"event {spec.name!r} (id {spec.id}) from plugin {plugin!r} clashes with "
+                    f"the core's {LOST_EVENTS_NAME!r} (id {LOST_EVENTS_ID})"
+                )
             for existing in (specs.get(spec.name), by_id.get(spec.id)):
                 if existing is not None:
                     raise PluginError(

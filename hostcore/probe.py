@@ -58,13 +58,16 @@ class FlowProbe:
         try:
             self._bpf = BPF(src_file=str(SOURCE).encode(), cflags=self.cflags)
             programs = {name: self._bpf.load_func(name, BPF.CGROUP_SKB) for name in _PROGRAMS}
+            self._bpf[b"records"].open_ring_buffer(self._on_record)
         except Exception as error:
             raise ProbeError(
                 f"cannot compile or load {SOURCE.name}: {error} "
                 "(check kernel headers and privileges with 'hostcore doctor')"
             ) from error
-        self._bpf[b"records"].open_ring_buffer(self._on_record)
-        cgroup_fd = os.open(self.cgroup, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            cgroup_fd = os.open(self.cgroup, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as error:
+            raise ProbeError(f"cannot open cgroup {self.cgroup}: {error.strerror}") from error
         try:
             for name, attach_type in _PROGRAMS.items():
                 self._links.append(link_cgroup(programs[name].fd, cgroup_fd, attach_type))

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from hostcore.decoder import DecodeError, decode
 from hostcore.packet import Direction, Packet
 
-# u64 boot_ns, u32 wire_len, u16 captured, u8 direction, u8 kind, u32 ifindex, u32 pad
-HEADER = struct.Struct("<QIHBBII")
+# struct record in bpf/net_packet_flow_base.c: u64 boot_ns, u16 captured, u8 direction, u8 pad[5]
+HEADER = struct.Struct("<QHB5x")
 _DIRECTIONS = (Direction.INGRESS, Direction.EGRESS)
 
 
@@ -21,7 +21,7 @@ def packets(records: Iterable[bytes], offset_ns: int, errors: Counter[str]) -> l
         if len(record) < HEADER.size:
             errors["short_record"] += 1
             continue
-        boot_ns, _wire_len, captured, direction, _kind, _ifindex, _pad = HEADER.unpack_from(record)
+        boot_ns, captured, direction = HEADER.unpack_from(record)
         data = record[HEADER.size : HEADER.size + captured]
         try:
             decoded.append(decode(data, boot_ns + offset_ns, _DIRECTIONS[direction & 1]))

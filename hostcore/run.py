@@ -18,7 +18,7 @@ from hostcore.config import Config
 from hostcore.events import EventSpec
 from hostcore.packet import PacketKind
 from hostcore.pipeline import Pipeline
-from hostcore.plugins import Plugins
+from hostcore.plugins import PluginError, Plugins
 from hostcore.selection import resolve
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
@@ -81,8 +81,16 @@ def open_sinks(
     return opened
 
 
-def run(config: Config, plugins: Plugins, the_plan: Plan) -> int:
-    """Run ``the_plan`` until SIGINT or SIGTERM; returns the exit status."""
+def run(config: Config, plugins: Plugins) -> int:
+    """Run until SIGINT or SIGTERM; returns the exit status."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    the_plan = plan(config, plugins)
+    sink_specs = plugins.sinks()
+    for info in plugins.infos.values():
+        if info.error:
+            log.warning("plugin not loaded", plugin=info.name, error=info.error)
     flow_probe = None
     if the_plan.uses_probe:
         missing = capabilities.missing_for_probe(capabilities.effective())
@@ -93,12 +101,14 @@ def run(config: Config, plugins: Plugins, the_plan: Plan) -> int:
             )
         target = cgroup.attach_target(config.cgroup)
         flow_probe = probe.FlowProbe(the_plan.needs, target, config.ring_buffer_kib)
-    sinks = open_sinks(plugins.sinks(), config.sinks)
+    sinks = open_sinks(sink_specs, config.sinks)
     accounting = Accounting(time.time_ns())
-    pipeline = Pipeline(the_plan.events, sinks, config.host_name, accounting)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    try:
+        pipeline = Pipeline(the_plan.events, sinks, config.host_name, accounting)
+    except PluginError:
+        for sink in sinks.values():
+            sink.close()
+        raise
     try:
         if flow_probe is not None:
             flow_probe.attach()

@@ -91,6 +91,7 @@ class Hostcore:
     logs: list[dict[str, Any]] = field(default_factory=list)
     stderr_lines: list[str] = field(default_factory=list)
     _ready: threading.Event = field(default_factory=threading.Event)
+    _reader: threading.Thread | None = None
 
     @property
     def events_path(self) -> Path:
@@ -106,7 +107,8 @@ class Hostcore:
             text=True,
             env=self.env,
         )
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
         if not self._ready.wait(READY_TIMEOUT_S) or self.process.poll() is not None:
             self.process.kill()
             raise AssertionError(f"hostcore never became ready:\n{''.join(self.stderr_lines)}")
@@ -127,6 +129,8 @@ class Hostcore:
         assert self.process is not None
         self.process.send_signal(signum)
         code = self.process.wait(timeout=60)
+        assert self._reader is not None
+        self._reader.join(timeout=60)  # every log line, totals included, is read
         if signum != signal.SIGKILL:
             assert code == 0, f"hostcore exited {code}:\n{''.join(self.stderr_lines)}"
         return self.events()
@@ -276,9 +280,7 @@ def nginx(workdir: Path) -> Iterator[int]:
 
     Ready once its pid file exists: nginx writes it after opening its listening sockets.
     """
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    port = free_port()
     conf = workdir / "nginx.conf"
     pid = workdir / "nginx.pid"
     conf.write_text(
@@ -312,3 +314,16 @@ def nginx(workdir: Path) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait()
+
+
+def free_port() -> int:
+    """A TCP port free right now on both 127.0.0.1 and ::1."""
+    while True:
+        with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
+            v4.bind(("127.0.0.1", 0))
+            port: int = v4.getsockname()[1]
+            try:
+                v6.bind(("::1", port))
+            except OSError:
+                continue
+            return port

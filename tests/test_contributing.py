@@ -40,6 +40,7 @@ def installed_examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
             str(wheels),
             str(source / name),
         )
+    pip("uninstall", "-q", "-y", *EXAMPLES)  # leftovers of an interrupted run, if any
     pip("install", "-q", "--no-deps", *map(str, wheels.glob("*.whl")))
     try:
         yield

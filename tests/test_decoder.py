@@ -109,7 +109,7 @@ def test_bad_tcp_data_offset() -> None:
 
 
 def _record(data: bytes, boot_ns: int = 5, direction: int = 1) -> bytes:
-    return records.HEADER.pack(boot_ns, len(data), len(data), direction, 1, 2, 0) + data
+    return records.HEADER.pack(boot_ns, len(data), direction) + data
 
 
 def test_records_are_decoded_in_order_and_failures_counted() -> None:
@@ -126,7 +126,7 @@ def test_records_are_decoded_in_order_and_failures_counted() -> None:
 
 def test_record_captured_length_bounds_the_packet() -> None:
     raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
-    record = records.HEADER.pack(1, len(raw), 30, 0, 1, 0, 0) + raw + bytes(200)
+    record = records.HEADER.pack(1, 30, 0) + raw + bytes(200)
     errors: Counter[str] = Counter()
     assert records.packets([record], 0, errors) == []
     assert errors == Counter({"truncated_tcp": 1})

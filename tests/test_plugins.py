@@ -128,3 +128,33 @@ def test_two_plugins_declaring_one_event_id_names_both(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "'my_event' (id 2012) from plugin 'clash'" in result.stderr
     assert "'net_flow_tcp_begin' (id 2012) from plugin 'net_flow'" in result.stderr
+
+
+def test_core_lost_events_name_and_id_are_reserved(tmp_path: Path) -> None:
+    fake_distribution(
+        tmp_path,
+        "reserved",
+        """
+        from hostcore import EventSpec, PacketKind, hookimpl
+
+        @hookimpl
+        def hostcore_register_events(register):
+            register(EventSpec(name="my_loss", id=1, fields=(), sets=("mine",),
+                               depends_on="", needs=PacketKind.NONE, handler=object))
+        """,
+    )
+    result = hostcore(tmp_path, "events")
+    assert result.returncode == 2
+    assert "'my_loss' (id 1) from plugin 'reserved' clashes with the core's 'lost_events'" in (
+        result.stderr
+    )
+
+
+def test_two_distributions_with_one_plugin_name(tmp_path: Path) -> None:
+    fake_distribution(tmp_path, "stdout", "")  # hostcore itself already uses this name
+    result = hostcore(tmp_path, "plugins")
+    assert result.returncode == 1
+    assert "uses the plugin name of hostcore 0.1.0" in result.stdout or (
+        "uses the plugin name of hostcore-stdout 0.1" in result.stdout
+    )
+    assert "uninstall one of them" in result.stdout

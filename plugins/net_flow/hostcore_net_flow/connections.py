@@ -1,4 +1,4 @@
-"""A bounded, recency-ordered set of connection identities."""
+"""A bounded set of connection identities that forgets the oldest first."""
 
 from __future__ import annotations
 
@@ -23,6 +23,3 @@ class RecentSet:
             self._keys.popitem(last=False)
             self.evictions += 1
         return True
-
-    def __len__(self) -> int:
-        return len(self._keys)
