@@ -10,10 +10,11 @@ APT_RUN := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architec
 # Tests: real clients and servers and the tools that check the probe.
 APT_TEST := curl iproute2 nginx-light util-linux
 
-.PHONY: setup setup-test run test lint typecheck clean
+.PHONY: setup setup-test run test clean .apt-run .apt-test
 
+# Setup reports on stderr, so `make run` prints nothing but events on stdout.
 run: setup
-	$(VENV)/bin/hostcore run --events flows
+	@$(VENV)/bin/hostcore run --events flows
 
 test: setup-test
 	$(PY) -m ruff check hostcore plugins tests
@@ -22,7 +23,7 @@ test: setup-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 setup: .apt-run $(VENV)/.installed
-	@$(VENV)/bin/hostcore doctor --fix
+	@$(VENV)/bin/hostcore doctor --fix >&2
 
 setup-test: .apt-test setup
 
@@ -31,14 +32,15 @@ setup-test: .apt-test setup
 	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-		echo "setup: installing Debian packages:" $$missing; \
+		echo "setup: installing Debian packages:" $$missing >&2; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml $(PLUGINS)
-	@test -x $(PY) || { echo "setup: creating $(VENV) from /usr/bin/python3 (system site packages, for bcc)"; \
+	@test -x $(PY) || { echo "setup: creating $(VENV) from /usr/bin/python3 (system site packages, for bcc)" >&2; \
 		/usr/bin/python3 -m venv --system-site-packages $(VENV); }
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(addprefix -e ,$(dir $(PLUGINS)))
+	@echo "setup: installing hostcore and $(dir $(PLUGINS)) into $(VENV)" >&2
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(addprefix -e ,$(dir $(PLUGINS))) >&2
 	@touch $@
 
 clean:

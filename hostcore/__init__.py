@@ -10,7 +10,7 @@ import pluggy
 
 from hostcore.events import Emit, EventContext, EventHandler, EventSpec, Field
 from hostcore.packet import Direction, Packet, PacketKind
-from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
@@ -24,6 +24,7 @@ __all__ = [
     "Packet",
     "PacketKind",
     "Sink",
+    "SinkClosed",
     "SinkOptionError",
     "SinkSpec",
     "hookimpl",

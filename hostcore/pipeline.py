@@ -20,7 +20,7 @@ from hostcore.events import (
 )
 from hostcore.packet import Packet
 from hostcore.plugins import PluginError
-from hostcore.sinks.base import Sink
+from hostcore.sinks.base import Sink, SinkClosed
 
 SCHEMA_VERSION = 1
 CONTEXT_FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id")
@@ -80,7 +80,7 @@ class Pipeline:
                 handler.handle(wanted, emit)
             except Exception:
                 self._accounting.count(f"plugin_errors.{spec.name}", len(wanted))
-                self._log_error(f"event:{spec.name}", "event handler failed", event=spec.name)
+                self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
         self.flush()
 
     def publish(self, name: str, event_id: int, timestamp_ns: int, data: Mapping[str, Any]) -> None:
@@ -95,9 +95,11 @@ class Pipeline:
             "data": data,
         }
         packed = self._packer.pack(event)
-        for sink_name, sink in self._sinks.items():
+        for sink_name, sink in list(self._sinks.items()):
             try:
                 sink.write(packed, event)
+            except SinkClosed as closed:
+                self._drop_sink(sink_name, closed)
             except Exception:
                 self._accounting.count(f"sink_errors.{sink_name}")
                 self._log_error(f"sink:{sink_name}", "sink write failed", sink=sink_name)
@@ -119,10 +121,21 @@ class Pipeline:
         # trigger another one every second (its failures still show in the totals).
         self._accounting.mark_reported(now_ns)
 
+    @property
+    def has_sinks(self) -> bool:
+        """False once every sink has closed itself: nothing would receive events."""
+        return bool(self._sinks)
+
+    def _drop_sink(self, name: str, closed: SinkClosed) -> None:
+        del self._sinks[name]
+        log.warning("sink closed", sink=name, reason=str(closed), sinks_left=list(self._sinks))
+
     def flush(self) -> None:
-        for sink_name, sink in self._sinks.items():
+        for sink_name, sink in list(self._sinks.items()):
             try:
                 sink.flush()
+            except SinkClosed as closed:
+                self._drop_sink(sink_name, closed)
             except Exception:
                 self._accounting.count(f"sink_flush_failures.{sink_name}")
                 self._log_error(f"sink:{sink_name}", "sink flush failed", sink=sink_name)

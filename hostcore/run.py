@@ -156,7 +156,7 @@ def _loop(
 
     next_loss_check = time.monotonic_ns()
     next_stats = next_loss_check + int(config.stats_interval_s * 10**9)
-    while not stop.is_set():
+    while not stop.is_set() and pipeline.has_sinks:
         drain(config.poll_interval_ms)
         now = time.monotonic_ns()
         if now >= next_loss_check:

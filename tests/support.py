@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -327,3 +328,14 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
+
+
+def fake_distribution(where: Path, plugin: str, module_text: str) -> None:
+    """An installed distribution ``hostcore-<plugin>`` whose entry point is ``plugin``."""
+    (where / f"{plugin}_plugin.py").write_text(textwrap.dedent(module_text))
+    dist_info = where / f"hostcore_{plugin}-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: hostcore-{plugin}\nVersion: 0.1\n"
+    )
+    (dist_info / "entry_points.txt").write_text(f"[hostcore]\n{plugin} = {plugin}_plugin\n")

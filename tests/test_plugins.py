@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
-from support import HOSTCORE
-
-
-def fake_distribution(where: Path, plugin: str, module_text: str) -> None:
-    """An installed distribution ``hostcore-<plugin>`` whose entry point is ``plugin``."""
-    (where / f"{plugin}_plugin.py").write_text(textwrap.dedent(module_text))
-    dist_info = where / f"hostcore_{plugin}-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: hostcore-{plugin}\nVersion: 0.1\n"
-    )
-    (dist_info / "entry_points.txt").write_text(f"[hostcore]\n{plugin} = {plugin}_plugin\n")
+from support import HOSTCORE, fake_distribution
 
 
 def hostcore(where: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,13 @@ class SinkOptionError(ValueError):
     """A sink was given options it cannot use; the message says which and why."""
 
 
+class SinkClosed(Exception):
+    """Raised by a sink whose destination is gone for good (e.g. a closed pipe).
+
+    The core stops writing to it; when no sink is left, the run ends.
+    """
+
+
 class Sink(Protocol):
     """Receives every event of a run, already packed once as msgpack."""
 

@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from hostcore import hookimpl
-from hostcore.sinks.base import Sink, SinkSpec
+from hostcore.sinks.base import Sink, SinkClosed, SinkSpec
 
 
 class StdoutSink:
+    """Writes to ``stream``; a reader that went away (``| head``) closes the sink."""
+
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        self._stream.write(json.dumps(event, separators=(",", ":")) + "\n")
+        try:
+            self._stream.write(json.dumps(event, separators=(",", ":")) + "\n")
+        except BrokenPipeError as error:
+            self._detach()
+            raise SinkClosed("the reader of standard output went away") from error
 
     def flush(self) -> None:
-        self._stream.flush()
+        try:
+            self._stream.flush()
+        except BrokenPipeError as error:
+            self._detach()
+            raise SinkClosed("the reader of standard output went away") from error
 
     def close(self) -> None:
         self.flush()
+
+    def _detach(self) -> None:
+        # Point the descriptor at /dev/null so that nothing, the interpreter's own
+        # flush at exit included, writes to the dead pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
 
 
 def _open(options: Mapping[str, str]) -> Sink:
