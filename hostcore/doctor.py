@@ -56,7 +56,8 @@ def _headers(fix: bool) -> Check:
         return Check(
             "kernel headers",
             False,
-            f"{build} missing: 'apt-get install linux-headers-amd64', then 'hostcore doctor --fix'",
+            f"{build} missing: 'apt-get install linux-headers-$(dpkg --print-architecture)', "
+            "then 'hostcore doctor --fix'",
         )
     try:
         return Check("kernel headers", True, kernel_headers.wire() or "present")

@@ -21,18 +21,21 @@ class Headers:
     source: Path
 
 
-def modules_dir(release: str | None = None) -> Path:
-    return Path("/lib/modules") / (release or platform.release())
+MODULES = Path("/lib/modules")
+SOURCES = Path("/usr/src")
 
 
-def present(release: str | None = None) -> bool:
-    """True if bcc will find headers for this kernel."""
-    return (modules_dir(release) / "build" / "include").is_dir() or (
-        modules_dir(release) / "build" / "Makefile"
-    ).exists()
+def modules_dir(modules: Path = MODULES) -> Path:
+    return modules / platform.release()
 
 
-def newest_debian_headers(src: Path = Path("/usr/src")) -> Headers | None:
+def present(modules: Path = MODULES) -> bool:
+    """True if bcc will find headers for the running kernel."""
+    build = modules_dir(modules) / "build"
+    return (build / "include").is_dir() or (build / "Makefile").exists()
+
+
+def newest_debian_headers(src: Path = SOURCES) -> Headers | None:
     """The newest Debian linux-headers-<ver>-<arch> tree with its -common sibling."""
     arch = _DEBIAN_ARCH.get(platform.machine(), platform.machine())
     found = []
@@ -48,16 +51,17 @@ def _version_key(name: str) -> list[int]:
     return [int(part) for part in name.replace("-", ".").split(".") if part.isdigit()]
 
 
-def wire(release: str | None = None) -> str | None:
+def wire(modules: Path = MODULES, src: Path = SOURCES) -> str | None:
     """Link the newest Debian headers in if none are present; say what was done."""
-    if present(release):
+    if present(modules):
         return None
-    headers = newest_debian_headers()
+    headers = newest_debian_headers(src)
     if headers is None:
         raise FileNotFoundError(
-            "no kernel headers for bcc: install them with 'apt-get install linux-headers-amd64'"
+            "no kernel headers for bcc: install them with "
+            "'apt-get install linux-headers-$(dpkg --print-architecture)'"
         )
-    target = modules_dir(release)
+    target = modules_dir(modules)
     target.mkdir(parents=True, exist_ok=True)
     for name, path in (("build", headers.build), ("source", headers.source)):
         link = target / name

@@ -119,7 +119,7 @@ def run(config: Config, plugins: Plugins) -> int:
             cgroup=str(flow_probe.cgroup) if flow_probe else None,
             kinds=[kind.name for kind in PacketKind if kind in the_plan.needs],
         )
-        _loop(flow_probe, pipeline, accounting, config, stop)
+        _Loop(flow_probe, pipeline, accounting, config).run(stop)
     finally:
         if flow_probe is not None:
             flow_probe.close()
@@ -128,44 +128,55 @@ def run(config: Config, plugins: Plugins) -> int:
     return 0
 
 
-def _loop(
-    flow_probe: probe.FlowProbe | None,
-    pipeline: Pipeline,
-    accounting: Accounting,
-    config: Config,
-    stop: threading.Event,
-) -> None:
-    offset_ns = boot_to_epoch_offset_ns()
-    errors: Counter[str] = Counter()
+class _Loop:
+    """Drain the probe into the pipeline; report losses each second and stats each interval."""
 
-    def drain(timeout_ms: int) -> None:
-        if flow_probe is None:
+    def __init__(
+        self,
+        flow_probe: probe.FlowProbe | None,
+        pipeline: Pipeline,
+        accounting: Accounting,
+        config: Config,
+    ) -> None:
+        self._probe = flow_probe
+        self._pipeline = pipeline
+        self._accounting = accounting
+        self._config = config
+        self._errors: Counter[str] = Counter()
+        self._offset_ns = boot_to_epoch_offset_ns()
+
+    def run(self, stop: threading.Event) -> None:
+        next_second = time.monotonic_ns()
+        stats_interval_ns = int(self._config.stats_interval_s * 10**9)
+        next_stats = next_second + stats_interval_ns
+        while not stop.is_set() and self._pipeline.has_sinks:
+            self._drain(self._config.poll_interval_ms, stop)
+            now = time.monotonic_ns()
+            if now >= next_second:
+                self._each_second()
+                next_second = now + LOSS_CHECK_INTERVAL_NS
+            if now >= next_stats:
+                log.info("stats", **self._accounting.totals())
+                next_stats = now + stats_interval_ns
+        if self._probe is not None:
+            self._probe.detach()  # no new records; those already queued are read below
+        self._drain(0, stop)
+        self._each_second()
+
+    def _drain(self, timeout_ms: int, stop: threading.Event) -> None:
+        if self._probe is None:
             stop.wait(timeout_ms / 1000)
             return
-        raw = flow_probe.read(timeout_ms)
-        accounting.count("records", len(raw))
-        pipeline.feed(records.packets(raw, offset_ns, errors))
-        for reason, n in errors.items():
-            accounting.count(f"decode_errors.{reason}", n)
-        errors.clear()
+        raw = self._probe.read(timeout_ms)
+        self._accounting.count("records", len(raw))
+        self._pipeline.feed(records.packets(raw, self._offset_ns, self._errors))
+        for reason, n in self._errors.items():
+            self._accounting.count(f"decode_errors.{reason}", n)
+        self._errors.clear()
 
-    def check_losses() -> None:
-        if flow_probe is not None:
-            accounting.counters["kernel_reserve_failures"] = flow_probe.reserve_failures()
-        pipeline.report_losses(time.time_ns())
-
-    next_loss_check = time.monotonic_ns()
-    next_stats = next_loss_check + int(config.stats_interval_s * 10**9)
-    while not stop.is_set() and pipeline.has_sinks:
-        drain(config.poll_interval_ms)
-        now = time.monotonic_ns()
-        if now >= next_loss_check:
-            check_losses()
-            next_loss_check = now + LOSS_CHECK_INTERVAL_NS
-        if now >= next_stats:
-            log.info("stats", **accounting.totals())
-            next_stats = now + int(config.stats_interval_s * 10**9)
-    if flow_probe is not None:
-        flow_probe.detach()  # no new records; those already queued are read below
-    drain(0)
-    check_losses()
+    def _each_second(self) -> None:
+        # Re-measured because NTP may step or slew the wall clock; boot time never jumps.
+        self._offset_ns = boot_to_epoch_offset_ns()
+        if self._probe is not None:
+            self._accounting.counters["kernel_reserve_failures"] = self._probe.reserve_failures()
+        self._pipeline.report_losses(time.time_ns())

@@ -152,3 +152,26 @@ def test_without_capabilities_run_names_the_missing_ones() -> None:
     assert "needs capabilities this process lacks: CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF" in (
         result.stderr
     )
+
+
+def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events() -> None:
+    result = hostcore("run", "--print-bpf", "--events", "flows")
+    assert result.returncode == 0, result.stderr
+    first, *source = result.stdout.splitlines()
+    assert first.startswith("// cflags: -DWANT_TCP_SYN_ACK -DRING_PAGES=")
+    assert "WANT_TCP_FIN_RST" not in first and "WANT_TCP_SYN " not in first + " "
+    assert "int hc_flow_ingress(struct __sk_buff *skb)" in source
+
+
+def test_every_hook_is_documented_with_its_signature() -> None:
+    """CONTRIBUTING's hook table cannot drift from hostcore/hookspecs.py."""
+    import inspect
+
+    from hostcore import hookspecs
+
+    contributing = (Path(__file__).parent.parent / "CONTRIBUTING.md").read_text()
+    hooks = [name for name in dir(hookspecs) if name.startswith("hostcore_")]
+    assert hooks
+    for name in hooks:
+        parameters = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+        assert f"`{name}({parameters})`" in contributing

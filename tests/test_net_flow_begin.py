@@ -45,6 +45,7 @@ def test_syn_ack_arriving_means_this_host_connected_out() -> None:
         "src_dns": [],
         "dst_dns": [],
     }
+    assert list(event) == [field.name for field in begin.SPEC.fields]  # declared == emitted
 
 
 def test_syn_ack_leaving_means_a_peer_connected_in() -> None:
