@@ -74,6 +74,11 @@ def open_sinks(
                 opened[name] = spec.open(options)
             except SinkOptionError as error:
                 raise RunError(f"sink {name!r}: {error}") from error
+            except Exception as error:
+                raise RunError(
+                    f"sink {name!r} (plugin {spec.plugin!r}) failed to open: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
     except BaseException:
         for sink in opened.values():
             sink.close()
