@@ -19,7 +19,7 @@ run: setup
 test: setup-test
 	$(PY) -m ruff check hostcore plugins tests
 	$(PY) -m ruff format --check hostcore plugins tests
-	$(PY) -m mypy hostcore $(wildcard plugins/*/hostcore_*/)
+	$(PY) -m mypy hostcore $(dir $(wildcard plugins/*/hostcore_*/__init__.py))
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 setup: .apt-run $(VENV)/.installed
