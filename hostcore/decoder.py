@@ -20,6 +20,20 @@ MAX_IPV6_EXT_HEADERS = 8  # the same bound as bpf/net_packet_flow_base.c
 
 _TCP = struct.Struct("!HHIIBB")
 
+# Address text by packed address: hosts talk to few addresses, and a shared str
+# saves both the conversion and the memory of a copy per packet.
+_ADDRESS_CACHE_LIMIT = 65536
+_address_text: dict[bytes, str] = {}
+
+
+def _address(family: int, packed: bytes) -> str:
+    text = _address_text.get(packed)
+    if text is None:
+        if len(_address_text) >= _ADDRESS_CACHE_LIMIT:
+            _address_text.clear()
+        text = _address_text[packed] = socket.inet_ntop(family, packed)
+    return text
+
 
 class DecodeError(ValueError):
     """A packet that cannot be decoded; ``reason`` is a stable counter name."""
@@ -55,8 +69,8 @@ def _ipv4(data: bytes) -> tuple[str, str, int]:
         raise DecodeError("ip_fragment")
     if data[9] != IPPROTO_TCP:
         raise DecodeError("not_tcp")
-    src = socket.inet_ntop(socket.AF_INET, data[12:16])
-    dst = socket.inet_ntop(socket.AF_INET, data[16:20])
+    src = _address(socket.AF_INET, data[12:16])
+    dst = _address(socket.AF_INET, data[16:20])
     return src, dst, header_len
 
 
@@ -86,8 +100,8 @@ def _ipv6(data: bytes) -> tuple[str, str, int]:
         offset += length
     if next_header != IPPROTO_TCP:
         raise DecodeError("ipv6_extension_chain_too_long")
-    src = socket.inet_ntop(socket.AF_INET6, data[8:24])
-    dst = socket.inet_ntop(socket.AF_INET6, data[24:40])
+    src = _address(socket.AF_INET6, data[8:24])
+    dst = _address(socket.AF_INET6, data[24:40])
     return src, dst, offset
 
 

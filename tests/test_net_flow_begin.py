@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hostcore_net_flow import begin
+from hostcore_net_flow.connections import RecentKeys
 from packets import ACK, SYN, ipv4, tcp
 
 from hostcore import EventContext
@@ -80,10 +81,22 @@ def test_loopback_gives_one_event_per_socket() -> None:
 
 
 def test_table_is_bounded_and_evictions_counted(monkeypatch: Any) -> None:
-    monkeypatch.setattr(begin, "RECENT_CONNECTIONS", 4)
+    monkeypatch.setattr(begin, "RECENT_CONNECTIONS", 4)  # generations of 2
     packets = [
         syn_ack(Direction.INGRESS, "203.0.113.5", 443, "192.0.2.10", 40000 + i) for i in range(10)
     ]
-    events, counts = run(packets)
-    assert len(events) == 10
+    events, counts = run(packets + packets[-2:])
+    assert len(events) == 10  # the last two are still remembered: no second event
+    # Rotations forced by capacity at the 3rd, 5th, 7th and 9th key forgot 0+2+2+2 keys.
     assert counts["net_flow_tcp_begin.flow_table_evictions"] == 6
+
+
+def test_identities_expire_after_the_retransmit_window() -> None:
+    keys = RecentKeys(capacity=1000, window_ns=10)
+    assert keys.add("a", now_ns=0)
+    assert not keys.add("a", now_ns=9)
+    assert keys.add("b", now_ns=10)  # a new generation begins; "a" is still remembered
+    assert not keys.add("a", now_ns=15)
+    assert keys.add("c", now_ns=20)  # another: the generation holding "a" is forgotten
+    assert keys.add("a", now_ns=21)
+    assert keys.evictions == 0  # expiry by time is not pressure

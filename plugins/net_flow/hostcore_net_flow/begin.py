@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from hostcore import Direction, EventContext, EventSpec, Field, Packet, PacketKind
 from hostcore.events import Emit
-from hostcore_net_flow.connections import RecentSet
+from hostcore_net_flow.connections import RecentKeys
 
-# Retransmitted SYN+ACKs arrive within seconds; this many recent connections
-# (about 10 MB) covers far more than that at any realistic connection rate.
+# A server retransmits its SYN+ACK for up to 63 s (tcp_synack_retries = 5), so
+# identities are kept at least that long, and at most this many of them (about
+# 13 MB; beyond that the oldest go early, and are counted as evictions).
 RECENT_CONNECTIONS = 65536
+RETRANSMIT_WINDOW_NS = 64 * 10**9
 
 
 def _fields() -> tuple[Field, ...]:
@@ -34,7 +36,7 @@ class TcpBegin:
 
     def __init__(self, context: EventContext) -> None:
         self._count = context.count
-        self._seen = RecentSet(RECENT_CONNECTIONS)
+        self._seen = RecentKeys(RECENT_CONNECTIONS, RETRANSMIT_WINDOW_NS)
 
     def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
         evicted = self._seen.evictions
@@ -49,7 +51,7 @@ class TcpBegin:
                 packet.dst_port,
                 packet.ack,
             )
-            if not self._seen.add(key):
+            if not self._seen.add(key, packet.timestamp_ns):
                 self._count("net_flow_tcp_begin.duplicate_syn_acks", 1)
                 continue
             emit(
