@@ -25,7 +25,7 @@ test: setup-test
 setup: .apt-run $(VENV)/.installed
 	@$(VENV)/bin/hostcore doctor --fix >&2
 
-setup-test: .apt-test setup
+setup-test: .apt-test setup $(VENV)/.installed-test
 
 .apt-run .apt-test: .apt-%:
 	@pkgs="$(if $(filter run,$*),$(APT_RUN),$(APT_TEST))"; \
@@ -40,7 +40,12 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS)
 	@test -x $(PY) || { echo "setup: creating $(VENV) from /usr/bin/python3 (system site packages, for bcc)" >&2; \
 		/usr/bin/python3 -m venv --system-site-packages $(VENV); }
 	@echo "setup: installing hostcore and $(dir $(PLUGINS)) into $(VENV)" >&2
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(addprefix -e ,$(dir $(PLUGINS))) >&2
+	@$(PY) -m pip install -q --disable-pip-version-check -e . $(addprefix -e ,$(dir $(PLUGINS))) >&2
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	@echo "setup: installing the test tools (pytest, mypy, ruff) into $(VENV)" >&2
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' >&2
 	@touch $@
 
 clean:

@@ -75,7 +75,7 @@ def _config(args: argparse.Namespace) -> Config:
     loaded = config_module.load(args.config)
     sinks = None
     if getattr(args, "sink", None):
-        sinks = dict(config_module.parse_sink(text) for text in args.sink)
+        sinks = config_module.parse_sinks(args.sink)
     enable = None
     if getattr(args, "events", None):
         enable = tuple(name for text in args.events for name in text.split(",") if name)
@@ -85,7 +85,9 @@ def _config(args: argparse.Namespace) -> Config:
         sinks=sinks,
         host_name=getattr(args, "host_name", None),
         cgroup=getattr(args, "cgroup", None),
-        strict_plugins=args.strict_plugins,
+        # Any of the flag, the environment or the file asks for strict: CI's
+        # environment must not be undone by a config file that says false.
+        strict_plugins=args.strict_plugins or config_module.strict_from_environment() or None,
     )
 
 

@@ -29,7 +29,7 @@ class Config:
     sinks: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {"stdout": {}})
     plugins_allow: frozenset[str] = frozenset()
     plugins_deny: frozenset[str] = frozenset()
-    strict_plugins: bool = field(default_factory=lambda: os.environ.get(STRICT_PLUGINS_ENV) == "1")
+    strict_plugins: bool = False
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -41,6 +41,8 @@ class Config:
             raise ConfigError(f"stats_interval_s must be > 0, got {self.stats_interval_s}")
         if not self.enable:
             raise ConfigError("enable must name at least one event or event set")
+        if not self.sinks:
+            raise ConfigError("sinks must name at least one sink, e.g. [sinks.stdout]")
 
 
 _TOP_LEVEL: dict[str, type] = {
@@ -131,6 +133,22 @@ def _strings(key: str, values: list[Any]) -> list[str]:
     if not all(isinstance(value, str) for value in values):
         raise ConfigError(f"{key!r} must be a list of strings, got {values!r}")
     return values
+
+
+def strict_from_environment() -> bool:
+    """True if HOSTCORE_STRICT_PLUGINS asks for strict plugin loading (as CI does)."""
+    return os.environ.get(STRICT_PLUGINS_ENV, "").lower() in {"1", "true", "yes"}
+
+
+def parse_sinks(texts: list[str]) -> dict[str, dict[str, str]]:
+    """Parse repeated ``--sink`` flags; naming one sink twice is an error."""
+    sinks: dict[str, dict[str, str]] = {}
+    for text in texts:
+        name, options = parse_sink(text)
+        if name in sinks:
+            raise ConfigError(f"--sink {name!r} is given twice; each sink takes one set of options")
+        sinks[name] = options
+    return sinks
 
 
 def parse_sink(text: str) -> tuple[str, dict[str, str]]:

@@ -54,6 +54,7 @@ class Pipeline:
         self._accounting = accounting
         self._last_error_log: dict[str, int] = {}
         self._packer = msgpack.Packer()  # reused: packb would build a Packer per event
+        self._unflushed = False
         context = EventContext(count=accounting.count)
         self._handlers: list[tuple[EventSpec, EventHandler, Emit]] = [
             (spec, _start(spec, context), self._emitter(spec)) for spec in events
@@ -95,6 +96,7 @@ class Pipeline:
             "data": data,
         }
         packed = self._packer.pack(event)
+        self._unflushed = True
         for sink_name, sink in list(self._sinks.items()):
             try:
                 sink.write(packed, event)
@@ -127,10 +129,18 @@ class Pipeline:
         return bool(self._sinks)
 
     def _drop_sink(self, name: str, closed: SinkClosed) -> None:
-        del self._sinks[name]
+        sink = self._sinks.pop(name)
         log.warning("sink closed", sink=name, reason=str(closed), sinks_left=list(self._sinks))
+        try:
+            sink.close()
+        except Exception:
+            log.exception("sink close failed", sink=name)
 
     def flush(self) -> None:
+        """Flush the sinks if anything was published since the last flush."""
+        if not self._unflushed:
+            return
+        self._unflushed = False
         for sink_name, sink in list(self._sinks.items()):
             try:
                 sink.flush()

@@ -15,6 +15,7 @@ from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
 from hostcore.sinks.base import SinkSpec
 
 ENTRY_POINT_GROUP = "hostcore"
+KNOWN_HOOKS = frozenset(name for name in dir(hookspecs) if name.startswith("hostcore_"))
 
 
 class PluginError(Exception):
@@ -92,7 +93,7 @@ class Plugins:
         unknown = sorted(
             attr
             for attr in dir(plugin)
-            if attr.startswith("hostcore_") and not hasattr(self.manager.hook, attr)
+            if hasattr(getattr(plugin, attr), "hostcore_impl") and attr not in KNOWN_HOOKS
         )
         if unknown:
             self._fail(info, f"implements unknown hooks {', '.join(unknown)}", None)

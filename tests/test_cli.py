@@ -105,6 +105,11 @@ def test_unknown_sink() -> None:
 
 
 @pytest.mark.usefixtures("root")
+def test_the_same_sink_twice() -> None:
+    expect_error(["run", "--sink", "file:path=a", "--sink", "file:path=b"], "given twice")
+
+
+@pytest.mark.usefixtures("root")
 def test_unknown_sink_option() -> None:
     expect_error(["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path")
 
@@ -125,6 +130,8 @@ def test_malformed_config_file(tmp_path: Path) -> None:
         ("ring_buffer_kib = 1000", "ring_buffer_kib must be a power of two"),
         ("[plugins]\nalow = []", "unknown key 'plugins.alow'"),
         ("sinks = 3", "'sinks' must be a table"),
+        ("sinks = {}", "sinks must name at least one sink"),
+        ("stats_interval_s = 0", "stats_interval_s must be > 0"),
     ],
 )
 def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:

@@ -145,3 +145,23 @@ def test_two_distributions_with_one_plugin_name(tmp_path: Path) -> None:
         "uses the plugin name of hostcore-stdout 0.1" in result.stdout
     )
     assert "uninstall one of them" in result.stdout
+
+
+def test_module_names_that_look_like_hooks_are_not_hooks(tmp_path: Path) -> None:
+    """Only functions marked with @hookimpl count: `import hostcore_x` is fine."""
+    (tmp_path / "hostcore_helpers.py").write_text("VALUE = 1\n")
+    fake_distribution(tmp_path, "tidy", "import hostcore_helpers\nhostcore_version = '1'\n")
+    result = hostcore(tmp_path, "plugins")
+    assert result.returncode == 0, result.stdout
+    assert "tidy: loaded" in result.stdout
+
+
+def test_strict_environment_wins_over_a_config_that_says_false(broken: Path) -> None:
+    config = broken / "hostcore.toml"
+    config.write_text("[plugins]\nstrict = false\n")
+    env = {**os.environ, "PYTHONPATH": str(broken), "HOSTCORE_STRICT_PLUGINS": "true"}
+    result = subprocess.run(
+        [HOSTCORE, "events", "--config", str(config)], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert "plugin 'broken'" in result.stderr
