@@ -191,9 +191,14 @@ def test_connection_from_before_the_run_gives_no_event(tmp_path: Path) -> None:
 def test_same_flows_as_tcpstates(tmp_path: Path) -> None:
     """bcc's tcpstates (a tracepoint, independent of cgroup_skb) sees the same connections."""
     connections = 10
+    client_ports: set[int] = set()
+    while len(client_ports) < 2 * connections:  # chosen up front, so tcpstates can filter
+        client_ports.add(free_port())
     with AcceptServer() as server, AcceptServer("::1", socket.AF_INET6) as server6:
+        # Only our sockets: on a busy host an unfiltered tcpstates falls behind.
+        port_list = ",".join(map(str, {server.port, server6.port} | client_ports))
         tcpstates = subprocess.Popen(
-            ["tcpstates-bpfcc", "-s"],
+            ["tcpstates-bpfcc", "-s", "-L", port_list, "-D", port_list],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -205,9 +210,10 @@ def test_same_flows_as_tcpstates(tmp_path: Path) -> None:
             assert tcpstates.stdout is not None
             assert tcpstates.stdout.readline().startswith("SKADDR")  # printed once attached
             with no_syncookies(), Hostcore(tmp_path) as hostcore:
-                for _ in range(connections):
-                    connect_once("127.0.0.1", server.port)
-                    connect_once("::1", server6.port, socket.AF_INET6)
+                for client_port in list(client_ports)[:connections]:
+                    connect_once("127.0.0.1", server.port, bind_port=client_port)
+                for client_port in list(client_ports)[connections:]:
+                    connect_once("::1", server6.port, socket.AF_INET6, bind_port=client_port)
                 events = hostcore.stop()
             ports = {server.port, server6.port}
             oracle = _read_tcpstates(tcpstates, ports, expected=4 * connections)
