@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from hostcore import hookimpl
@@ -19,28 +20,27 @@ class StdoutSink:
         self._stream = stream
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        try:
+        with self._closed_on_broken_pipe():
             self._stream.write(json.dumps(event, separators=(",", ":")) + "\n")
-        except BrokenPipeError as error:
-            self._detach()
-            raise SinkClosed("the reader of standard output went away") from error
 
     def flush(self) -> None:
-        try:
+        with self._closed_on_broken_pipe():
             self._stream.flush()
-        except BrokenPipeError as error:
-            self._detach()
-            raise SinkClosed("the reader of standard output went away") from error
 
     def close(self) -> None:
         self.flush()
 
-    def _detach(self) -> None:
-        # Point the descriptor at /dev/null so that nothing, the interpreter's own
-        # flush at exit included, writes to the dead pipe again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
+    @contextlib.contextmanager
+    def _closed_on_broken_pipe(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError as error:
+            # Point the descriptor at /dev/null so that nothing, the interpreter's own
+            # flush at exit included, writes to the dead pipe again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+            raise SinkClosed("the reader of standard output went away") from error
 
 
 def _open(options: Mapping[str, str]) -> Sink:

@@ -14,6 +14,9 @@ from hostcore_net_flow.connections import RecentKeys
 RECENT_CONNECTIONS = 65536
 RETRANSMIT_WINDOW_NS = 64 * 10**9
 
+# By the SYN+ACK's Direction: arriving answers our SYN, leaving answers a peer's.
+CONN_DIRECTION = {Direction.INGRESS: "outgoing", Direction.EGRESS: "incoming"}
+
 
 def _fields() -> tuple[Field, ...]:
     return (
@@ -57,9 +60,7 @@ class TcpBegin:
             emit(
                 packet.timestamp_ns,
                 {
-                    "conn_direction": "outgoing"
-                    if packet.direction is Direction.INGRESS
-                    else "incoming",
+                    "conn_direction": CONN_DIRECTION[packet.direction],
                     "src": packet.dst,
                     "dst": packet.src,
                     "src_port": packet.dst_port,
