@@ -62,41 +62,38 @@ def test_allow_list_loads_only_the_named_plugins(broken: Path) -> None:
     assert "net_flow: loaded" in result.stdout
 
 
-def test_unknown_hook_is_a_load_error(tmp_path: Path) -> None:
-    fake_distribution(
-        tmp_path,
-        "typo",
-        """
-        from hostcore import hookimpl
+ONE_HOOK = """
+from hostcore import hookimpl
 
-        @hookimpl
-        def hostcore_register_event(register):
-            pass
-        """,
-    )
-    result = hostcore(tmp_path, "plugins")
-    assert result.returncode == 1
-    assert "typo: error" in result.stdout
-    assert "implements unknown hooks hostcore_register_event" in result.stdout
+@hookimpl
+def {hook}(register):
+    {body}
+"""
 
 
-def test_plugin_that_raises_while_registering_is_isolated(tmp_path: Path) -> None:
-    fake_distribution(
-        tmp_path,
-        "raises",
-        """
-        from hostcore import hookimpl
-
-        @hookimpl
-        def hostcore_register_events(register):
-            raise RuntimeError("boom")
-        """,
-    )
-    result = hostcore(tmp_path, "events")
-    assert result.returncode == 0
-    assert "net_flow_tcp_begin" in result.stdout
+@pytest.mark.parametrize(
+    ("hook", "body", "error"),
+    [
+        ("hostcore_register_event", "pass", "implements unknown hooks hostcore_register_event"),
+        (
+            "hostcore_register_events",
+            "raise RuntimeError('boom')",
+            "failed in hostcore_register_events: RuntimeError: boom",
+        ),
+    ],
+    ids=["unknown-hook", "raises-while-registering"],
+)
+def test_bad_plugin_is_reported_and_the_others_still_load(
+    tmp_path: Path, hook: str, body: str, error: str
+) -> None:
+    fake_distribution(tmp_path, "bad", ONE_HOOK.format(hook=hook, body=body))
     listing = hostcore(tmp_path, "plugins")
-    assert "failed in hostcore_register_events: RuntimeError: boom" in listing.stdout
+    assert listing.returncode == 1
+    assert "bad: error (hostcore-bad 0.1)" in listing.stdout
+    assert error in listing.stdout
+    events = hostcore(tmp_path, "events")
+    assert events.returncode == 0
+    assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in events.stdout
 
 
 DECLARES_EVENT = """
