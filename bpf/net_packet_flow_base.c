@@ -1,19 +1,24 @@
 // net_packet_flow_base: cgroup_skb ingress/egress programs that pass selected
-// packet headers to user space through one BPF ring buffer.
+// packets to user space through one BPF ring buffer, in the order they passed.
 //
 // The core compiles this file with -D flags derived from the enabled events:
 //   WANT_TCP_SYN_ACK  TCP segments with SYN and ACK set
 //   WANT_TCP_FIN_RST  TCP segments with FIN or RST set
 //   WANT_TCP_SYN      TCP segments with SYN set and ACK clear
+//   WANT_DNS_ANSWER   UDP datagrams and TCP segments with data from source port 53
 //   RING_PAGES        ring buffer size in pages (a power of two)
+// TCP flag records carry headers only; DNS records carry the packet from the IP
+// header on, up to DNS_CAPTURE_BYTES (user space counts longer ones as truncated).
 // Every program returns 1: the probe observes, it never drops traffic.
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
 
-#define CAPTURE_BYTES 256   // IP + extension headers + TCP header; must be a power of two
+#define CAPTURE_BYTES 256        // IP + extension headers + TCP header; a power of two
+#define DNS_CAPTURE_BYTES 2048   // any unfragmented answer on a 1500-byte MTU; a power of two
 #define MAX_IPV6_EXT_HEADERS 8
+#define DNS_PORT 53
 
 #define DIRECTION_INGRESS 0
 #define DIRECTION_EGRESS 1
@@ -27,20 +32,30 @@
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
 
-struct record {
+struct header {
     u64 boot_ns;     // bpf_ktime_get_boot_ns() when the packet passed the hook
+    u64 cgroup_id;   // cgroup v2 id of the socket the packet was sent from or delivered to
     u16 captured;    // bytes of data[] that hold packet bytes, from the IP header on
     u8 direction;    // DIRECTION_*
     u8 pad[5];
+};
+
+struct record {
+    struct header header;
     u8 data[CAPTURE_BYTES];
+};
+
+struct dns_record {
+    struct header header;
+    u8 data[DNS_CAPTURE_BYTES];
 };
 
 BPF_RINGBUF_OUTPUT(records, RING_PAGES);
 BPF_PERCPU_ARRAY(reserve_failures, u64, 1);
 
-// Offset of the TCP header, or 0 when the packet is not TCP or is a
-// non-first fragment (which carries no TCP header).
-static __always_inline u32 tcp_offset(struct __sk_buff *skb)
+// Offset of the TCP or UDP header, with its protocol in *protocol; 0 when the
+// packet is neither, or is a non-first fragment (which carries no such header).
+static __always_inline u32 transport_offset(struct __sk_buff *skb, u8 *protocol)
 {
     u8 version_ihl;
     if (bpf_skb_load_bytes(skb, 0, &version_ihl, 1) < 0)
@@ -49,8 +64,10 @@ static __always_inline u32 tcp_offset(struct __sk_buff *skb)
         struct iphdr ip;
         if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
             return 0;
-        if (ip.protocol != IPPROTO_TCP || (bpf_ntohs(ip.frag_off) & 0x1fff))
+        if ((ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP) ||
+            (bpf_ntohs(ip.frag_off) & 0x1fff))
             return 0;
+        *protocol = ip.protocol;
         return ip.ihl * 4;
     }
     if ((version_ihl >> 4) != 6)
@@ -63,8 +80,10 @@ static __always_inline u32 tcp_offset(struct __sk_buff *skb)
 #pragma unroll
     for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
         u8 ext[2];
-        if (next == IPPROTO_TCP)
+        if (next == IPPROTO_TCP || next == IPPROTO_UDP) {
+            *protocol = next;
             return offset;
+        }
         if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
             next != IPPROTO_FRAGMENT && next != IPPROTO_AH)
             return 0;
@@ -84,7 +103,10 @@ static __always_inline u32 tcp_offset(struct __sk_buff *skb)
         }
         next = ext[0];
     }
-    return next == IPPROTO_TCP ? offset : 0;
+    if (next != IPPROTO_TCP && next != IPPROTO_UDP)
+        return 0;
+    *protocol = next;
+    return offset;
 }
 
 // The same classification as hostcore/packet.py: every segment has one kind.
@@ -127,36 +149,80 @@ static __always_inline void count_reserve_failure(void)
         *count += 1;
 }
 
-static __always_inline int observe(struct __sk_buff *skb, u8 direction)
+// A DNS answer: from port 53 over UDP, or over TCP with data after the header.
+static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u32 l4, u8 *tcp)
 {
-    u32 l4 = tcp_offset(skb);
-    if (!l4 || l4 > CAPTURE_BYTES - 20)
-        return 1;
-    u8 tcp[14];
-    if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) < 0)
-        return 1;
-    if (!wanted(tcp_kind(tcp[13])))
-        return 1;
+#ifdef WANT_DNS_ANSWER
+    if (((u16)tcp[0] << 8 | tcp[1]) != DNS_PORT)
+        return false;
+    return protocol == IPPROTO_UDP || skb->len > l4 + (tcp[12] >> 4) * 4;
+#else
+    return false;
+#endif
+}
 
-    u32 captured = l4 + (tcp[12] >> 4) * 4;
-    if (captured > skb->len)
-        captured = skb->len;
-    if (captured > CAPTURE_BYTES)
-        captured = CAPTURE_BYTES;
-    // The same value for 1..CAPTURE_BYTES, in a form whose bounds the verifier can see.
-    captured = ((captured - 1) & (CAPTURE_BYTES - 1)) + 1;
+static __always_inline void fill_header(struct header *header, struct __sk_buff *skb,
+                                        u8 direction, u32 captured)
+{
+    header->boot_ns = bpf_ktime_get_boot_ns();
+    header->cgroup_id = bpf_skb_cgroup_id(skb);
+    header->direction = direction;
+    header->captured = captured;
+}
 
+// Caps at `bytes` (a power of two), in a form whose bounds the verifier can see;
+// the same value for 1..bytes.
+#define CAPPED(length, bytes) ((((length) > (bytes) ? (bytes) : (length)) - 1) & ((bytes) - 1)) + 1
+
+static __always_inline void submit_dns(struct __sk_buff *skb, u8 direction)
+{
+    if (skb->len == 0)
+        return;
+    struct dns_record *rec = records.ringbuf_reserve(sizeof(struct dns_record));
+    if (!rec) {
+        count_reserve_failure();
+        return;
+    }
+    u32 captured = CAPPED(skb->len, DNS_CAPTURE_BYTES);
+    if (bpf_skb_load_bytes(skb, 0, rec->data, captured) < 0)
+        captured = 0;
+    fill_header(&rec->header, skb, direction, captured);
+    records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void submit_headers(struct __sk_buff *skb, u8 direction, u32 length)
+{
+    if (length > skb->len)
+        length = skb->len;
+    if (length == 0)
+        return;
     struct record *rec = records.ringbuf_reserve(sizeof(struct record));
     if (!rec) {
         count_reserve_failure();
-        return 1;
+        return;
     }
-    rec->boot_ns = bpf_ktime_get_boot_ns();
-    rec->direction = direction;
+    u32 captured = CAPPED(length, CAPTURE_BYTES);
     if (bpf_skb_load_bytes(skb, 0, rec->data, captured) < 0)
         captured = 0;
-    rec->captured = captured;
+    fill_header(&rec->header, skb, direction, captured);
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline int observe(struct __sk_buff *skb, u8 direction)
+{
+    u8 protocol = 0;
+    u32 l4 = transport_offset(skb, &protocol);
+    if (!l4 || l4 > CAPTURE_BYTES - 20)
+        return 1;
+    // Ports, and for TCP the data offset and flags. For UDP the last 6 bytes are
+    // payload, which every DNS message has (its header alone is 12 bytes).
+    u8 tcp[14];
+    if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) < 0)
+        return 1;
+    if (is_dns_answer(skb, protocol, l4, tcp))
+        submit_dns(skb, direction);
+    else if (protocol == IPPROTO_TCP && wanted(tcp_kind(tcp[13])))
+        submit_headers(skb, direction, l4 + (tcp[12] >> 4) * 4);
     return 1;
 }
 

@@ -1,4 +1,4 @@
-"""Decode raw bytes, starting at the IP header, into a Packet.
+"""Decode raw bytes, starting at the IP header, into a Packet (TCP or UDP).
 
 Every source of packets goes through this one decoder, so that the same cases
 test them all. Anything it cannot decode raises DecodeError with a short,
@@ -10,15 +10,20 @@ from __future__ import annotations
 import socket
 import struct
 
-from hostcore.packet import Direction, Packet, tcp_kind
+from hostcore.packet import Direction, Packet, PacketKind, tcp_kind
 
 IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+DNS_PORT = 53
+_TRANSPORTS = (IPPROTO_TCP, IPPROTO_UDP)
 _IPV6_EXTENSIONS = {0, 43, 60}  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
 _IPV6_FRAGMENT = 44
 _IPV6_AH = 51
 MAX_IPV6_EXT_HEADERS = 8  # the same bound as bpf/net_packet_flow_base.c
 
 _TCP = struct.Struct("!HHIIBB")
+_UDP = struct.Struct("!HHH")
+_WITH_DNS = {kind: kind | PacketKind.DNS_ANSWER for kind in (PacketKind.NONE, *PacketKind)}
 
 # Address text by packed address: hosts talk to few addresses, and a shared str
 # saves both the conversion and the memory of a copy per packet.
@@ -43,21 +48,23 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-def decode(data: bytes, timestamp_ns: int, direction: Direction) -> Packet:
-    """Decode one TCP segment from its IP header on."""
+def decode(data: bytes, timestamp_ns: int, direction: Direction, cgroup_id: int = 0) -> Packet:
+    """Decode one TCP segment or UDP datagram from its IP header on."""
     if not data:
         raise DecodeError("empty")
     version = data[0] >> 4
     if version == 4:
-        src, dst, tcp_offset = _ipv4(data)
+        src, dst, offset, end, protocol = _ipv4(data)
     elif version == 6:
-        src, dst, tcp_offset = _ipv6(data)
+        src, dst, offset, end, protocol = _ipv6(data)
     else:
         raise DecodeError("bad_ip_version")
-    return _tcp(data, tcp_offset, src, dst, timestamp_ns, direction)
+    if protocol == IPPROTO_TCP:
+        return _tcp(data, offset, end, src, dst, timestamp_ns, direction, cgroup_id)
+    return _udp(data, offset, src, dst, timestamp_ns, direction, cgroup_id)
 
 
-def _ipv4(data: bytes) -> tuple[str, str, int]:
+def _ipv4(data: bytes) -> tuple[str, str, int, int, int]:
     if len(data) < 20:
         raise DecodeError("truncated_ip")
     header_len = (data[0] & 0x0F) * 4
@@ -67,20 +74,28 @@ def _ipv4(data: bytes) -> tuple[str, str, int]:
         raise DecodeError("truncated_ip")
     if (data[6] << 8 | data[7]) & 0x1FFF:
         raise DecodeError("ip_fragment")
-    if data[9] != IPPROTO_TCP:
-        raise DecodeError("not_tcp")
+    protocol = data[9]
+    if protocol not in _TRANSPORTS:
+        raise DecodeError("not_tcp_or_udp")
+    total_length = data[2] << 8 | data[3]
+    if total_length == 0:  # left to the NIC (TSO): the packet ends where the data does
+        total_length = len(data)
+    elif total_length < header_len:
+        raise DecodeError("bad_ip_length")
     src = _address(socket.AF_INET, data[12:16])
     dst = _address(socket.AF_INET, data[16:20])
-    return src, dst, header_len
+    return src, dst, header_len, total_length, protocol
 
 
-def _ipv6(data: bytes) -> tuple[str, str, int]:
+def _ipv6(data: bytes) -> tuple[str, str, int, int, int]:
     if len(data) < 40:
         raise DecodeError("truncated_ip")
+    payload_length = data[4] << 8 | data[5]
+    end = 40 + payload_length if payload_length else len(data)  # 0: a jumbogram
     next_header = data[6]
     offset = 40
     for _ in range(MAX_IPV6_EXT_HEADERS):
-        if next_header == IPPROTO_TCP:
+        if next_header in _TRANSPORTS:
             break
         if len(data) < offset + 8:
             raise DecodeError("truncated_ip")
@@ -93,27 +108,89 @@ def _ipv6(data: bytes) -> tuple[str, str, int]:
         elif next_header == _IPV6_AH:
             length = (data[offset + 1] + 2) * 4
         else:
-            raise DecodeError("not_tcp")
+            raise DecodeError("not_tcp_or_udp")
         if len(data) < offset + length:
             raise DecodeError("truncated_ip")
         next_header = data[offset]
         offset += length
-    if next_header != IPPROTO_TCP:
+    if next_header not in _TRANSPORTS:
         raise DecodeError("ipv6_extension_chain_too_long")
+    if end < offset:
+        raise DecodeError("bad_ip_length")
     src = _address(socket.AF_INET6, data[8:24])
     dst = _address(socket.AF_INET6, data[24:40])
-    return src, dst, offset
+    return src, dst, offset, end, next_header
 
 
 def _tcp(
-    data: bytes, offset: int, src: str, dst: str, timestamp_ns: int, direction: Direction
+    data: bytes,
+    offset: int,
+    end: int,
+    src: str,
+    dst: str,
+    timestamp_ns: int,
+    direction: Direction,
+    cgroup_id: int,
 ) -> Packet:
     if len(data) < offset + 20:
         raise DecodeError("truncated_tcp")
     src_port, dst_port, seq, ack, data_offset, flags = _TCP.unpack_from(data, offset)
     if data_offset >> 4 < 5:
         raise DecodeError("bad_tcp_header_length")
+    start = offset + (data_offset >> 4) * 4
+    payload_size = end - start
+    if payload_size < 0:
+        raise DecodeError("bad_tcp_header_length")
+    kind = tcp_kind(flags)
+    if src_port == DNS_PORT and payload_size:
+        kind = _WITH_DNS[kind]
     # Positional: this runs once per packet, and keywords cost measurably more.
     return Packet(
-        timestamp_ns, direction, tcp_kind(flags), src, dst, src_port, dst_port, seq, ack, flags
+        timestamp_ns,
+        direction,
+        kind,
+        src,
+        dst,
+        src_port,
+        dst_port,
+        seq,
+        ack,
+        flags,
+        cgroup_id,
+        IPPROTO_TCP,
+        data[start:end],
+        payload_size,
+    )
+
+
+def _udp(
+    data: bytes,
+    offset: int,
+    src: str,
+    dst: str,
+    timestamp_ns: int,
+    direction: Direction,
+    cgroup_id: int,
+) -> Packet:
+    if len(data) < offset + 8:
+        raise DecodeError("truncated_udp")
+    src_port, dst_port, length = _UDP.unpack_from(data, offset)
+    if length < 8:
+        raise DecodeError("bad_udp_length")
+    kind = PacketKind.DNS_ANSWER if src_port == DNS_PORT else PacketKind.NONE
+    return Packet(
+        timestamp_ns,
+        direction,
+        kind,
+        src,
+        dst,
+        src_port,
+        dst_port,
+        0,
+        0,
+        0,
+        cgroup_id,
+        IPPROTO_UDP,
+        data[offset + 8 : offset + length],
+        length - 8,
     )

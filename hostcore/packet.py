@@ -20,6 +20,7 @@ class PacketKind(enum.IntFlag):
     TCP_SYN_ACK = enum.auto()
     TCP_FIN_RST = enum.auto()
     TCP_SYN = enum.auto()
+    DNS_ANSWER = enum.auto()  # UDP, or TCP with data, from port 53; may combine with a TCP kind
 
 
 TCP_FIN = 0x01
@@ -47,7 +48,7 @@ def tcp_kind(flags: int) -> PacketKind:
 
 
 class Packet(NamedTuple):
-    """One decoded TCP segment, addresses as text (IPv4 dotted, IPv6 RFC 5952).
+    """One decoded TCP segment or UDP datagram, addresses as text (IPv4 dotted, IPv6 RFC 5952).
 
     Immutable: every enabled event's handler sees the same Packet objects.
     """
@@ -59,6 +60,10 @@ class Packet(NamedTuple):
     dst: str
     src_port: int
     dst_port: int
-    seq: int
-    ack: int
-    tcp_flags: int
+    seq: int  # TCP only; 0 for UDP
+    ack: int  # TCP only
+    tcp_flags: int  # TCP only
+    cgroup_id: int  # cgroup v2 id of the local socket; 0 where unknown (capture files)
+    protocol: int  # IPPROTO_TCP or IPPROTO_UDP
+    payload: bytes  # what was captured after the TCP/UDP header (none for TCP kinds)
+    payload_size: int  # what the packet carried; more than len(payload) means truncated

@@ -18,6 +18,7 @@ _DEFINES = {
     PacketKind.TCP_SYN_ACK: "WANT_TCP_SYN_ACK",
     PacketKind.TCP_FIN_RST: "WANT_TCP_FIN_RST",
     PacketKind.TCP_SYN: "WANT_TCP_SYN",
+    PacketKind.DNS_ANSWER: "WANT_DNS_ANSWER",
 }
 _PROGRAMS = {
     b"hc_flow_ingress": AttachType.CGROUP_INET_INGRESS,

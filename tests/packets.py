@@ -1,4 +1,4 @@
-"""Build raw IP/TCP bytes for decoder tests (checksums are not checked by the decoder)."""
+"""Build raw IP/TCP/UDP bytes for decoder tests (checksums are not checked by the decoder)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,25 @@ def tcp(src_port: int, dst_port: int, flags: int, seq: int = 1000, ack: int = 0)
     return struct.pack("!HHIIBBHHH", src_port, dst_port, seq, ack, 5 << 4, flags, 65535, 0, 0)
 
 
-def ipv4(src: str, dst: str, payload: bytes, options: bytes = b"", proto: int = 6) -> bytes:
+def udp(src_port: int, dst_port: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", src_port, dst_port, 8 + len(payload), 0) + payload
+
+
+def ipv4(
+    src: str,
+    dst: str,
+    payload: bytes,
+    options: bytes = b"",
+    proto: int = 6,
+    total_length: int | None = None,
+) -> bytes:
     assert len(options) % 4 == 0
     ihl = 5 + len(options) // 4
     header = struct.pack(
         "!BBHHHBBH4s4s",
         0x40 | ihl,
         0,
-        ihl * 4 + len(payload),
+        ihl * 4 + len(payload) if total_length is None else total_length,
         1,
         0x4000,
         64,

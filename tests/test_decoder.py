@@ -6,7 +6,7 @@ import struct
 from collections import Counter
 
 import pytest
-from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp
+from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp, udp
 
 from hostcore import records
 from hostcore.decoder import DecodeError, decode
@@ -75,13 +75,16 @@ def test_ipv6_authentication_header() -> None:
         (b"\x75" + bytes(40), "bad_ip_version"),
         (b"\x43" + bytes(40), "bad_ip_header_length"),
         (ipv4("1.1.1.1", "2.2.2.2", b"", bytes(40))[:40], "truncated_ip"),
-        (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN), proto=17), "not_tcp"),
+        (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN), proto=1), "not_tcp_or_udp"),
+        (ipv4("1.1.1.1", "2.2.2.2", udp(53, 9, b"")[:6], proto=17), "truncated_udp"),
+        (ipv4("1.1.1.1", "2.2.2.2", b"\0\x35\0\x09\0\x04\0\0", proto=17), "bad_udp_length"),
+        (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN), total_length=10), "bad_ip_length"),
         (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN))[:30], "truncated_tcp"),
         (ipv6("::1", "::2", tcp(1, 2, SYN))[:39], "truncated_ip"),
         (ipv6("::1", "::2", tcp(1, 2, SYN))[:50], "truncated_tcp"),
         (ipv6("::1", "::2", b"", 0, extension(6, 3))[:50], "truncated_ip"),
         (ipv6("::1", "::2", tcp(1, 2, SYN), 44, fragment(6, offset_units=3)), "ip_fragment"),
-        (ipv6("::1", "::2", tcp(1, 2, SYN), 59), "not_tcp"),
+        (ipv6("::1", "::2", tcp(1, 2, SYN), 59), "not_tcp_or_udp"),
         (
             ipv6("::1", "::2", tcp(1, 2, SYN), 0, extension(0) * 8 + extension(6)),
             "ipv6_extension_chain_too_long",
@@ -108,8 +111,43 @@ def test_bad_tcp_data_offset() -> None:
         decode(bytes(raw), 0, Direction.INGRESS)
 
 
-def _record(data: bytes, boot_ns: int = 5, direction: int = 1) -> bytes:
-    return records.HEADER.pack(boot_ns, len(data), direction) + data
+def _record(data: bytes, boot_ns: int = 5, direction: int = 1, cgroup_id: int = 0) -> bytes:
+    return records.HEADER.pack(boot_ns, cgroup_id, len(data), direction) + data
+
+
+def test_udp_from_port_53_is_a_dns_answer_with_its_payload() -> None:
+    raw = ipv6("::1", "::2", udp(53, 40000, b"answer"), next_header=17)
+    (packet,) = records.packets([_record(raw, cgroup_id=77)], 0, Counter())
+    assert (packet.kind, packet.protocol, packet.cgroup_id) == (PacketKind.DNS_ANSWER, 17, 77)
+    assert (packet.payload, packet.payload_size) == (b"answer", 6)
+
+
+def test_other_udp_is_decoded_but_of_no_kind() -> None:
+    packet = decode(ipv4("1.1.1.1", "2.2.2.2", udp(5353, 53, b"query"), proto=17), 0, 0)
+    assert (packet.kind, packet.payload) == (PacketKind.NONE, b"query")
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [
+        (ACK, PacketKind.DNS_ANSWER),
+        (FIN | ACK, PacketKind.DNS_ANSWER | PacketKind.TCP_FIN_RST),
+    ],
+)
+def test_tcp_data_from_port_53_is_a_dns_answer(flags: int, kind: PacketKind) -> None:
+    packet = decode(ipv4("1.1.1.1", "2.2.2.2", tcp(53, 2, flags) + b"\0\2ab"), 0, 0)
+    assert (packet.kind, packet.payload, packet.payload_size) == (kind, b"\0\2ab", 4)
+
+
+def test_tcp_from_port_53_without_data_keeps_its_flag_kind() -> None:
+    packet = decode(ipv4("1.1.1.1", "2.2.2.2", tcp(53, 2, SYN | ACK)), 0, 0)
+    assert (packet.kind, packet.payload, packet.payload_size) == (PacketKind.TCP_SYN_ACK, b"", 0)
+
+
+def test_payload_beyond_the_capture_shows_as_a_larger_payload_size() -> None:
+    raw = ipv4("1.1.1.1", "2.2.2.2", udp(53, 2, bytes(600)), proto=17)
+    packet = decode(raw[:512], 0, 0)
+    assert (len(packet.payload), packet.payload_size) == (512 - 28, 600)
 
 
 def test_records_are_decoded_in_order_and_failures_counted() -> None:
@@ -126,7 +164,7 @@ def test_records_are_decoded_in_order_and_failures_counted() -> None:
 
 def test_record_captured_length_bounds_the_packet() -> None:
     raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
-    record = records.HEADER.pack(1, 30, 0) + raw + bytes(200)
+    record = records.HEADER.pack(1, 0, 30, 0) + raw + bytes(200)
     errors: Counter[str] = Counter()
     assert records.packets([record], 0, errors) == []
     assert errors == Counter({"truncated_tcp": 1})
