@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pluggy
 
-from hostcore.events import Emit, EventContext, EventHandler, EventSpec, Field
+from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
 from hostcore.packet import Direction, Packet, PacketKind
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 
@@ -16,6 +16,7 @@ hookimpl = pluggy.HookimplMarker("hostcore")
 
 __all__ = [
     "Direction",
+    "DnsNames",
     "Emit",
     "EventContext",
     "EventHandler",

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections import Counter
 
 # Counters under these names or prefixes mean events were or may have been lost.
-# Units: records (kernel, decode), packets (plugin), events (sink writes), flushes.
+# Units: records (kernel, decode), packets (plugin), events (sink writes), flushes,
+# DNS messages (malformed, truncated, segmented) and chains (evictions).
 LOSS_COUNTERS = (
     "kernel_reserve_failures",
     "decode_errors.",
     "plugin_errors.",
     "sink_errors.",
     "sink_flush_failures.",
+    "dns.malformed.",  # DNS answers whose names were lost
+    "dns.truncated",
+    "dns.tcp_segmented",
+    "dns.evictions",
 )
 
 

@@ -18,6 +18,32 @@ class ConfigError(ValueError):
     """Bad configuration; the message names the file and the key."""
 
 
+DNS_SCOPES = ("cgroup", "host")
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """The DNS store: ``[dns]`` in the config file."""
+
+    store_size: int = 16384  # chains (question, CNAMEs, address); ~350 bytes each
+    ttl_floor_s: int = 0
+    ttl_ceiling_s: int = 86400
+    scope: str = "cgroup"  # "cgroup": the asking socket's cgroup first; "host": one pool
+
+    def __post_init__(self) -> None:
+        if self.store_size < 1:
+            raise ConfigError(f"dns.store_size must be >= 1, got {self.store_size}")
+        if not 0 <= self.ttl_floor_s <= self.ttl_ceiling_s:
+            raise ConfigError(
+                "dns.ttl_floor_s and dns.ttl_ceiling_s must satisfy 0 <= floor <= ceiling, "
+                f"got {self.ttl_floor_s} and {self.ttl_ceiling_s}"
+            )
+        if self.scope not in DNS_SCOPES:
+            raise ConfigError(
+                f"dns.scope must be one of {', '.join(DNS_SCOPES)}, got {self.scope!r}"
+            )
+
+
 @dataclass(frozen=True)
 class Config:
     enable: tuple[str, ...] = ("flows",)
@@ -30,6 +56,7 @@ class Config:
     plugins_allow: frozenset[str] = frozenset()
     plugins_deny: frozenset[str] = frozenset()
     strict_plugins: bool = False
+    dns: DnsConfig = field(default_factory=DnsConfig)
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -54,6 +81,7 @@ _TOP_LEVEL: dict[str, type] = {
     "stats_interval_s": float,
 }
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
+_DNS: dict[str, type] = {"store_size": int, "ttl_floor_s": int, "ttl_ceiling_s": int, "scope": str}
 
 
 def load(path: Path | None) -> Config:
@@ -81,22 +109,31 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
             values.update(_plugins(_table(key, value)))
         elif key == "sinks":
             values["sinks"] = _sinks(_table(key, value))
+        elif key == "dns":
+            values["dns"] = DnsConfig(**_typed_table(key, _table(key, value), _DNS))
         elif key in _TOP_LEVEL:
             values[key] = _typed(key, value, _TOP_LEVEL[key])
         else:
-            known = ", ".join(sorted([*_TOP_LEVEL, "plugins", "sinks"]))
+            known = ", ".join(sorted([*_TOP_LEVEL, "dns", "plugins", "sinks"]))
             raise ConfigError(f"unknown key {key!r} (known keys: {known})")
     if "enable" in values:
         values["enable"] = tuple(_strings("enable", values["enable"]))
     return Config(**values)
 
 
+def _typed_table(name: str, table: Mapping[str, Any], types: Mapping[str, type]) -> dict[str, Any]:
+    """The table's values, each checked against ``types``; an unknown key is an error."""
+    values = {}
+    for key, value in table.items():
+        if key not in types:
+            raise ConfigError(f"unknown key '{name}.{key}' (known: {', '.join(types)})")
+        values[key] = _typed(f"{name}.{key}", value, types[key])
+    return values
+
+
 def _plugins(table: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _PLUGINS:
-            raise ConfigError(f"unknown key 'plugins.{key}' (known: allow, deny, strict)")
-        value = _typed(f"plugins.{key}", value, _PLUGINS[key])
+    for key, value in _typed_table("plugins", table, _PLUGINS).items():
         if key == "strict":
             values["strict_plugins"] = value
         else:

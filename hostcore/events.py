@@ -23,12 +23,33 @@ class Field:
     type: str  # "string", "uint16", "[]string", ...
 
 
+class DnsNames(Protocol):
+    """The core's DNS store, as event handlers see it."""
+
+    def names(self, address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
+        """Names that DNS answers gave ``address`` and that are valid at ``timestamp_ns``.
+
+        Each chain is the question name, then every CNAME target down to the
+        address; chains from answers delivered into cgroup ``cgroup_id`` come
+        first, then the host's others, most recent answer first; no name twice.
+        """
+
+
+class NoDnsNames:
+    """The store of a run in which no enabled event uses DNS names: it knows none."""
+
+    def names(self, address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
+        return []
+
+
 @dataclass
 class EventContext:
     """What the core gives an event handler when a run starts."""
 
     count: Callable[[str, int], None]
     """``count(name, n)``: add to one of the run's counters (reported with the totals)."""
+    dns: DnsNames = field(default_factory=NoDnsNames)
+    """The DNS store; it only holds names in runs where an enabled event sets ``uses_dns``."""
 
 
 class EventHandler(Protocol):
@@ -44,6 +65,9 @@ class EventSpec:
 
     ``handler`` is called once per run with an EventContext, and only when the
     event is enabled; the object it returns receives the packets ``needs`` selects.
+    ``uses_dns`` makes the run capture DNS answers into the store that
+    ``EventContext.dns`` reads; every answer is stored before any packet that
+    came after it reaches a handler.
     """
 
     name: str
@@ -54,4 +78,5 @@ class EventSpec:
     needs: PacketKind
     handler: Callable[[EventContext], EventHandler]
     description: str = ""
+    uses_dns: bool = False
     plugin: str = field(default="", compare=False)  # filled in by the core

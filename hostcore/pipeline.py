@@ -10,6 +10,9 @@ import msgpack
 import structlog
 
 from hostcore.accounting import Accounting
+from hostcore.config import DnsConfig
+from hostcore.dns.answers import DnsAnswers
+from hostcore.dns.store import NameStore
 from hostcore.events import (
     LOST_EVENTS_ID,
     LOST_EVENTS_NAME,
@@ -40,7 +43,10 @@ def _start(spec: EventSpec, context: EventContext) -> EventHandler:
 
 
 def _kinds(needs: PacketKind) -> tuple[PacketKind, ...]:
-    return tuple(kind for kind in PacketKind if kind in needs)
+    """The packet kinds (a flag, or a TCP kind with DNS_ANSWER) that ``needs`` wants."""
+    every = [PacketKind.NONE, *PacketKind]
+    combined = {kind | dns for kind in every for dns in (PacketKind.NONE, PacketKind.DNS_ANSWER)}
+    return tuple(kind for kind in combined if kind & needs)
 
 
 class Pipeline:
@@ -52,6 +58,7 @@ class Pipeline:
         sinks: Mapping[str, Sink],
         host: str,
         accounting: Accounting,
+        dns: DnsConfig | None = None,
     ) -> None:
         self._sinks = dict(sinks)
         self._host = host
@@ -60,6 +67,19 @@ class Pipeline:
         self._packer = msgpack.Packer()  # reused: packb would build a Packer per event
         self._unflushed = False
         context = EventContext(count=accounting.count)
+        self._dns: DnsAnswers | None = None
+        if any(spec.uses_dns for spec in events):
+            dns = dns or DnsConfig()
+            store = NameStore(
+                dns.store_size,
+                dns.ttl_floor_s,
+                dns.ttl_ceiling_s,
+                by_cgroup=dns.scope == "cgroup",
+                count=accounting.count,
+            )
+            self._dns = DnsAnswers(store, accounting.count)
+            context.dns = store
+        self._dns_kinds = _kinds(PacketKind.DNS_ANSWER)
         # Each event's wanted kinds as a tuple of members: a containment test on it
         # compares by identity, where IntFlag arithmetic per packet costs ~0.2 us.
         self._handlers: list[tuple[EventSpec, EventHandler, Emit, tuple[PacketKind, ...]]] = [
@@ -77,8 +97,24 @@ class Pipeline:
         return emit
 
     def feed(self, packets: Sequence[Packet]) -> None:
-        """Hand each enabled event the packets it needs, then flush the sinks."""
+        """Hand each enabled event the packets it needs, in order, then flush the sinks.
+
+        Each DNS answer is stored before any later packet is handled, so a
+        connection always finds the names of the answers that came before it.
+        """
         self._accounting.count("packets", len(packets))
+        start = 0
+        if self._dns is not None:
+            dns_kinds = self._dns_kinds
+            for position, packet in enumerate(packets):
+                if packet.kind in dns_kinds:
+                    self._dispatch(packets[start:position])
+                    self._dns.add(packet)
+                    start = position  # it may be a TCP kind too: handlers get it next
+        self._dispatch(packets[start:] if start else packets)
+        self.flush()
+
+    def _dispatch(self, packets: Sequence[Packet]) -> None:
         for spec, handler, emit, kinds in self._handlers:
             wanted = [packet for packet in packets if packet.kind in kinds]
             if not wanted:
@@ -88,7 +124,6 @@ class Pipeline:
             except Exception:
                 self._accounting.count(f"plugin_errors.{spec.name}", len(wanted))
                 self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
-        self.flush()
 
     def publish(self, name: str, event_id: int, timestamp_ns: int, data: Mapping[str, Any]) -> None:
         """Build the event map, pack it once, and give it to every sink."""

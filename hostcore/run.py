@@ -48,6 +48,8 @@ def plan(config: Config, plugins: Plugins) -> Plan:
     needs = PacketKind.NONE
     for spec in events:
         needs |= spec.needs
+        if spec.uses_dns:
+            needs |= PacketKind.DNS_ANSWER
     return Plan(events, needs, any(spec.depends_on == probe.NAME for spec in events))
 
 
@@ -109,7 +111,7 @@ def run(config: Config, plugins: Plugins) -> int:
     sinks = open_sinks(sink_specs, config.sinks)
     accounting = Accounting(time.time_ns())
     try:
-        pipeline = Pipeline(the_plan.events, sinks, config.host_name, accounting)
+        pipeline = Pipeline(the_plan.events, sinks, config.host_name, accounting, config.dns)
     except PluginError:
         for sink in sinks.values():
             sink.close()

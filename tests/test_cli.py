@@ -165,7 +165,7 @@ def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events() -> None:
     result = hostcore("run", "--print-bpf", "--events", "flows")
     assert result.returncode == 0, result.stderr
     first, *source = result.stdout.splitlines()
-    assert first.startswith("// cflags: -DWANT_TCP_SYN_ACK -DRING_PAGES=")
+    assert first.startswith("// cflags: -DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER -DRING_PAGES=")
     assert "WANT_TCP_FIN_RST" not in first and "WANT_TCP_SYN " not in first + " "
     assert "int hc_flow_ingress(struct __sk_buff *skb)" in source
 

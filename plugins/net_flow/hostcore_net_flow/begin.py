@@ -39,6 +39,7 @@ class TcpBegin:
 
     def __init__(self, context: EventContext) -> None:
         self._count = context.count
+        self._names = context.dns.names
         self._seen = RecentKeys(RECENT_CONNECTIONS, RETRANSMIT_WINDOW_NS)
 
     def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
@@ -54,19 +55,21 @@ class TcpBegin:
                 packet.dst_port,
                 packet.ack,
             )
-            if not self._seen.add(key, packet.timestamp_ns):
+            timestamp_ns = packet.timestamp_ns
+            if not self._seen.add(key, timestamp_ns):
                 self._count("net_flow_tcp_begin.duplicate_syn_acks", 1)
                 continue
+            cgroup_id = packet.cgroup_id
             emit(
-                packet.timestamp_ns,
+                timestamp_ns,
                 {
                     "conn_direction": CONN_DIRECTION[packet.direction],
                     "src": packet.dst,
                     "dst": packet.src,
                     "src_port": packet.dst_port,
                     "dst_port": packet.src_port,
-                    "src_dns": [],
-                    "dst_dns": [],
+                    "src_dns": self._names(packet.dst, cgroup_id, timestamp_ns),
+                    "dst_dns": self._names(packet.src, cgroup_id, timestamp_ns),
                 },
             )
         if self._seen.evictions > evicted:
@@ -82,4 +85,5 @@ SPEC = EventSpec(
     needs=PacketKind.TCP_SYN_ACK,
     handler=TcpBegin,
     description="TCP connection start (SYN+ACK seen); src is the initiator",
+    uses_dns=True,
 )

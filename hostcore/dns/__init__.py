@@ -1,0 +1,1 @@
+"""DNS answers seen on the wire, and the names they give addresses."""

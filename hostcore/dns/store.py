@@ -1,0 +1,113 @@
+"""The DNS store: which names lead to an address, bounded, TTL-aware and scoped by cgroup."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from hostcore.dns.message import Chain
+
+# A chain's identity: (address, cgroup id of the answer's socket, names).
+ChainKey = tuple[str, int, tuple[str, ...]]
+
+
+class _Entry(NamedTuple):
+    answered_ns: int
+    expires_ns: int
+
+
+class NameStore:
+    """Chains from DNS answers, found by address.
+
+    A chain is valid until its smallest TTL (clamped to ``ttl_floor_s`` and
+    ``ttl_ceiling_s``) has passed since its answer; expired chains are never
+    returned. At most ``capacity`` chains are kept: beyond it the least
+    recently used one goes, and if it was still valid that counts as an
+    eviction. With ``by_cgroup`` set, names from answers delivered into the
+    asking socket's cgroup come first, then the rest of the host's.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        ttl_floor_s: int,
+        ttl_ceiling_s: int,
+        by_cgroup: bool,
+        count: Callable[[str, int], None],
+    ) -> None:
+        self._capacity = capacity
+        self._ttl_floor_s = ttl_floor_s
+        self._ttl_ceiling_s = ttl_ceiling_s
+        self._by_cgroup = by_cgroup
+        self._count = count
+        self._entries: OrderedDict[ChainKey, _Entry] = OrderedDict()
+        self._by_address: dict[str, set[ChainKey]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, chains: Iterable[Chain], cgroup_id: int, now_ns: int) -> list[ChainKey]:
+        """Store the chains of one answer delivered into ``cgroup_id``; returns their keys."""
+        scope = cgroup_id if self._by_cgroup else 0
+        keys = []
+        for chain in chains:
+            ttl_s = min(max(chain.ttl, self._ttl_floor_s), self._ttl_ceiling_s)
+            key = (chain.address, scope, chain.names)
+            self._put(key, _Entry(now_ns, now_ns + ttl_s * 10**9), now_ns)
+            keys.append(key)
+        return keys
+
+    def rescope(self, keys: Iterable[ChainKey], cgroup_id: int, now_ns: int) -> None:
+        """Move chains to the cgroup of the socket their answer was finally delivered to."""
+        if not self._by_cgroup:
+            return
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is None or key[1] == cgroup_id:
+                continue
+            self._remove(key)
+            self._put((key[0], cgroup_id, key[2]), entry, now_ns)
+
+    def names(self, address: str, cgroup_id: int, now_ns: int) -> list[str]:
+        """Names for ``address``: own cgroup's chains first, most recent answer first."""
+        keys = self._by_address.get(address)
+        if not keys:
+            self._count("dns.lookups_miss", 1)
+            return []
+        found = []
+        for key in list(keys):
+            entry = self._entries[key]
+            if entry.expires_ns <= now_ns:
+                self._remove(key)
+                continue
+            self._entries.move_to_end(key)
+            found.append((key[1] == cgroup_id, entry.answered_ns, key[2]))
+        if not found:
+            self._count("dns.lookups_miss", 1)
+            return []
+        self._count("dns.lookups_hit", 1)
+        found.sort(reverse=True)
+        return list(dict.fromkeys(name for _, _, names in found for name in names))
+
+    def _put(self, key: ChainKey, entry: _Entry, now_ns: int) -> None:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+        else:
+            self._by_address.setdefault(key[0], set()).add(key)
+        self._entries[key] = entry
+        while len(self._entries) > self._capacity:
+            oldest, evicted = self._entries.popitem(last=False)
+            self._forget(oldest)
+            if evicted.expires_ns > now_ns:
+                self._count("dns.evictions", 1)
+
+    def _remove(self, key: ChainKey) -> None:
+        del self._entries[key]
+        self._forget(key)
+
+    def _forget(self, key: ChainKey) -> None:
+        keys = self._by_address[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self._by_address[key[0]]

@@ -1,0 +1,176 @@
+"""The DNS store's lookup rule, bounds and scope, and how answer packets feed it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from dns_messages import answer
+from packets import ipv4, udp
+
+from hostcore.decoder import decode
+from hostcore.dns.answers import DnsAnswers
+from hostcore.dns.message import Chain
+from hostcore.dns.store import NameStore
+from hostcore.packet import Direction, Packet
+
+S = 10**9
+WWW = Chain(("www.shop.test", "edge.cdn.test"), "127.0.2.2", 60)
+
+
+def _store(capacity: int = 100, floor: int = 0, ceiling: int = 86400, by_cgroup: bool = True):
+    counts: Counter[str] = Counter()
+
+    def count(name: str, n: int) -> None:
+        counts[name] += n
+
+    return NameStore(capacity, floor, ceiling, by_cgroup, count), counts
+
+
+def test_lookup_gives_the_chain_names_in_order() -> None:
+    store, counts = _store()
+    store.add([WWW], cgroup_id=1, now_ns=0)
+    assert store.names("127.0.2.2", 1, 1 * S) == ["www.shop.test", "edge.cdn.test"]
+    assert store.names("127.0.2.9", 1, 1 * S) == []
+    assert counts == Counter({"dns.lookups_hit": 1, "dns.lookups_miss": 1})
+
+
+def test_expired_chains_are_never_returned() -> None:
+    store, counts = _store()
+    store.add([WWW._replace(ttl=2)], 1, now_ns=10 * S)
+    assert store.names("127.0.2.2", 1, 12 * S - 1) == ["www.shop.test", "edge.cdn.test"]
+    assert store.names("127.0.2.2", 1, 12 * S) == []
+    assert len(store) == 0
+    assert counts["dns.lookups_miss"] == 1
+
+
+def test_ttl_floor_and_ceiling_clamp() -> None:
+    store, _ = _store(floor=5, ceiling=100)
+    store.add([WWW._replace(ttl=0)], 1, 0)
+    store.add([Chain(("long.test",), "10.0.0.1", 10**6)], 1, 0)
+    assert store.names("127.0.2.2", 1, 5 * S - 1) != []
+    assert store.names("127.0.2.2", 1, 5 * S) == []
+    assert store.names("10.0.0.1", 1, 100 * S - 1) == ["long.test"]
+    assert store.names("10.0.0.1", 1, 100 * S) == []
+
+
+def test_several_chains_most_recent_answer_first_without_repeats() -> None:
+    store, _ = _store()
+    store.add([Chain(("a.test", "cdn.test"), "10.0.0.1", 60)], 1, 1 * S)
+    store.add([Chain(("b.test", "cdn.test"), "10.0.0.1", 60)], 1, 2 * S)
+    assert store.names("10.0.0.1", 1, 3 * S) == ["b.test", "cdn.test", "a.test"]
+    store.add([Chain(("a.test", "cdn.test"), "10.0.0.1", 60)], 1, 4 * S)  # answered again
+    assert store.names("10.0.0.1", 1, 5 * S) == ["a.test", "cdn.test", "b.test"]
+
+
+def test_own_cgroup_first_then_the_host() -> None:
+    store, _ = _store()
+    store.add([Chain(("mine.test",), "10.0.0.1", 60)], cgroup_id=1, now_ns=1 * S)
+    store.add([Chain(("theirs.test",), "10.0.0.1", 60)], cgroup_id=2, now_ns=2 * S)
+    assert store.names("10.0.0.1", 1, 3 * S) == ["mine.test", "theirs.test"]
+    assert store.names("10.0.0.1", 2, 3 * S) == ["theirs.test", "mine.test"]
+    assert store.names("10.0.0.1", 3, 3 * S) == ["theirs.test", "mine.test"]
+
+
+def test_host_scope_ignores_cgroups() -> None:
+    store, _ = _store(by_cgroup=False)
+    store.add([Chain(("mine.test",), "10.0.0.1", 60)], cgroup_id=1, now_ns=1 * S)
+    store.add([Chain(("theirs.test",), "10.0.0.1", 60)], cgroup_id=2, now_ns=2 * S)
+    assert store.names("10.0.0.1", 1, 3 * S) == ["theirs.test", "mine.test"]
+
+
+def test_least_recently_used_goes_first_and_live_ones_are_counted() -> None:
+    store, counts = _store(capacity=2)
+    store.add([Chain(("a.test",), "10.0.0.1", 60)], 1, 0)
+    store.add([Chain(("b.test",), "10.0.0.2", 60)], 1, 0)
+    assert store.names("10.0.0.1", 1, 1) == ["a.test"]  # a is now the most recently used
+    store.add([Chain(("c.test",), "10.0.0.3", 60)], 1, 2)
+    assert (store.names("10.0.0.1", 1, 3), store.names("10.0.0.2", 1, 3)) == (["a.test"], [])
+    assert counts["dns.evictions"] == 1
+    store.add([Chain(("d.test",), "10.0.0.4", 1)], 1, 4)  # evicts c, still valid
+    store.add([Chain(("e.test",), "10.0.0.5", 1)], 1, 61 * S)  # evicts a, expired by then
+    assert counts["dns.evictions"] == 2
+    assert len(store) == 2
+
+
+def test_size_stays_bounded_under_many_answers() -> None:
+    store, counts = _store(capacity=1000)
+    for n in range(20000):
+        store.add([Chain((f"n{n}.test",), f"10.{n >> 16}.{n >> 8 & 255}.{n & 255}", 60)], n % 7, n)
+    assert len(store) == 1000
+    assert counts["dns.evictions"] == 19000
+
+
+# Answers as packets: framing, loopback copies, counters.
+
+
+def _packet(message: bytes, direction: Direction, cgroup_id: int, at_s: int = 0) -> Packet:
+    raw = ipv4("127.0.0.53", "127.0.0.1", udp(53, 40000, message), proto=17)
+    return decode(raw, at_s * S, direction, cgroup_id)
+
+
+def _answers(**store_options: object) -> tuple[DnsAnswers, NameStore, Counter[str]]:
+    store, counts = _store(**store_options)  # type: ignore[arg-type]
+
+    def count(name: str, n: int) -> None:
+        counts[name] += n
+
+    return DnsAnswers(store, count), store, counts
+
+
+SHOP = answer(
+    "www.shop.test.",
+    ("www.shop.test.", 60, "CNAME", "edge.cdn.test."),
+    ("edge.cdn.test.", 60, "A", "127.0.2.2"),
+)
+
+
+def test_loopback_copy_is_used_once_and_scoped_to_the_asking_socket() -> None:
+    answers, store, counts = _answers()
+    answers.add(_packet(SHOP, Direction.EGRESS, cgroup_id=10))  # leaving the resolver
+    answers.add(_packet(SHOP, Direction.INGRESS, cgroup_id=20))  # arriving at the client
+    store.add([Chain(("other.test",), "127.0.2.2", 60)], cgroup_id=10, now_ns=1)
+    assert store.names("127.0.2.2", 20, 2) == ["www.shop.test", "edge.cdn.test", "other.test"]
+    assert (counts["dns.answers"], counts["dns.loopback_copies"], counts["dns.parsed"]) == (1, 1, 1)
+    assert len(store) == 2
+
+
+def test_answer_from_a_remote_resolver_is_scoped_where_it_arrives() -> None:
+    answers, store, counts = _answers()
+    answers.add(_packet(SHOP, Direction.INGRESS, cgroup_id=20))
+    store.add([Chain(("other.test",), "127.0.2.2", 60)], cgroup_id=10, now_ns=1)
+    assert store.names("127.0.2.2", 20, 2)[0] == "www.shop.test"
+    assert counts["dns.loopback_copies"] == 0
+
+
+def test_truncated_and_malformed_answers_are_counted_and_store_nothing() -> None:
+    answers, store, counts = _answers()
+    truncated = ipv4("127.0.0.53", "127.0.0.1", udp(53, 4, SHOP), proto=17)[:-5]
+    answers.add(decode(truncated, 0, Direction.INGRESS, 1))
+    answers.add(_packet(SHOP[:-1], Direction.INGRESS, 1))
+    answers.add(_packet(SHOP[:12] + b"\xc0\x0c" + SHOP[14:], Direction.INGRESS, 1))
+    assert len(store) == 0
+    assert counts == Counter(
+        {
+            "dns.answers": 3,
+            "dns.truncated": 1,
+            "dns.malformed.truncated_record": 1,
+            "dns.malformed.forward_pointer": 1,
+        }
+    )
+
+
+def _tcp_packet(payload: bytes) -> Packet:
+    from packets import ACK, tcp
+
+    raw = ipv4("127.0.0.53", "127.0.0.1", tcp(53, 40000, ACK) + payload)
+    return decode(raw, 0, Direction.INGRESS, 1)
+
+
+def test_tcp_segment_with_two_messages_and_one_cut_short() -> None:
+    other = answer("b.test.", ("b.test.", 60, "A", "10.0.0.2"))
+    framed = [len(m).to_bytes(2, "big") + m for m in (SHOP, other)]
+    answers, store, counts = _answers()
+    answers.add(_tcp_packet(framed[0] + framed[1] + framed[0][:30]))
+    assert store.names("127.0.2.2", 1, 1) == ["www.shop.test", "edge.cdn.test"]
+    assert store.names("10.0.0.2", 1, 1) == ["b.test"]
+    assert (counts["dns.parsed"], counts["dns.tcp_segmented"]) == (2, 1)

@@ -1,0 +1,85 @@
+"""Dispatch with the DNS store: answers before the packets that follow them, names to plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dns_messages import answer
+from hostcore_net_flow import begin
+from packets import ACK, SYN, ipv4, tcp, udp
+
+from hostcore.accounting import Accounting
+from hostcore.decoder import decode
+from hostcore.events import Emit, EventContext, EventSpec
+from hostcore.packet import Direction, Packet, PacketKind
+from hostcore.pipeline import Pipeline
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list[Mapping[str, Any]] = []
+
+    def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
+        self.events.append(event)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _syn_ack(client_port: int, server: str = "127.0.2.2") -> Packet:
+    raw = ipv4(server, "127.0.0.1", tcp(80, client_port, SYN | ACK, ack=client_port))
+    return decode(raw, 10, Direction.INGRESS, 5)
+
+
+def _answer(name: str, address: str) -> Packet:
+    message = answer(name + ".", (name + ".", 60, "A", address))
+    raw = ipv4("127.0.0.53", "127.0.0.1", udp(53, 999, message), proto=17)
+    return decode(raw, 10, Direction.INGRESS, 5)
+
+
+def _run(specs: Sequence[EventSpec], batch: list[Packet]) -> list[Mapping[str, Any]]:
+    sink = ListSink()
+    pipeline = Pipeline(specs, {"list": sink}, "host", Accounting(0))
+    pipeline.feed(batch)
+    return sink.events
+
+
+def test_an_answer_names_only_the_connections_after_it_in_one_batch() -> None:
+    batch = [_syn_ack(1001), _answer("shop.test", "127.0.2.2"), _syn_ack(1002)]
+    events = _run([begin.SPEC], batch)
+    assert [(e["data"]["src_port"], e["data"]["dst_dns"]) for e in events] == [
+        (1001, []),
+        (1002, ["shop.test"]),
+    ]
+
+
+class _Peek:
+    """An event that does not declare uses_dns, but asks the store anyway."""
+
+    def __init__(self, context: EventContext) -> None:
+        self._names = context.dns.names
+
+    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
+        for packet in packets:
+            emit(packet.timestamp_ns, {"names": self._names(packet.src, 5, 10)})
+
+
+PEEK = EventSpec("peek", 9999, (), (), "net_packet_flow_base", PacketKind.TCP_SYN_ACK, _Peek)
+
+
+def test_without_an_event_that_uses_dns_the_store_stays_empty() -> None:
+    batch = [_answer("shop.test", "127.0.2.2"), _syn_ack(1001)]
+    assert [e["data"] for e in _run([PEEK], batch)] == [{"names": []}]
+
+
+def test_every_plugin_reads_the_same_store() -> None:
+    batch = [_answer("shop.test", "127.0.2.2"), _syn_ack(1001)]
+    events = _run([begin.SPEC, PEEK], batch)
+    assert [e["data"].get("names", e["data"].get("dst_dns")) for e in events] == [
+        ["shop.test"],
+        ["shop.test"],
+    ]
