@@ -7,8 +7,8 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
 APT_RUN := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
 	python3-venv python3-pip
-# Tests: real clients and servers and the tools that check the probe.
-APT_TEST := curl iproute2 nginx-light util-linux
+# Tests: real clients and servers (a DNS server and dig too) and the tools that check the probe.
+APT_TEST := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils
 
 .PHONY: setup setup-test run test clean .apt-run .apt-test
 

@@ -242,14 +242,25 @@ def curl(
         "%{local_ip} %{local_port} %{remote_ip} %{remote_port}",
         url,
     ]
+    out = subprocess.run(
+        in_place(command, netns, cgroup), check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    local_ip, local_port, remote_ip, remote_port = out.split()
+    return local_ip, int(local_port), remote_ip, int(remote_port)
+
+
+def in_place(command: list[str], netns: str | None, cgroup: Path | None) -> list[str]:
+    """``command`` run in a netns and/or a cgroup v2 directory.
+
+    The cgroup is joined first: `ip netns exec` mounts the netns's own /sys,
+    where the cgroup directory would not be found.
+    """
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
     if cgroup:
         join = f'echo $$ > "{cgroup}/cgroup.procs" && exec "$@"'
         command = ["sh", "-c", join, "sh", *command]
-    if netns:
-        command = ["ip", "netns", "exec", netns, *command]
-    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=30).stdout
-    local_ip, local_port, remote_ip, remote_port = out.split()
-    return local_ip, int(local_port), remote_ip, int(remote_port)
+    return command
 
 
 def attached_program_names(cgroup_root: str) -> list[str]:
