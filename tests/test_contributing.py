@@ -75,6 +75,7 @@ def test_example_event_and_sink_run(tmp_path: Path) -> None:
         e for e in events if e["name"] == "tcp_syn_sent" and e["data"]["dst_port"] == server.port
     ]
     assert len(syns) == len(clients)  # one SYN leaves the client socket per connection
+    assert all(e["data"]["dst_dns"] == [] for e in syns)  # the store's reply: no name was resolved
     # The logfmt sink got every event the file sink got, in the same order.
     lines = logfmt.read_text().splitlines()
     assert len(lines) == len(events)

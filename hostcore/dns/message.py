@@ -27,6 +27,9 @@ _RECORD = struct.Struct("!HHIH")  # type, class, ttl, rdlength (after the owner 
 _PLAIN_LABEL = re.compile(rb"[a-z0-9_-]+\Z")
 
 
+_Names = dict[int, tuple[str, int]]  # offset -> (name, length in wire bytes)
+
+
 class DnsError(ValueError):
     """A malformed message; ``reason`` is a stable counter name."""
 
@@ -75,11 +78,12 @@ def parse(message: bytes) -> Answer | str:
         return "not_one_question"
     if not answers:
         return "no_answer"
-    question, offset = _name(message, _HEADER.size)
+    names: _Names = {}
+    question, offset = _name(message, _HEADER.size, names)
     offset += 4  # question type and class
     records = []
     for _ in range(answers):
-        owner, offset = _name(message, offset)
+        owner, offset = _name(message, offset, names)
         if offset + _RECORD.size > len(message):
             raise DnsError("truncated_record")
         rtype, rclass, ttl, length = _RECORD.unpack_from(message, offset)
@@ -88,7 +92,7 @@ def parse(message: bytes) -> Answer | str:
         if end > len(message):
             raise DnsError("truncated_record")
         if rclass == CLASS_IN:
-            value = _rdata(message, rtype, offset, end)
+            value = _rdata(message, rtype, offset, end, names)
             if value is not None:
                 # RFC 2181 8: a TTL with the top bit set means zero.
                 records.append(Record(owner, rtype, 0 if ttl & 0x80000000 else ttl, value))
@@ -98,7 +102,7 @@ def parse(message: bytes) -> Answer | str:
     return Answer(question, tuple(records))
 
 
-def _rdata(message: bytes, rtype: int, offset: int, end: int) -> str | None:
+def _rdata(message: bytes, rtype: int, offset: int, end: int, names: _Names) -> str | None:
     if rtype == TYPE_A:
         if end - offset != 4:
             raise DnsError("bad_rdata_length")
@@ -108,18 +112,20 @@ def _rdata(message: bytes, rtype: int, offset: int, end: int) -> str | None:
             raise DnsError("bad_rdata_length")
         return socket.inet_ntop(socket.AF_INET6, message[offset:end])
     if rtype == TYPE_CNAME:
-        target, after = _name(message, offset)
+        target, after = _name(message, offset, names)
         if after != end:
             raise DnsError("bad_rdata_length")
         return target
     return None
 
 
-def _name(message: bytes, offset: int) -> tuple[str, int]:
+def _name(message: bytes, offset: int, names: _Names) -> tuple[str, int]:
     """The name at ``offset`` (lower case, no trailing dot) and the offset after it.
 
     Compression pointers must point before the label they replace, so they
     cannot loop; their number and the name's length are bounded as well.
+    ``names`` holds the names already read from this message by their offset:
+    pointers to them, the usual case, are not read again.
     """
     labels: list[str] = []
     wire_length = 1
@@ -143,6 +149,13 @@ def _name(message: bytes, offset: int) -> tuple[str, int]:
                 raise DnsError("too_many_pointers")
             if after < 0:
                 after = position + 2
+            known = names.get(target)
+            if known is not None:
+                wire_length += known[1] - 1
+                if wire_length > MAX_NAME_LENGTH:
+                    raise DnsError("name_too_long")
+                labels.append(known[0])
+                break
             position = target
             continue
         if length & 0xC0:
@@ -155,7 +168,9 @@ def _name(message: bytes, offset: int) -> tuple[str, int]:
             raise DnsError("name_too_long")
         labels.append(_label_text(label.lower()))
         position += length + 1
-    return ".".join(labels) or ".", after if after >= 0 else position + 1
+    text = ".".join(filter(None, labels))  # a known root name adds an empty label
+    names[offset] = (text, wire_length)
+    return text or ".", after if after >= 0 else position + 1
 
 
 def _label_text(label: bytes) -> str:
