@@ -23,6 +23,9 @@ MAX_IPV6_EXT_HEADERS = 8  # the same bound as bpf/net_packet_flow_base.c
 
 _TCP = struct.Struct("!HHIIBB")
 _UDP = struct.Struct("!HHH")
+# Packet's fields in order, without NamedTuple's generated __new__: a Python call
+# per packet that costs more than the decoding around it.
+_packet = tuple.__new__
 _WITH_DNS = {kind: kind | PacketKind.DNS_ANSWER for kind in (PacketKind.NONE, *PacketKind)}
 
 # Address text by packed address: hosts talk to few addresses, and a shared str
@@ -144,22 +147,24 @@ def _tcp(
     kind = tcp_kind(flags)
     if src_port == DNS_PORT and payload_size:
         kind = _WITH_DNS[kind]
-    # Positional: this runs once per packet, and keywords cost measurably more.
-    return Packet(
-        timestamp_ns,
-        direction,
-        kind,
-        src,
-        dst,
-        src_port,
-        dst_port,
-        seq,
-        ack,
-        flags,
-        cgroup_id,
-        IPPROTO_TCP,
-        data[start:end],
-        payload_size,
+    return _packet(
+        Packet,
+        (
+            timestamp_ns,
+            direction,
+            kind,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            cgroup_id,
+            IPPROTO_TCP,
+            data[start:end],
+            payload_size,
+        ),
     )
 
 
@@ -178,19 +183,22 @@ def _udp(
     if length < 8:
         raise DecodeError("bad_udp_length")
     kind = PacketKind.DNS_ANSWER if src_port == DNS_PORT else PacketKind.NONE
-    return Packet(
-        timestamp_ns,
-        direction,
-        kind,
-        src,
-        dst,
-        src_port,
-        dst_port,
-        0,
-        0,
-        0,
-        cgroup_id,
-        IPPROTO_UDP,
-        data[offset + 8 : offset + length],
-        length - 8,
+    return _packet(
+        Packet,
+        (
+            timestamp_ns,
+            direction,
+            kind,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            0,
+            0,
+            0,
+            cgroup_id,
+            IPPROTO_UDP,
+            data[offset + 8 : offset + length],
+            length - 8,
+        ),
     )

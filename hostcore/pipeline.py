@@ -11,6 +11,7 @@ import structlog
 
 from hostcore.accounting import Accounting
 from hostcore.config import DnsConfig
+from hostcore.decoder import DNS_PORT
 from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.store import NameStore
 from hostcore.events import (
@@ -75,7 +76,7 @@ class Pipeline:
                 dns.ttl_floor_s,
                 dns.ttl_ceiling_s,
                 by_cgroup=dns.scope == "cgroup",
-                count=accounting.count,
+                counters=accounting.counters,
             )
             self._dns = DnsAnswers(store, accounting.count)
             context.dns = store
@@ -107,7 +108,8 @@ class Pipeline:
         if self._dns is not None:
             dns_kinds = self._dns_kinds
             for position, packet in enumerate(packets):
-                if packet.kind in dns_kinds:
+                # The port test first: it is cheaper than the kind test, and most packets fail it.
+                if packet.src_port == DNS_PORT and packet.kind in dns_kinds:
                     self._dispatch(packets[start:position])
                     self._dns.add(packet)
                     start = position  # it may be a TCP kind too: handlers get it next

@@ -19,11 +19,7 @@ WWW = Chain(("www.shop.test", "edge.cdn.test"), "127.0.2.2", 60)
 
 def _store(capacity: int = 100, floor: int = 0, ceiling: int = 86400, by_cgroup: bool = True):
     counts: Counter[str] = Counter()
-
-    def count(name: str, n: int) -> None:
-        counts[name] += n
-
-    return NameStore(capacity, floor, ceiling, by_cgroup, count), counts
+    return NameStore(capacity, floor, ceiling, by_cgroup, counts), counts
 
 
 def test_lookup_gives_the_chain_names_in_order() -> None:

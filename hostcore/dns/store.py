@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from hostcore.dns.message import Chain
@@ -34,13 +34,13 @@ class NameStore:
         ttl_floor_s: int,
         ttl_ceiling_s: int,
         by_cgroup: bool,
-        count: Callable[[str, int], None],
+        counters: Counter[str],
     ) -> None:
         self._capacity = capacity
         self._ttl_floor_s = ttl_floor_s
         self._ttl_ceiling_s = ttl_ceiling_s
         self._by_cgroup = by_cgroup
-        self._count = count
+        self._counters = counters  # updated in place: lookups run twice per event
         self._entries: OrderedDict[ChainKey, _Entry] = OrderedDict()
         self._by_address: dict[str, set[ChainKey]] = {}
 
@@ -73,7 +73,7 @@ class NameStore:
         """Names for ``address``: own cgroup's chains first, most recent answer first."""
         keys = self._by_address.get(address)
         if not keys:
-            self._count("dns.lookups_miss", 1)
+            self._counters["dns.lookups_miss"] += 1
             return []
         found = []
         for key in list(keys):
@@ -84,9 +84,9 @@ class NameStore:
             self._entries.move_to_end(key)
             found.append((key[1] == cgroup_id, entry.answered_ns, key[2]))
         if not found:
-            self._count("dns.lookups_miss", 1)
+            self._counters["dns.lookups_miss"] += 1
             return []
-        self._count("dns.lookups_hit", 1)
+        self._counters["dns.lookups_hit"] += 1
         found.sort(reverse=True)
         return list(dict.fromkeys(name for _, _, names in found for name in names))
 
@@ -100,7 +100,7 @@ class NameStore:
             oldest, evicted = self._entries.popitem(last=False)
             self._forget(oldest)
             if evicted.expires_ns > now_ns:
-                self._count("dns.evictions", 1)
+                self._counters["dns.evictions"] += 1
 
     def _remove(self, key: ChainKey) -> None:
         del self._entries[key]
