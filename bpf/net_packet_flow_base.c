@@ -8,15 +8,14 @@
 //   WANT_DNS_ANSWER   UDP datagrams and TCP segments with data from source port 53
 //   RING_PAGES        ring buffer size in pages (a power of two)
 // TCP flag records carry headers only; DNS records carry the packet from the IP
-// header on, up to DNS_CAPTURE_BYTES (user space counts longer ones as truncated).
+// header on, up to 2048 bytes (user space counts longer ones as truncated).
 // Every program returns 1: the probe observes, it never drops traffic.
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
 
-#define CAPTURE_BYTES 256        // IP + extension headers + TCP header; a power of two
-#define DNS_CAPTURE_BYTES 2048   // any unfragmented answer on a 1500-byte MTU; a power of two
+#define MAX_L4_OFFSET 236   // IP + extension headers passed up in front of a TCP header
 #define MAX_IPV6_EXT_HEADERS 8
 #define DNS_PORT 53
 
@@ -32,22 +31,13 @@
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
 
+// A record is this header followed by the packet's first `captured` bytes.
 struct header {
     u64 boot_ns;     // bpf_ktime_get_boot_ns() when the packet passed the hook
     u64 cgroup_id;   // cgroup v2 id of the socket the packet was sent from or delivered to
-    u16 captured;    // bytes of data[] that hold packet bytes, from the IP header on
+    u16 captured;    // packet bytes after the header, from the IP header on
     u8 direction;    // DIRECTION_*
     u8 pad[5];
-};
-
-struct record {
-    struct header header;
-    u8 data[CAPTURE_BYTES];
-};
-
-struct dns_record {
-    struct header header;
-    u8 data[DNS_CAPTURE_BYTES];
 };
 
 BPF_RINGBUF_OUTPUT(records, RING_PAGES);
@@ -161,58 +151,56 @@ static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u3
 #endif
 }
 
-static __always_inline void fill_header(struct header *header, struct __sk_buff *skb,
-                                        u8 direction, u32 captured)
-{
-    header->boot_ns = bpf_ktime_get_boot_ns();
-    header->cgroup_id = bpf_skb_cgroup_id(skb);
-    header->direction = direction;
-    header->captured = captured;
-}
-
 // Caps at `bytes` (a power of two), in a form whose bounds the verifier can see;
 // the same value for 1..bytes.
 #define CAPPED(length, bytes) ((((length) > (bytes) ? (bytes) : (length)) - 1) & ((bytes) - 1)) + 1
 
-static __always_inline void submit_dns(struct __sk_buff *skb, u8 direction)
+// Queue a record: the header, then the packet's first `length` bytes in a slot
+// of `bytes` (a power of two). Inlined with a constant `bytes`, so the size the
+// verifier sees at each reserve is a constant, as it must be.
+static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 length, u32 bytes)
 {
-    if (skb->len == 0)
-        return;
-    struct dns_record *rec = records.ringbuf_reserve(sizeof(struct dns_record));
+    struct header *rec = records.ringbuf_reserve(sizeof(struct header) + bytes);
     if (!rec) {
         count_reserve_failure();
         return;
     }
-    u32 captured = CAPPED(skb->len, DNS_CAPTURE_BYTES);
-    if (bpf_skb_load_bytes(skb, 0, rec->data, captured) < 0)
+    // The caller's checks already bound `length`, so the compiler would drop the
+    // cap below; hiding its value keeps the cap where the verifier can see it.
+    asm volatile("" : "+r"(length));
+    u32 captured = CAPPED(length, bytes);
+    if (bpf_skb_load_bytes(skb, 0, (u8 *)(rec + 1), captured) < 0)
         captured = 0;
-    fill_header(&rec->header, skb, direction, captured);
+    rec->boot_ns = bpf_ktime_get_boot_ns();
+    rec->cgroup_id = bpf_skb_cgroup_id(skb);
+    rec->direction = direction;
+    rec->captured = captured;
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void submit_headers(struct __sk_buff *skb, u8 direction, u32 length)
+// The smallest slot that holds `length` bytes (at most 2048), so that a short
+// DNS answer does not take a 2 KiB slot of the ring buffer.
+static __always_inline void submit(struct __sk_buff *skb, u8 direction, u32 length)
 {
     if (length > skb->len)
         length = skb->len;
     if (length == 0)
         return;
-    struct record *rec = records.ringbuf_reserve(sizeof(struct record));
-    if (!rec) {
-        count_reserve_failure();
-        return;
-    }
-    u32 captured = CAPPED(length, CAPTURE_BYTES);
-    if (bpf_skb_load_bytes(skb, 0, rec->data, captured) < 0)
-        captured = 0;
-    fill_header(&rec->header, skb, direction, captured);
-    records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+    if (length <= 256)
+        submit_in(skb, direction, length, 256);
+    else if (length <= 512)
+        submit_in(skb, direction, length, 512);
+    else if (length <= 1024)
+        submit_in(skb, direction, length, 1024);
+    else
+        submit_in(skb, direction, length, 2048);
 }
 
 static __always_inline int observe(struct __sk_buff *skb, u8 direction)
 {
     u8 protocol = 0;
     u32 l4 = transport_offset(skb, &protocol);
-    if (!l4 || l4 > CAPTURE_BYTES - 20)
+    if (!l4 || l4 > MAX_L4_OFFSET)
         return 1;
     // Ports, and for TCP the data offset and flags. For UDP the last 6 bytes are
     // payload, which every DNS message has (its header alone is 12 bytes).
@@ -220,9 +208,9 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) < 0)
         return 1;
     if (is_dns_answer(skb, protocol, l4, tcp))
-        submit_dns(skb, direction);
+        submit(skb, direction, skb->len);  // longer than 2048 bytes: cut, counted as truncated
     else if (protocol == IPPROTO_TCP && wanted(tcp_kind(tcp[13])))
-        submit_headers(skb, direction, l4 + (tcp[12] >> 4) * 4);
+        submit(skb, direction, l4 + (tcp[12] >> 4) * 4);
     return 1;
 }
 

@@ -24,7 +24,7 @@ MAX_CHAIN = 16  # CNAME steps followed from the question
 
 _HEADER = struct.Struct("!HHHHHH")
 _RECORD = struct.Struct("!HHIH")  # type, class, ttl, rdlength (after the owner name)
-_PLAIN_LABEL = re.compile(rb"[a-z0-9_-]+\Z")
+_PLAIN_NAME = re.compile(rb"[a-z0-9_.-]*\Z")
 
 
 _Names = dict[int, tuple[str, int]]  # offset -> (name, length in wire bytes)
@@ -127,7 +127,8 @@ def _name(message: bytes, offset: int, names: _Names) -> tuple[str, int]:
     ``names`` holds the names already read from this message by their offset:
     pointers to them, the usual case, are not read again.
     """
-    labels: list[str] = []
+    labels: list[bytes] = []
+    known_suffix = ""  # the text of an already read name that a pointer led to
     wire_length = 1
     after = -1  # offset after the name where it started, once a pointer is followed
     pointers = 0
@@ -154,7 +155,7 @@ def _name(message: bytes, offset: int, names: _Names) -> tuple[str, int]:
                 wire_length += known[1] - 1
                 if wire_length > MAX_NAME_LENGTH:
                     raise DnsError("name_too_long")
-                labels.append(known[0])
+                known_suffix = known[0]
                 break
             position = target
             continue
@@ -166,20 +167,25 @@ def _name(message: bytes, offset: int, names: _Names) -> tuple[str, int]:
         wire_length += length + 1
         if wire_length > MAX_NAME_LENGTH:
             raise DnsError("name_too_long")
-        labels.append(_label_text(label.lower()))
+        labels.append(label)
         position += length + 1
-    text = ".".join(filter(None, labels))  # a known root name adds an empty label
+    text = ".".join(filter(None, (_labels_text(labels), known_suffix)))
     names[offset] = (text, wire_length)
     return text or ".", after if after >= 0 else position + 1
 
 
-def _label_text(label: bytes) -> str:
-    if _PLAIN_LABEL.match(label):
-        return label.decode("ascii")
+def _labels_text(labels: list[bytes]) -> str:
+    """Labels as lower-case text joined by dots; one check for the usual plain name."""
+    joined = b".".join(labels).lower()
+    if joined.count(b".") == len(labels) - 1 and _PLAIN_NAME.match(joined):
+        return joined.decode("ascii")
     # Dots, backslashes, spaces and non-printable bytes as \DDD, the way dig prints them.
-    return "".join(
-        chr(byte) if 0x21 <= byte <= 0x7E and byte not in b".\\" else f"\\{byte:03d}"
-        for byte in label
+    return ".".join(
+        "".join(
+            chr(byte) if 0x21 <= byte <= 0x7E and byte not in b".\\" else f"\\{byte:03d}"
+            for byte in label.lower()
+        )
+        for label in labels
     )
 
 
