@@ -140,12 +140,12 @@ static __always_inline void count_reserve_failure(void)
 }
 
 // A DNS answer: from port 53 over UDP, or over TCP with data after the header.
-static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u32 l4, u8 *tcp)
+static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u32 l4, u8 *l4hdr)
 {
 #ifdef WANT_DNS_ANSWER
-    if (((u16)tcp[0] << 8 | tcp[1]) != DNS_PORT)
+    if (((u16)l4hdr[0] << 8 | l4hdr[1]) != DNS_PORT)
         return false;
-    return protocol == IPPROTO_UDP || skb->len > l4 + (tcp[12] >> 4) * 4;
+    return protocol == IPPROTO_UDP || skb->len > l4 + (l4hdr[12] >> 4) * 4;
 #else
     return false;
 #endif
@@ -153,7 +153,7 @@ static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u3
 
 // Caps at `bytes` (a power of two), in a form whose bounds the verifier can see;
 // the same value for 1..bytes.
-#define CAPPED(length, bytes) ((((length) > (bytes) ? (bytes) : (length)) - 1) & ((bytes) - 1)) + 1
+#define CAPPED(length, bytes) (((((length) > (bytes) ? (bytes) : (length)) - 1) & ((bytes) - 1)) + 1)
 
 // Queue a record: the header, then the packet's first `length` bytes in a slot
 // of `bytes` (a power of two). Inlined with a constant `bytes`, so the size the
@@ -175,6 +175,7 @@ static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 l
     rec->cgroup_id = bpf_skb_cgroup_id(skb);
     rec->direction = direction;
     rec->captured = captured;
+    __builtin_memset(rec->pad, 0, sizeof(rec->pad));
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
@@ -204,13 +205,13 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
         return 1;
     // Ports, and for TCP the data offset and flags. For UDP the last 6 bytes are
     // payload, which every DNS message has (its header alone is 12 bytes).
-    u8 tcp[14];
-    if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) < 0)
+    u8 l4hdr[14];
+    if (bpf_skb_load_bytes(skb, l4, l4hdr, sizeof(l4hdr)) < 0)
         return 1;
-    if (is_dns_answer(skb, protocol, l4, tcp))
+    if (is_dns_answer(skb, protocol, l4, l4hdr))
         submit(skb, direction, skb->len);  // longer than 2048 bytes: cut, counted as truncated
-    else if (protocol == IPPROTO_TCP && wanted(tcp_kind(tcp[13])))
-        submit(skb, direction, l4 + (tcp[12] >> 4) * 4);
+    else if (protocol == IPPROTO_TCP && wanted(tcp_kind(l4hdr[13])))
+        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4);
     return 1;
 }
 

@@ -63,7 +63,7 @@ class Packet(NamedTuple):
     seq: int  # TCP only; 0 for UDP
     ack: int  # TCP only
     tcp_flags: int  # TCP only
-    cgroup_id: int  # cgroup v2 id of the local socket; 0 where unknown (capture files)
+    cgroup_id: int  # cgroup v2 id of the local socket; 0 where unknown
     protocol: int  # IPPROTO_TCP or IPPROTO_UDP
     payload: bytes  # what was captured after the TCP/UDP header (none for TCP kinds)
     payload_size: int  # what the packet carried; more than len(payload) means truncated

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SERVER = "127.0.0.53"  # on the namespace's own loopback
+SERVER6 = "::1"  # the same server over IPv6
 IPV6_ADDRESS = "fd00::2"  # put on the namespace's loopback, for AAAA names
 READY_TIMEOUT_S = 10
 
@@ -52,7 +53,7 @@ def dns_netns(zone: list[str], workdir: Path) -> Iterator[str]:
         server = subprocess.Popen(
             ["ip", "netns", "exec", netns, "dnsmasq", "--keep-in-foreground",
              f"--conf-file={config}", "--no-resolv", "--no-hosts", "--bind-interfaces",
-             f"--listen-address={SERVER}", "--port=53", "--user=root", "--local-ttl=300",
+             f"--listen-address={SERVER},{SERVER6}", "--port=53", "--user=root", "--local-ttl=300",
              "--cache-size=0", f"--pid-file={workdir / 'dnsmasq.pid'}"],
             stderr=subprocess.PIPE,
             text=True,

@@ -132,6 +132,12 @@ def test_malformed_config_file(tmp_path: Path) -> None:
         ("sinks = 3", "'sinks' must be a table"),
         ("sinks = {}", "sinks must name at least one sink"),
         ("stats_interval_s = 0", "stats_interval_s must be > 0"),
+        ("[dns]\nscope = 'pod'", "dns.scope must be one of cgroup, host, got 'pod'"),
+        ("[dns]\nttl_floor_s = 10\nttl_ceiling_s = 5", "must satisfy 0 <= floor <= ceiling"),
+        ("[dns]\nstore_size = true", "'dns.store_size' must be of type int"),
+        ("[dns]\nstore_size = 0", "dns.store_size must be >= 1"),
+        ("[dns]\nsize = 5", "unknown key 'dns.size'"),
+        ("dns = 5", "'dns' must be a table"),
     ],
 )
 def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:

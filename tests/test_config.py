@@ -15,6 +15,7 @@ def test_defaults_enable_flows_and_print_to_stdout() -> None:
     assert defaults.enable == ("flows",)
     assert defaults.sinks == {"stdout": {}}
     assert defaults.ring_buffer_kib == 4096
+    assert defaults.dns == config.DnsConfig(16384, 0, 86400, "cgroup")
 
 
 def test_full_file(tmp_path: Path) -> None:
@@ -32,9 +33,15 @@ strict = true
 [sinks.file]
 path = "/var/log/events.msgpack"
 [sinks.stdout]
+[dns]
+store_size = 100
+ttl_floor_s = 1
+ttl_ceiling_s = 600
+scope = "host"
 """
     )
     loaded = config.load(path)
+    assert loaded.dns == config.DnsConfig(100, 1, 600, "host")
     assert loaded.enable == ("net_flow_tcp_begin",)
     assert (loaded.host_name, loaded.cgroup, loaded.ring_buffer_kib) == (
         "node-7",

@@ -10,7 +10,7 @@ from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp, ud
 
 from hostcore import records
 from hostcore.decoder import DecodeError, decode
-from hostcore.packet import Direction, PacketKind
+from hostcore.packet import Direction, Packet, PacketKind
 
 
 def test_ipv4_syn_ack() -> None:
@@ -120,6 +120,17 @@ def test_udp_from_port_53_is_a_dns_answer_with_its_payload() -> None:
     (packet,) = records.packets([_record(raw, cgroup_id=77)], 0, Counter())
     assert (packet.kind, packet.protocol, packet.cgroup_id) == (PacketKind.DNS_ANSWER, 17, 77)
     assert (packet.payload, packet.payload_size) == (b"answer", 6)
+
+
+def test_decoded_packets_have_every_field() -> None:
+    """The decoder builds Packets as plain tuples: a field added to Packet must be filled."""
+    for raw in (
+        ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN)),
+        ipv4("1.1.1.1", "2.2.2.2", udp(1, 2, b""), proto=17),
+    ):
+        packet = decode(raw, 0, Direction.INGRESS)
+        assert len(packet) == len(Packet._fields)
+        assert packet.payload_size == 0
 
 
 def test_other_udp_is_decoded_but_of_no_kind() -> None:

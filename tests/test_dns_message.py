@@ -129,6 +129,12 @@ def test_malformed_messages_raise_a_named_reason(message: bytes, reason: str) ->
     assert error.value.reason == reason
 
 
+def test_pointer_back_into_the_same_name_cannot_loop() -> None:
+    body = QUESTION[:-5] + b"\x01b\xc0\x12" + QUESTION[-4:]  # a.test.b -> "test.b" again
+    with pytest.raises(DnsError, match="forward_pointer"):
+        parse(_header() + body + A_RECORD)
+
+
 def test_mutual_compression_pointers_cannot_loop() -> None:
     # Two names pointing at each other: one of the two pointers must point forward.
     body = b"\xc0\x0e\xc0\x0c" + QUESTION[-4:]
@@ -179,10 +185,14 @@ def test_parser_agrees_with_dnspython(
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.binary(max_size=600))
-def test_any_bytes_parse_or_raise_dns_error(data: bytes) -> None:
+@given(st.integers(0, 0xFFFF), st.integers(0, 8), st.binary(max_size=600))
+def test_any_body_behind_an_answer_header_parses_or_raises_dns_error(
+    flags: int, answers: int, body: bytes
+) -> None:
+    """A response header with one question, so the parser reads on into the garbage."""
+    header = struct.pack("!HHHHHH", 7, 0x8000 | flags & 0x0780, 1, answers, 0, 0)
     with contextlib.suppress(DnsError):
-        parse(data)
+        parse(header + body)
 
 
 VALID = answer(

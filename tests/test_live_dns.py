@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dns_server import IPV6_ADDRESS, SERVER, dns_netns
+from dns_server import IPV6_ADDRESS, SERVER, SERVER6, dns_netns
 from support import TOOLS, Hostcore, curl, http_server, in_place, no_syncookies
 
 from hostcore.cgroup import cgroup2_mount
@@ -37,8 +38,8 @@ def netns(tmp_path: Path) -> Iterator[str]:
         yield name
 
 
-def dig(netns: str, name: str, *options: str) -> list[str]:
-    command = ["ip", "netns", "exec", netns, "dig", "+short", f"@{SERVER}", *options, name]
+def dig(netns: str, name: str, *options: str, server: str = SERVER) -> list[str]:
+    command = ["ip", "netns", "exec", netns, "dig", "+short", f"@{server}", *options, name]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
 
 
@@ -53,16 +54,17 @@ def outgoing_names(events: list[dict[str, Any]], port: int) -> list[tuple[str, l
     ]
 
 
+@pytest.mark.parametrize("server", [SERVER, SERVER6], ids=["dns-over-ipv4", "dns-over-ipv6"])
 @pytest.mark.parametrize("transport", [(), ("+tcp",)], ids=["udp", "tcp"])
 def test_dig_then_curl_names_a_b_and_cname_chain(
-    tmp_path: Path, netns: str, transport: tuple[str, ...]
+    tmp_path: Path, netns: str, transport: tuple[str, ...], server: str
 ) -> None:
     with http_server("::", netns=netns) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
-        assert dig(netns, "plain.test", *transport) == ["127.0.2.1"]
+        assert dig(netns, "plain.test", *transport, server=server) == ["127.0.2.1"]
         curl(f"http://127.0.2.1:{port}/", netns=netns)
-        assert dig(netns, "six.test", "AAAA", *transport) == [IPV6_ADDRESS]
+        assert dig(netns, "six.test", "AAAA", *transport, server=server) == [IPV6_ADDRESS]
         curl(f"http://[{IPV6_ADDRESS}]:{port}/", netns=netns)
-        assert dig(netns, "www.shop.test", *transport)[-1] == "127.0.2.2"
+        assert dig(netns, "www.shop.test", *transport, server=server)[-1] == "127.0.2.2"
         curl(f"http://127.0.2.2:{port}/", netns=netns)
         events = hostcore.stop()
     assert outgoing_names(events, port) == [
@@ -149,14 +151,14 @@ def test_resolve_then_connect_at_once_always_carries_the_name(tmp_path: Path) ->
 
 @pytest.fixture
 def two_cgroups() -> Iterator[tuple[Path, Path]]:
-    paths = tuple(cgroup2_mount() / f"hostcore-dns-{name}-{id(name)}" for name in "ab")
+    paths = tuple(cgroup2_mount() / f"hostcore-dns-{name}-{os.getpid()}" for name in "ab")
     for path in paths:
-        path.mkdir()
+        path.mkdir(exist_ok=True)  # left over only if a run was killed; empty then
     try:
         yield paths  # type: ignore[misc]
     finally:
         for path in paths:
-            path.rmdir()  # the clients have exited, so the cgroups are empty
+            path.rmdir()  # the test waits for its clients, so the cgroups are empty
 
 
 def _in_cgroup(netns: str, cgroup: Path, port: int, name: str) -> subprocess.Popen[str]:
@@ -192,12 +194,17 @@ def test_each_cgroup_sees_its_own_name_first(
         no_syncookies(),
         Hostcore(tmp_path, ["--config", str(config)]) as hostcore,
     ):
-        clients = []
-        for cgroup, name in zip(two_cgroups, ["a.scope.test", "b.scope.test"], strict=True):
-            client = _in_cgroup(netns, cgroup, port, name)
-            assert client.stdout is not None and client.stdout.readline() == "resolved\n"
-            clients.append(client)
-        lines = [client.communicate("go\n", timeout=60)[0] for client in clients]
+        clients: list[subprocess.Popen[str]] = []
+        try:
+            for cgroup, name in zip(two_cgroups, ["a.scope.test", "b.scope.test"], strict=True):
+                clients.append(_in_cgroup(netns, cgroup, port, name))
+                stdout = clients[-1].stdout
+                assert stdout is not None and stdout.readline() == "resolved\n"
+            lines = [client.communicate("go\n", timeout=60)[0] for client in clients]
+        finally:
+            for client in clients:
+                client.kill()
+                client.wait()
         events = hostcore.stop()
     client_ports = [int(line.split()[2]) for line in lines]
     by_port = {

@@ -41,9 +41,11 @@ def _answer(name: str, address: str) -> Packet:
     return decode(raw, 10, Direction.INGRESS, 5)
 
 
-def _run(specs: Sequence[EventSpec], batch: list[Packet]) -> list[Mapping[str, Any]]:
+def _run(
+    specs: Sequence[EventSpec], batch: list[Packet], accounting: Accounting | None = None
+) -> list[Mapping[str, Any]]:
     sink = ListSink()
-    pipeline = Pipeline(specs, {"list": sink}, "host", Accounting(0))
+    pipeline = Pipeline(specs, {"list": sink}, "host", accounting or Accounting(0))
     pipeline.feed(batch)
     return sink.events
 
@@ -71,9 +73,11 @@ class _Peek:
 PEEK = EventSpec("peek", 9999, (), (), "net_packet_flow_base", PacketKind.TCP_SYN_ACK, _Peek)
 
 
-def test_without_an_event_that_uses_dns_the_store_stays_empty() -> None:
+def test_without_an_event_that_uses_dns_no_answer_is_parsed() -> None:
+    accounting = Accounting(0)
     batch = [_answer("shop.test", "127.0.2.2"), _syn_ack(1001)]
-    assert [e["data"] for e in _run([PEEK], batch)] == [{"names": []}]
+    assert [e["data"] for e in _run([PEEK], batch, accounting)] == [{"names": []}]
+    assert not [name for name in accounting.counters if name.startswith("dns.")]
 
 
 def test_every_plugin_reads_the_same_store() -> None:

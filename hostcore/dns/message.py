@@ -122,8 +122,9 @@ def _rdata(message: bytes, rtype: int, offset: int, end: int, names: _Names) -> 
 def _name(message: bytes, offset: int, names: _Names) -> tuple[str, int]:
     """The name at ``offset`` (lower case, no trailing dot) and the offset after it.
 
-    Compression pointers must point before the label they replace, so they
-    cannot loop; their number and the name's length are bounded as well.
+    Each compression pointer must point before everything read so far for this
+    name, so pointers cannot loop; their number and the name's length are
+    bounded as well.
     ``names`` holds the names already read from this message by their offset:
     pointers to them, the usual case, are not read again.
     """
@@ -132,7 +133,7 @@ def _name(message: bytes, offset: int, names: _Names) -> tuple[str, int]:
     wire_length = 1
     after = -1  # offset after the name where it started, once a pointer is followed
     pointers = 0
-    position = offset
+    position = lowest = offset
     while True:
         if position >= len(message):
             raise DnsError("truncated_name")
@@ -143,8 +144,9 @@ def _name(message: bytes, offset: int, names: _Names) -> tuple[str, int]:
             if position + 1 >= len(message):
                 raise DnsError("truncated_name")
             target = (length & 0x3F) << 8 | message[position + 1]
-            if target >= position:
+            if target >= lowest:
                 raise DnsError("forward_pointer")
+            lowest = target
             pointers += 1
             if pointers > MAX_POINTERS:
                 raise DnsError("too_many_pointers")
@@ -179,7 +181,7 @@ def _labels_text(labels: list[bytes]) -> str:
     joined = b".".join(labels).lower()
     if joined.count(b".") == len(labels) - 1 and _PLAIN_NAME.match(joined):
         return joined.decode("ascii")
-    # Dots, backslashes, spaces and non-printable bytes as \DDD, the way dig prints them.
+    # Dots, backslashes, spaces and non-printable bytes as \DDD (RFC 1035 escapes).
     return ".".join(
         "".join(
             chr(byte) if 0x21 <= byte <= 0x7E and byte not in b".\\" else f"\\{byte:03d}"

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from hostcore.dns.message import Chain
 
 # A chain's identity: (address, cgroup id of the answer's socket, names).
-ChainKey = tuple[str, int, tuple[str, ...]]
+_ChainKey = tuple[str, int, tuple[str, ...]]
 
 
 class _Entry(NamedTuple):
@@ -41,33 +41,37 @@ class NameStore:
         self._ttl_ceiling_s = ttl_ceiling_s
         self._by_cgroup = by_cgroup
         self._counters = counters  # updated in place: lookups run twice per event
-        self._entries: OrderedDict[ChainKey, _Entry] = OrderedDict()
-        self._by_address: dict[str, set[ChainKey]] = {}
+        self._entries: OrderedDict[_ChainKey, _Entry] = OrderedDict()
+        self._by_address: dict[str, set[_ChainKey]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, chains: Iterable[Chain], cgroup_id: int, now_ns: int) -> list[ChainKey]:
-        """Store the chains of one answer delivered into ``cgroup_id``; returns their keys."""
+    def add(self, chains: Iterable[Chain], cgroup_id: int, answered_ns: int) -> None:
+        """Store the chains of one answer, delivered into ``cgroup_id`` at ``answered_ns``."""
         scope = cgroup_id if self._by_cgroup else 0
-        keys = []
         for chain in chains:
             ttl_s = min(max(chain.ttl, self._ttl_floor_s), self._ttl_ceiling_s)
             key = (chain.address, scope, chain.names)
-            self._put(key, _Entry(now_ns, now_ns + ttl_s * 10**9), now_ns)
-            keys.append(key)
-        return keys
+            self._put(key, _Entry(answered_ns, answered_ns + ttl_s * 10**9), answered_ns)
 
-    def rescope(self, keys: Iterable[ChainKey], cgroup_id: int, now_ns: int) -> None:
-        """Move chains to the cgroup of the socket their answer was finally delivered to."""
-        if not self._by_cgroup:
+    def rescope(
+        self, chains: Iterable[Chain], from_cgroup: int, to_cgroup: int, answered_ns: int
+    ) -> None:
+        """Move an answer's chains to the cgroup of the socket it was finally delivered to.
+
+        Only chains still from this very answer move: one that a later answer
+        refreshed in ``from_cgroup`` belongs to that answer and stays.
+        """
+        if not self._by_cgroup or from_cgroup == to_cgroup:
             return
-        for key in keys:
+        chains = list(chains)
+        for chain in chains:
+            key = (chain.address, from_cgroup, chain.names)
             entry = self._entries.get(key)
-            if entry is None or key[1] == cgroup_id:
-                continue
-            self._remove(key)
-            self._put((key[0], cgroup_id, key[2]), entry, now_ns)
+            if entry is not None and entry.answered_ns == answered_ns:
+                self._remove(key)
+        self.add(chains, to_cgroup, answered_ns)
 
     def names(self, address: str, cgroup_id: int, now_ns: int) -> list[str]:
         """Names for ``address``: own cgroup's chains first, most recent answer first."""
@@ -90,8 +94,11 @@ class NameStore:
         found.sort(reverse=True)
         return list(dict.fromkeys(name for _, _, names in found for name in names))
 
-    def _put(self, key: ChainKey, entry: _Entry, now_ns: int) -> None:
-        if key in self._entries:
+    def _put(self, key: _ChainKey, entry: _Entry, now_ns: int) -> None:
+        known = self._entries.get(key)
+        if known is not None:
+            if known.answered_ns > entry.answered_ns:
+                return  # a later answer already refreshed it
             self._entries.move_to_end(key)
         else:
             self._by_address.setdefault(key[0], set()).add(key)
@@ -102,11 +109,11 @@ class NameStore:
             if evicted.expires_ns > now_ns:
                 self._counters["dns.evictions"] += 1
 
-    def _remove(self, key: ChainKey) -> None:
+    def _remove(self, key: _ChainKey) -> None:
         del self._entries[key]
         self._forget(key)
 
-    def _forget(self, key: ChainKey) -> None:
+    def _forget(self, key: _ChainKey) -> None:
         keys = self._by_address[key[0]]
         keys.discard(key)
         if not keys:
