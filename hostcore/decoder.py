@@ -62,9 +62,27 @@ def decode(data: bytes, timestamp_ns: int, direction: Direction, cgroup_id: int 
         src, dst, offset, end, protocol = _ipv6(data)
     else:
         raise DecodeError("bad_ip_version")
-    if protocol == IPPROTO_TCP:
-        return _tcp(data, offset, end, src, dst, timestamp_ns, direction, cgroup_id)
-    return _udp(data, offset, src, dst, timestamp_ns, direction, cgroup_id)
+    transport = _tcp if protocol == IPPROTO_TCP else _udp
+    kind, src_port, dst_port, seq, ack, flags, payload, payload_size = transport(data, offset, end)
+    return _packet(
+        Packet,
+        (
+            timestamp_ns,
+            direction,
+            kind,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            cgroup_id,
+            protocol,
+            payload,
+            payload_size,
+        ),
+    )
 
 
 def _ipv4(data: bytes) -> tuple[str, str, int, int, int]:
@@ -125,16 +143,11 @@ def _ipv6(data: bytes) -> tuple[str, str, int, int, int]:
     return src, dst, offset, end, next_header
 
 
-def _tcp(
-    data: bytes,
-    offset: int,
-    end: int,
-    src: str,
-    dst: str,
-    timestamp_ns: int,
-    direction: Direction,
-    cgroup_id: int,
-) -> Packet:
+# kind, src_port, dst_port, seq, ack, tcp_flags, payload, payload_size
+_Transport = tuple[PacketKind, int, int, int, int, int, bytes, int]
+
+
+def _tcp(data: bytes, offset: int, end: int) -> _Transport:
     if len(data) < offset + 20:
         raise DecodeError("truncated_tcp")
     src_port, dst_port, seq, ack, data_offset, flags = _TCP.unpack_from(data, offset)
@@ -147,58 +160,14 @@ def _tcp(
     kind = tcp_kind(flags)
     if src_port == DNS_PORT and payload_size:
         kind = _WITH_DNS[kind]
-    return _packet(
-        Packet,
-        (
-            timestamp_ns,
-            direction,
-            kind,
-            src,
-            dst,
-            src_port,
-            dst_port,
-            seq,
-            ack,
-            flags,
-            cgroup_id,
-            IPPROTO_TCP,
-            data[start:end],
-            payload_size,
-        ),
-    )
+    return kind, src_port, dst_port, seq, ack, flags, data[start:end], payload_size
 
 
-def _udp(
-    data: bytes,
-    offset: int,
-    src: str,
-    dst: str,
-    timestamp_ns: int,
-    direction: Direction,
-    cgroup_id: int,
-) -> Packet:
+def _udp(data: bytes, offset: int, end: int) -> _Transport:
     if len(data) < offset + 8:
         raise DecodeError("truncated_udp")
     src_port, dst_port, length = _UDP.unpack_from(data, offset)
-    if length < 8:
+    if length < 8 or offset + length > end:
         raise DecodeError("bad_udp_length")
     kind = PacketKind.DNS_ANSWER if src_port == DNS_PORT else PacketKind.NONE
-    return _packet(
-        Packet,
-        (
-            timestamp_ns,
-            direction,
-            kind,
-            src,
-            dst,
-            src_port,
-            dst_port,
-            0,
-            0,
-            0,
-            cgroup_id,
-            IPPROTO_UDP,
-            data[offset + 8 : offset + length],
-            length - 8,
-        ),
-    )
+    return kind, src_port, dst_port, 0, 0, 0, data[offset + 8 : offset + length], length - 8

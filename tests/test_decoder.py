@@ -78,6 +78,10 @@ def test_ipv6_authentication_header() -> None:
         (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN), proto=1), "not_tcp_or_udp"),
         (ipv4("1.1.1.1", "2.2.2.2", udp(53, 9, b"")[:6], proto=17), "truncated_udp"),
         (ipv4("1.1.1.1", "2.2.2.2", b"\0\x35\0\x09\0\x04\0\0", proto=17), "bad_udp_length"),
+        (
+            ipv4("1.1.1.1", "2.2.2.2", udp(53, 9, b"abcd"), proto=17, total_length=30),
+            "bad_udp_length",
+        ),
         (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN), total_length=10), "bad_ip_length"),
         (ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN))[:30], "truncated_tcp"),
         (ipv6("::1", "::2", tcp(1, 2, SYN))[:39], "truncated_ip"),
