@@ -73,7 +73,7 @@ class NameStore:
                 self._remove(key)
         self.add(chains, to_cgroup, answered_ns)
 
-    def names(self, address: str, cgroup_id: int, now_ns: int) -> list[str]:
+    def names(self, address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
         """Names for ``address``: own cgroup's chains first, most recent answer first."""
         keys = self._by_address.get(address)
         if not keys:
@@ -82,7 +82,7 @@ class NameStore:
         found = []
         for key in list(keys):
             entry = self._entries[key]
-            if entry.expires_ns <= now_ns:
+            if entry.expires_ns <= timestamp_ns:
                 self._remove(key)
                 continue
             self._entries.move_to_end(key)
