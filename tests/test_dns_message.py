@@ -62,7 +62,10 @@ def test_records_the_question_does_not_lead_to_are_ignored() -> None:
 
 def test_cname_loop_leads_nowhere() -> None:
     message = answer(
-        "a.test.", ("a.test.", 10, "CNAME", "b.test."), ("b.test.", 10, "CNAME", "a.test.")
+        "a.test.",
+        ("a.test.", 10, "CNAME", "b.test."),
+        ("b.test.", 10, "CNAME", "a.test."),
+        ("a.test.", 10, "A", "10.0.0.1"),  # not where the chain ends: a loop has no end
     )
     assert chains(_parsed(message)) == []
 
@@ -95,6 +98,8 @@ def test_answers_that_name_nothing(flags: int, answers: int, why: str) -> None:
 
 def test_answer_with_only_other_types_names_nothing() -> None:
     assert parse(answer("a.test.", ("a.test.", 1, "TXT", '"x"'))) == "no_address_records"
+    cname_only = answer("a.test.", ("a.test.", 1, "CNAME", "b.test."), qtype="AAAA")
+    assert parse(cname_only) == "no_address_records"
 
 
 def _header(answers: int = 1) -> bytes:

@@ -97,8 +97,8 @@ def parse(message: bytes) -> Answer | str:
                 # RFC 2181 8: a TTL with the top bit set means zero.
                 records.append(Record(owner, rtype, 0 if ttl & 0x80000000 else ttl, value))
         offset = end
-    if not records:
-        return "no_address_records"
+    if all(record.type == TYPE_CNAME for record in records):
+        return "no_address_records"  # CNAMEs alone (an AAAA query for an IPv4-only name)
     return Answer(question, tuple(records))
 
 
