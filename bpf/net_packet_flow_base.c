@@ -10,6 +10,11 @@
 // TCP flag records carry headers only; DNS records carry the packet from the IP
 // header on, up to 2048 bytes (user space counts longer ones as truncated).
 // Every program returns 1: the probe observes, it never drops traffic.
+//
+// Who owns a socket is recorded in process context, where the current task is
+// the one acting on the socket: at socket() (hc_sock_create) and at connect()
+// (hc_connect4/6, which overwrite it). The packet programs run in softirq and
+// never read the current task; they copy the owner of the packet's socket.
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/ip.h>
@@ -18,6 +23,7 @@
 #define MAX_L4_OFFSET 236   // IP + extension headers passed up in front of a TCP header
 #define MAX_IPV6_EXT_HEADERS 8
 #define DNS_PORT 53
+#define SOCK_STREAM 1  // include/linux/net.h, not a UAPI header
 
 #define DIRECTION_INGRESS 0
 #define DIRECTION_EGRESS 1
@@ -31,10 +37,38 @@
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
 
+#define OWNER_UNKNOWN 0     // a socket created before the probe was attached
+#define OWNER_CREATED 1     // the task that created the socket
+#define OWNER_CONNECTED 2   // the task that called connect()
+
+struct owner {
+    u32 pid;        // thread group id
+    u32 tid;
+    u32 uid;        // real uid
+    u8 how;         // OWNER_*
+    u8 pad[3];
+    char comm[16];  // the thread's name
+};
+
+// Socket storage holding each TCP socket's owner; BPF_F_CLONE copies a
+// listener's owner to the sockets it accepts. (bcc's BPF_SK_STORAGE, plus the flag.)
+struct owners_table_t {
+    int key;
+    struct owner leaf;
+    void *(*sk_storage_get)(void *, void *, int);
+    int (*sk_storage_delete)(void *);
+    u32 flags;
+};
+__attribute__((section("maps/sk_storage")))
+struct owners_table_t owners = {.flags = BPF_F_NO_PREALLOC | BPF_F_CLONE};
+BPF_ANNOTATE_KV_PAIR(owners, int, struct owner);
+
 // A record is this header followed by the packet's first `captured` bytes.
 struct header {
     u64 boot_ns;     // bpf_ktime_get_boot_ns() when the packet passed the hook
     u64 cgroup_id;   // cgroup v2 id of the socket the packet was sent from or delivered to
+    u64 cookie;      // socket cookie of that socket (0 if none)
+    struct owner owner;  // its owner, how = OWNER_UNKNOWN if not recorded
     u16 captured;    // packet bytes after the header, from the IP header on
     u8 direction;    // DIRECTION_*
     u8 pad[5];
@@ -151,6 +185,21 @@ static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u3
 #endif
 }
 
+// The owner of the packet's socket: for a SYN+ACK leaving, the listener.
+static __always_inline void copy_owner(struct owner *to, struct __sk_buff *skb)
+{
+    struct bpf_sock *sk = skb->sk;
+    struct owner *owner = 0;
+    if (sk)
+        sk = bpf_sk_fullsock(sk);
+    if (sk)
+        owner = owners.sk_storage_get(sk, 0, 0);
+    if (owner)
+        __builtin_memcpy(to, owner, sizeof(*to));
+    else
+        __builtin_memset(to, 0, sizeof(*to));
+}
+
 // Caps at `bytes` (a power of two), in a form whose bounds the verifier can see;
 // the same value for 1..bytes.
 #define CAPPED(length, bytes) (((((length) > (bytes) ? (bytes) : (length)) - 1) & ((bytes) - 1)) + 1)
@@ -173,6 +222,8 @@ static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 l
         captured = 0;
     rec->boot_ns = bpf_ktime_get_boot_ns();
     rec->cgroup_id = bpf_skb_cgroup_id(skb);
+    rec->cookie = bpf_get_socket_cookie(skb);
+    copy_owner(&rec->owner, skb);
     rec->direction = direction;
     rec->captured = captured;
     __builtin_memset(rec->pad, 0, sizeof(rec->pad));
@@ -223,4 +274,42 @@ int hc_flow_ingress(struct __sk_buff *skb)
 int hc_flow_egress(struct __sk_buff *skb)
 {
     return observe(skb, DIRECTION_EGRESS);
+}
+
+static __always_inline void record_owner(struct bpf_sock *sk, u8 how)
+{
+    struct owner *owner = owners.sk_storage_get(sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!owner)
+        return;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    owner->pid = pid_tgid >> 32;
+    owner->tid = (u32)pid_tgid;
+    owner->uid = (u32)bpf_get_current_uid_gid();
+    owner->how = how;
+    bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+}
+
+int hc_sock_create(struct bpf_sock *sk)
+{
+    if (sk->type == SOCK_STREAM)
+        record_owner(sk, OWNER_CREATED);
+    return 1;
+}
+
+static __always_inline int on_connect(struct bpf_sock_addr *ctx)
+{
+    struct bpf_sock *sk = ctx->sk;
+    if (sk && ctx->type == SOCK_STREAM)
+        record_owner(sk, OWNER_CONNECTED);
+    return 1;
+}
+
+int hc_connect4(struct bpf_sock_addr *ctx)
+{
+    return on_connect(ctx);
+}
+
+int hc_connect6(struct bpf_sock_addr *ctx)
+{
+    return on_connect(ctx);
 }

@@ -18,6 +18,9 @@ class AttachType(enum.IntEnum):
 
     CGROUP_INET_INGRESS = 0
     CGROUP_INET_EGRESS = 1
+    CGROUP_INET_SOCK_CREATE = 2
+    CGROUP_INET4_CONNECT = 10
+    CGROUP_INET6_CONNECT = 11
 
 
 @cache

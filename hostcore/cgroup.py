@@ -1,7 +1,11 @@
-"""Locate the cgroup v2 hierarchy the probe attaches to."""
+"""Locate the cgroup v2 hierarchy the probe attaches to, and name its cgroups."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import time
 from pathlib import Path
 
 MOUNTS = Path("/proc/mounts")
@@ -37,3 +41,47 @@ def attach_target(configured: str, mounts: Path = MOUNTS) -> Path:
     if not (resolved / "cgroup.procs").exists():
         raise CgroupError(f"cgroup {configured!r} ({resolved}) is not a cgroup v2 directory")
     return resolved
+
+
+# A container's cgroup, by runtime: systemd scopes (docker-, cri-containerd-, crio-,
+# libpod-<id>.scope) or a bare id directory (cgroupfs drivers: /docker/<id>, kubepods).
+_CONTAINER = re.compile(r"(?:(?:docker|cri-containerd|crio|libpod)-)?([0-9a-f]{64})(?:\.scope)?")
+RESCAN_INTERVAL_NS = 10**9
+
+
+def container_id(path: str) -> str:
+    """The id of the innermost container whose cgroup holds ``path``, or ""."""
+    for part in reversed(path.split("/")):
+        match = _CONTAINER.fullmatch(part)
+        if match:
+            return match.group(1)
+    return ""
+
+
+class CgroupIndex:
+    """Cgroup v2 paths by cgroup id (a cgroup directory's inode number is its id).
+
+    An unknown id makes it walk the hierarchy again, at most once a second.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._paths: dict[int, str] = {}
+        self._scanned_ns = -RESCAN_INTERVAL_NS
+
+    def path(self, cgroup_id: int) -> str | None:
+        """The cgroup's path below the root ("/" for the root), or None if not found."""
+        path = self._paths.get(cgroup_id)
+        if path is None and time.monotonic_ns() - self._scanned_ns >= RESCAN_INTERVAL_NS:
+            self._scan()
+            path = self._paths.get(cgroup_id)
+        return path
+
+    def _scan(self) -> None:
+        self._scanned_ns = time.monotonic_ns()
+        paths = {}
+        for directory, _, _ in os.walk(self._root):
+            with contextlib.suppress(OSError):  # removed while walking
+                paths[os.stat(directory).st_ino] = "/" + os.path.relpath(directory, self._root)
+        paths[os.stat(self._root).st_ino] = "/"  # relpath named it "/."
+        self._paths = paths

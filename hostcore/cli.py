@@ -11,11 +11,20 @@ from hostcore import config as config_module
 from hostcore import doctor, log, probe
 from hostcore.cgroup import CgroupError
 from hostcore.config import Config, ConfigError
+from hostcore.filters import FilterError
 from hostcore.plugins import PluginError, Plugins
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
 
-USER_ERRORS = (ConfigError, PluginError, SelectionError, RunError, CgroupError, probe.ProbeError)
+USER_ERRORS = (
+    ConfigError,
+    PluginError,
+    SelectionError,
+    FilterError,
+    RunError,
+    CgroupError,
+    probe.ProbeError,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +50,16 @@ def _parser() -> argparse.ArgumentParser:
         "--events",
         action="append",
         metavar="NAMES",
-        help="events or event sets, comma-separated, repeatable (default: flows)",
+        help="events or event sets, comma-separated, repeatable (default: flows); "
+        "or one data filter, EVENT.data.FIELD=VALUE[,VALUE...] (or !=), per flag",
+    )
+    run_parser.add_argument(
+        "--scope",
+        action="append",
+        metavar="FILTER",
+        help="only events whose socket owner matches, repeatable: comm=, pid=, uid=, "
+        "cgroup= (path or id), container, !container, container=ID (= or !=, values "
+        "comma-separated, * for prefix/suffix); replaces the config's scope",
     )
     run_parser.add_argument(
         "--sink",
@@ -78,10 +96,18 @@ def _config(args: argparse.Namespace) -> Config:
         sinks = config_module.parse_sinks(args.sink)
     enable = None
     if getattr(args, "events", None):
-        enable = tuple(name for text in args.events for name in text.split(",") if name)
+        enable = tuple(
+            name
+            for text in args.events
+            # A data filter's values are comma-separated: it takes a whole flag.
+            for name in ([text] if ".data." in text else text.split(","))
+            if name
+        )
+    scope = getattr(args, "scope", None)
     return config_module.with_overrides(
         loaded,
         enable=enable,
+        scope=tuple(scope) if scope else None,
         sinks=sinks,
         host_name=getattr(args, "host_name", None),
         cgroup=getattr(args, "cgroup", None),

@@ -57,6 +57,7 @@ class Config:
     plugins_deny: frozenset[str] = frozenset()
     strict_plugins: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)
+    scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -79,6 +80,7 @@ _TOP_LEVEL: dict[str, type] = {
     "ring_buffer_kib": int,
     "poll_interval_ms": int,
     "stats_interval_s": float,
+    "scope": list,
 }
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
 _DNS: dict[str, type] = {"store_size": int, "ttl_floor_s": int, "ttl_ceiling_s": int, "scope": str}
@@ -116,8 +118,9 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
         else:
             known = ", ".join(sorted([*_TOP_LEVEL, "dns", "plugins", "sinks"]))
             raise ConfigError(f"unknown key {key!r} (known keys: {known})")
-    if "enable" in values:
-        values["enable"] = tuple(_strings("enable", values["enable"]))
+    for key in ("enable", "scope"):
+        if key in values:
+            values[key] = tuple(_strings(key, values[key]))
     return Config(**values)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from hostcore.packet import Direction, Packet, PacketKind, tcp_kind
+from hostcore.packet import Direction, Owner, Packet, PacketKind, tcp_kind
 
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
@@ -51,8 +51,19 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-def decode(data: bytes, timestamp_ns: int, direction: Direction, cgroup_id: int = 0) -> Packet:
-    """Decode one TCP segment or UDP datagram from its IP header on."""
+def decode(
+    data: bytes,
+    timestamp_ns: int,
+    direction: Direction,
+    cgroup_id: int = 0,
+    socket_cookie: int = 0,
+    owner: Owner | None = None,
+) -> Packet:
+    """Decode one TCP segment or UDP datagram from its IP header on.
+
+    What the packet cannot tell (its socket's cgroup, cookie and owner) comes
+    from the probe's record, or stays 0 and None.
+    """
     if not data:
         raise DecodeError("empty")
     version = data[0] >> 4
@@ -78,6 +89,8 @@ def decode(data: bytes, timestamp_ns: int, direction: Direction, cgroup_id: int 
             ack,
             flags,
             cgroup_id,
+            socket_cookie,
+            owner,
             protocol,
             payload,
             payload_size,

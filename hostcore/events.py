@@ -11,8 +11,16 @@ from hostcore.packet import Packet, PacketKind
 LOST_EVENTS_NAME = "lost_events"  # the core's own event: what was lost, reported in the stream
 LOST_EVENTS_ID = 1
 
-Emit = Callable[[int, Mapping[str, Any]], None]
-"""``emit(timestamp_ns, data)``: hand one event's data fields to the core."""
+
+class Emit(Protocol):
+    """What a handler calls to hand one event to the core."""
+
+    def __call__(
+        self, timestamp_ns: int, data: Mapping[str, Any], source: Packet | None = None
+    ) -> None:
+        """``data`` holds the event's fields; ``source`` is the packet whose local socket
+        the event is about: the core fills the event's context (process, user, cgroup,
+        container) from it. Without one, the context is all null."""
 
 
 @dataclass(frozen=True)

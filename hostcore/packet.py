@@ -47,6 +47,24 @@ def tcp_kind(flags: int) -> PacketKind:
     return _KIND_BY_FLAGS[flags & 0xFF]
 
 
+class OwnerSource(enum.IntEnum):
+    """How a socket's owner was found (bpf/net_packet_flow_base.c OWNER_*, then user space)."""
+
+    CREATED = 1  # the task that created the socket (recorded at socket())
+    CONNECTED = 2  # the task that called connect()
+    FOUND = 3  # a socket older than hostcore, matched to a process through /proc
+
+
+class Owner(NamedTuple):
+    """The process acting on a socket: for a client, the one that connected."""
+
+    pid: int  # thread group id
+    tid: int | None  # the thread; None when matched through /proc
+    uid: int  # real uid
+    comm: str
+    source: OwnerSource
+
+
 class Packet(NamedTuple):
     """One decoded TCP segment or UDP datagram, addresses as text (IPv4 dotted, IPv6 RFC 5952).
 
@@ -64,6 +82,8 @@ class Packet(NamedTuple):
     ack: int  # TCP only
     tcp_flags: int  # TCP only
     cgroup_id: int  # cgroup v2 id of the local socket; 0 where unknown
+    socket_cookie: int  # the local socket's cookie; 0 where unknown
+    owner: Owner | None  # the local socket's owner (a listener's for a SYN+ACK leaving)
     protocol: int  # IPPROTO_TCP or IPPROTO_UDP
     payload: bytes  # what was captured after the TCP/UDP header (none for TCP kinds)
     payload_size: int  # what the packet carried; more than len(payload) means truncated

@@ -11,6 +11,7 @@ import structlog
 
 from hostcore.accounting import Accounting
 from hostcore.config import DnsConfig
+from hostcore.context import UNKNOWN, Contexts
 from hostcore.decoder import DNS_PORT
 from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.store import NameStore
@@ -22,12 +23,12 @@ from hostcore.events import (
     EventHandler,
     EventSpec,
 )
+from hostcore.filters import Test
 from hostcore.packet import Packet, PacketKind
 from hostcore.plugins import PluginError
 from hostcore.sinks.base import Sink, SinkClosed
 
 SCHEMA_VERSION = 1
-CONTEXT_FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id")
 ERROR_LOG_INTERVAL_NS = 60 * 10**9
 
 log = structlog.get_logger()
@@ -60,6 +61,9 @@ class Pipeline:
         host: str,
         accounting: Accounting,
         dns: DnsConfig | None = None,
+        contexts: Contexts | None = None,
+        scope: Test | None = None,
+        data_filters: Mapping[str, Test] | None = None,
     ) -> None:
         self._sinks = dict(sinks)
         self._host = host
@@ -67,6 +71,9 @@ class Pipeline:
         self._last_error_log: dict[str, int] = {}
         self._packer = msgpack.Packer()  # reused: packb would build a Packer per event
         self._unflushed = False
+        self._contexts = contexts or Contexts(None, {})
+        self._scope = scope
+        self._data_filters = data_filters or {}
         context = EventContext(count=accounting.count)
         self._dns: DnsAnswers | None = None
         if any(spec.uses_dns for spec in events):
@@ -90,10 +97,17 @@ class Pipeline:
 
     def _emitter(self, spec: EventSpec) -> Emit:
         counter = f"events.{spec.name}"
+        filtered = f"events_filtered.{spec.name}"
+        contexts, scope = self._contexts, self._scope
+        data_filter = self._data_filters.get(spec.name)
 
-        def emit(timestamp_ns: int, data: Mapping[str, Any]) -> None:
+        def emit(timestamp_ns: int, data: Mapping[str, Any], source: Packet | None = None) -> None:
+            context = contexts.of(source)
+            if (scope and not scope(context)) or (data_filter and not data_filter(data)):
+                self._accounting.count(filtered)
+                return
             self._accounting.count(counter)
-            self.publish(spec.name, spec.id, timestamp_ns, data)
+            self.publish(spec.name, spec.id, timestamp_ns, data, context)
 
         return emit
 
@@ -127,7 +141,14 @@ class Pipeline:
                 self._accounting.count(f"plugin_errors.{spec.name}", len(wanted))
                 self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
 
-    def publish(self, name: str, event_id: int, timestamp_ns: int, data: Mapping[str, Any]) -> None:
+    def publish(
+        self,
+        name: str,
+        event_id: int,
+        timestamp_ns: int,
+        data: Mapping[str, Any],
+        context: Mapping[str, Any] = UNKNOWN,
+    ) -> None:
         """Build the event map, pack it once, and give it to every sink."""
         event = {
             "v": SCHEMA_VERSION,
@@ -135,7 +156,7 @@ class Pipeline:
             "id": event_id,
             "timestamp": timestamp_ns,
             "host": self._host,
-            "context": dict.fromkeys(CONTEXT_FIELDS),
+            "context": context,
             "data": data,
         }
         packed = self._packer.pack(event)

@@ -20,9 +20,13 @@ _DEFINES = {
     PacketKind.TCP_SYN: "WANT_TCP_SYN",
     PacketKind.DNS_ANSWER: "WANT_DNS_ANSWER",
 }
+# name: (program type, attach type); bcc's program type numbers, the kernel's attach types
 _PROGRAMS = {
-    b"hc_flow_ingress": AttachType.CGROUP_INET_INGRESS,
-    b"hc_flow_egress": AttachType.CGROUP_INET_EGRESS,
+    b"hc_flow_ingress": ("CGROUP_SKB", AttachType.CGROUP_INET_INGRESS),
+    b"hc_flow_egress": ("CGROUP_SKB", AttachType.CGROUP_INET_EGRESS),
+    b"hc_sock_create": ("CGROUP_SOCK", AttachType.CGROUP_INET_SOCK_CREATE),
+    b"hc_connect4": ("CGROUP_SOCK_ADDR", AttachType.CGROUP_INET4_CONNECT),
+    b"hc_connect6": ("CGROUP_SOCK_ADDR", AttachType.CGROUP_INET6_CONNECT),
 }
 
 
@@ -58,7 +62,10 @@ class FlowProbe:
             ) from error
         try:
             self._bpf = BPF(src_file=str(SOURCE).encode(), cflags=self.cflags)
-            programs = {name: self._bpf.load_func(name, BPF.CGROUP_SKB) for name in _PROGRAMS}
+            programs = {
+                name: self._bpf.load_func(name, getattr(BPF, kind), attach_type=int(attach_type))
+                for name, (kind, attach_type) in _PROGRAMS.items()
+            }
             self._bpf[b"records"].open_ring_buffer(self._on_record)
         except Exception as error:
             raise ProbeError(
@@ -70,7 +77,7 @@ class FlowProbe:
         except OSError as error:
             raise ProbeError(f"cannot open cgroup {self.cgroup}: {error.strerror}") from error
         try:
-            for name, attach_type in _PROGRAMS.items():
+            for name, (_, attach_type) in _PROGRAMS.items():
                 self._links.append(link_cgroup(programs[name].fd, cgroup_fd, attach_type))
         except OSError as error:
             self.detach()

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from hostcore import capabilities, cgroup, probe, records
+from hostcore import capabilities, cgroup, filters, probe, records, sockets
 from hostcore.accounting import Accounting
+from hostcore.cgroup import CgroupIndex
 from hostcore.clock import boot_to_epoch_offset_ns
 from hostcore.config import Config
+from hostcore.context import Contexts
 from hostcore.events import EventSpec
-from hostcore.packet import PacketKind
+from hostcore.filters import DataFilter, data_filter, parse_selector
+from hostcore.packet import Owner, PacketKind
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import PluginError, Plugins
 from hostcore.selection import resolve
@@ -38,10 +41,18 @@ class Plan:
     events: list[EventSpec]
     needs: PacketKind
     uses_probe: bool
+    data_filters: list[DataFilter]
 
 
 def plan(config: Config, plugins: Plugins) -> Plan:
-    events = resolve(plugins.events(), config.enable)
+    specs = plugins.events()
+    selectors, data_filters = [], []
+    for text in config.enable:
+        name, filter_text = parse_selector(text)
+        selectors.append(name)
+        if filter_text is not None:
+            data_filters.append(data_filter(name, filter_text, specs))
+    events = resolve(specs, selectors)
     unknown = {spec.depends_on for spec in events} - {probe.NAME, ""}
     if unknown:
         raise RunError(f"events depend on unknown base events: {', '.join(sorted(unknown))}")
@@ -50,7 +61,8 @@ def plan(config: Config, plugins: Plugins) -> Plan:
         needs |= spec.needs
         if spec.uses_dns:
             needs |= PacketKind.DNS_ANSWER
-    return Plan(events, needs, any(spec.depends_on == probe.NAME for spec in events))
+    uses_probe = any(spec.depends_on == probe.NAME for spec in events)
+    return Plan(events, needs, uses_probe, data_filters)
 
 
 def open_sinks(
@@ -108,10 +120,22 @@ def run(config: Config, plugins: Plugins) -> int:
             )
         target = cgroup.attach_target(config.cgroup)
         flow_probe = probe.FlowProbe(the_plan.needs, target, config.ring_buffer_kib)
+    cgroups = CgroupIndex(cgroup.cgroup2_mount()) if the_plan.uses_probe else None
+    scope_test = filters.scope(config.scope, cgroups.path if cgroups else lambda _: None)
     sinks = open_sinks(sink_specs, config.sinks)
     accounting = Accounting(time.time_ns())
+    found_owners: dict[int, Owner] = {}  # filled once the probe records new sockets
     try:
-        pipeline = Pipeline(the_plan.events, sinks, config.host_name, accounting, config.dns)
+        pipeline = Pipeline(
+            the_plan.events,
+            sinks,
+            config.host_name,
+            accounting,
+            config.dns,
+            Contexts(cgroups, found_owners),
+            scope_test,
+            filters.data_tests(the_plan.data_filters),
+        )
     except PluginError:
         for sink in sinks.values():
             sink.close()
@@ -119,6 +143,7 @@ def run(config: Config, plugins: Plugins) -> int:
     try:
         if flow_probe is not None:
             flow_probe.attach()
+            found_owners.update(_older_listeners())
         log.info(
             "ready",
             events=[spec.name for spec in the_plan.events],
@@ -133,6 +158,17 @@ def run(config: Config, plugins: Plugins) -> int:
         pipeline.close()
     log.info("totals", **accounting.totals())
     return 0
+
+
+def _older_listeners() -> dict[int, Owner]:
+    """Owners of listeners created before the probe (see hostcore/sockets.py)."""
+    try:
+        owners = sockets.listener_owners()
+    except OSError as error:
+        log.warning("listeners older than hostcore will have no owner", error=str(error))
+        return {}
+    log.info("older listeners matched to processes", listeners=len(owners))
+    return owners
 
 
 class _Loop:

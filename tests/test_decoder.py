@@ -10,7 +10,7 @@ from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp, ud
 
 from hostcore import records
 from hostcore.decoder import DecodeError, decode
-from hostcore.packet import Direction, Packet, PacketKind
+from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
 
 
 def test_ipv4_syn_ack() -> None:
@@ -115,8 +115,18 @@ def test_bad_tcp_data_offset() -> None:
         decode(bytes(raw), 0, Direction.INGRESS)
 
 
-def _record(data: bytes, boot_ns: int = 5, direction: int = 1, cgroup_id: int = 0) -> bytes:
-    return records.HEADER.pack(boot_ns, cgroup_id, len(data), direction) + data
+def _record(
+    data: bytes, boot_ns: int = 5, direction: int = 1, cgroup_id: int = 0, owner: bytes = bytes(32)
+) -> bytes:
+    return records.HEADER.pack(boot_ns, cgroup_id, 99, owner, len(data), direction) + data
+
+
+def test_record_carries_the_socket_owner() -> None:
+    raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
+    owner = records.OWNER.pack(1234, 1240, 1000, 2, b"curl\0garbage\0\0\0\0")
+    known, unknown = records.packets([_record(raw, owner=owner), _record(raw)], 0, Counter())
+    assert known.owner == Owner(1234, 1240, 1000, "curl", OwnerSource.CONNECTED)
+    assert (known.socket_cookie, unknown.owner) == (99, None)
 
 
 def test_udp_from_port_53_is_a_dns_answer_with_its_payload() -> None:
@@ -179,7 +189,7 @@ def test_records_are_decoded_in_order_and_failures_counted() -> None:
 
 def test_record_captured_length_bounds_the_packet() -> None:
     raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
-    record = records.HEADER.pack(1, 0, 30, 0) + raw + bytes(200)
+    record = records.HEADER.pack(1, 0, 0, bytes(32), 30, 0) + raw + bytes(200)
     errors: Counter[str] = Counter()
     assert records.packets([record], 0, errors) == []
     assert errors == Counter({"truncated_tcp": 1})

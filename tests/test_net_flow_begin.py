@@ -31,7 +31,7 @@ def run(packets: list[Packet]) -> tuple[list[Mapping[str, Any]], Counter[str]]:
     counts: Counter[str] = Counter()
     handler = begin.TcpBegin(EventContext(count=lambda name, n: counts.update({name: n})))
     emitted: list[Mapping[str, Any]] = []
-    handler.handle(packets, lambda ts, data: emitted.append(data))
+    handler.handle(packets, lambda ts, data, source=None: emitted.append(data))
     return emitted, counts
 
 

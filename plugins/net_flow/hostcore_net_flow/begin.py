@@ -71,6 +71,7 @@ class TcpBegin:
                     "src_dns": self._names(packet.dst, cgroup_id, timestamp_ns),
                     "dst_dns": self._names(packet.src, cgroup_id, timestamp_ns),
                 },
+                packet,  # its socket: the client's arriving, the listener's leaving
             )
         if self._seen.evictions > evicted:
             self._count("net_flow_tcp_begin.flow_table_evictions", self._seen.evictions - evicted)

@@ -1,0 +1,55 @@
+"""The ``context`` of an event: the process, user, cgroup and container behind its socket."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hostcore.cgroup import CgroupIndex, container_id
+from hostcore.packet import Owner, Packet
+
+FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id", "owner")
+UNKNOWN: Mapping[str, Any] = dict.fromkeys(FIELDS)
+_CACHE_LIMIT = 65536
+
+
+class Contexts:
+    """Builds context maps from packets; each distinct one is built once and shared.
+
+    ``found`` names the owners of sockets older than the probe, by socket cookie.
+    """
+
+    def __init__(self, cgroups: CgroupIndex | None, found: Mapping[int, Owner]) -> None:
+        self._cgroups = cgroups
+        self._found = found
+        self._cache: dict[tuple[Owner | None, int], Mapping[str, Any]] = {}
+
+    def of(self, packet: Packet | None) -> Mapping[str, Any]:
+        """The context of the socket ``packet`` passed through (all null without one)."""
+        if packet is None:
+            return UNKNOWN
+        owner = packet.owner or self._found.get(packet.socket_cookie)
+        key = (owner, packet.cgroup_id)
+        context = self._cache.get(key)
+        if context is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            context = self._cache[key] = self._build(owner, packet.cgroup_id)
+        return context
+
+    def _build(self, owner: Owner | None, cgroup_id: int) -> Mapping[str, Any]:
+        context = dict(UNKNOWN)
+        if owner is not None:
+            context.update(
+                pid=owner.pid,
+                tid=owner.tid,
+                comm=owner.comm,
+                uid=owner.uid,
+                owner=owner.source.name.lower(),
+            )
+        if cgroup_id:
+            context["cgroup_id"] = cgroup_id
+            path = self._cgroups.path(cgroup_id) if self._cgroups else None
+            if path is not None:
+                context["container_id"] = container_id(path)
+        return context
