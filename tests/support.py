@@ -210,6 +210,13 @@ def connect_once(
 @contextlib.contextmanager
 def http_server(host: str, netns: str | None = None) -> Iterator[int]:
     """tests/tools/http_server.py in a subprocess (optionally in a netns); yields its port."""
+    with http_server_process(host, netns) as (port, _):
+        yield port
+
+
+@contextlib.contextmanager
+def http_server_process(host: str, netns: str | None = None) -> Iterator[tuple[int, int]]:
+    """The same server; yields its port and its pid."""
     command = [sys.executable, str(TOOLS / "http_server.py"), host]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
@@ -218,7 +225,7 @@ def http_server(host: str, netns: str | None = None) -> Iterator[int]:
         assert process.stdout is not None
         line = process.stdout.readline()  # printed once the socket listens
         assert line.startswith("listening "), f"http server did not start: {line!r}"
-        yield int(line.split()[1])
+        yield int(line.split()[1]), process.pid
     finally:
         process.terminate()
         process.wait()
