@@ -100,6 +100,20 @@ def test_unknown_event() -> None:
 
 
 @pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--scope", "comm"], "scope 'comm': expected FIELD=VALUE[,VALUE...] or FIELD!=VALUE"),
+        (["--scope", "user=0"], "unknown scope 'user' (known: comm, pid, uid, cgroup, container"),
+        (["--events", "net_flow_tcp_begin.data.port=1"], "has no field 'port'"),
+        (["--events", "net_flow_tcp_begin.data.dst_port=https"], "'dst_port' is a number"),
+        (["--events", "flows.data.dst_port=1"], "'flows' is not one"),
+    ],
+)
+def test_bad_filters_name_the_problem(args: list[str], needle: str) -> None:
+    expect_error(["run", *args], needle)
+
+
 def test_unknown_sink() -> None:
     expect_error(["run", "--sink", "kafka:brokers=x"], "unknown sink 'kafka'", "file, stdout")
 
