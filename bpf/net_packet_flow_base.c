@@ -7,6 +7,10 @@
 //   WANT_TCP_SYN      TCP segments with SYN set and ACK clear
 //   WANT_DNS_ANSWER   UDP datagrams and TCP segments with data from source port 53
 //   RING_PAGES        ring buffer size in pages (a power of two)
+//   SCOPE_OWNER(o)    if defined, a test on a socket's owner (struct owner *) that
+//                     TCP records of sockets with a recorded owner must pass
+//   SCOPE_CGROUP(skb) if defined, a test on the socket's cgroup that TCP records must pass
+// (the scope filters the kernel can apply; user space applies all of them again)
 // TCP flag records carry headers only; DNS records carry the packet from the IP
 // header on, up to 2048 bytes (user space counts longer ones as truncated).
 // Every program returns 1: the probe observes, it never drops traffic.
@@ -185,19 +189,30 @@ static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u3
 #endif
 }
 
-// The owner of the packet's socket: for a SYN+ACK leaving, the listener.
-static __always_inline void copy_owner(struct owner *to, struct __sk_buff *skb)
+// The owner of the packet's socket (for a SYN+ACK leaving, the listener), or 0.
+static __always_inline struct owner *socket_owner(struct __sk_buff *skb)
 {
     struct bpf_sock *sk = skb->sk;
-    struct owner *owner = 0;
     if (sk)
         sk = bpf_sk_fullsock(sk);
-    if (sk)
-        owner = owners.sk_storage_get(sk, 0, 0);
-    if (owner)
-        __builtin_memcpy(to, owner, sizeof(*to));
-    else
-        __builtin_memset(to, 0, sizeof(*to));
+    if (!sk)
+        return 0;
+    return owners.sk_storage_get(sk, 0, 0);
+}
+
+// Scope filters on a TCP record's socket. An owner the probe did not record
+// (a socket older than it) passes: user space may know it from /proc.
+static __always_inline bool in_scope(struct __sk_buff *skb, struct owner *owner)
+{
+#ifdef SCOPE_OWNER
+    if (owner && !(SCOPE_OWNER(owner)))
+        return false;
+#endif
+#ifdef SCOPE_CGROUP
+    if (!(SCOPE_CGROUP(skb)))
+        return false;
+#endif
+    return true;
 }
 
 // Caps at `bytes` (a power of two), in a form whose bounds the verifier can see;
@@ -207,7 +222,8 @@ static __always_inline void copy_owner(struct owner *to, struct __sk_buff *skb)
 // Queue a record: the header, then the packet's first `length` bytes in a slot
 // of `bytes` (a power of two). Inlined with a constant `bytes`, so the size the
 // verifier sees at each reserve is a constant, as it must be.
-static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 length, u32 bytes)
+static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 length, u32 bytes,
+                                      struct owner *owner)
 {
     struct header *rec = records.ringbuf_reserve(sizeof(struct header) + bytes);
     if (!rec) {
@@ -223,7 +239,10 @@ static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 l
     rec->boot_ns = bpf_ktime_get_boot_ns();
     rec->cgroup_id = bpf_skb_cgroup_id(skb);
     rec->cookie = bpf_get_socket_cookie(skb);
-    copy_owner(&rec->owner, skb);
+    if (owner)
+        __builtin_memcpy(&rec->owner, owner, sizeof(rec->owner));
+    else
+        __builtin_memset(&rec->owner, 0, sizeof(rec->owner));
     rec->direction = direction;
     rec->captured = captured;
     __builtin_memset(rec->pad, 0, sizeof(rec->pad));
@@ -232,20 +251,21 @@ static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 l
 
 // The smallest slot that holds `length` bytes (at most 2048), so that a short
 // DNS answer does not take a 2 KiB slot of the ring buffer.
-static __always_inline void submit(struct __sk_buff *skb, u8 direction, u32 length)
+static __always_inline void submit(struct __sk_buff *skb, u8 direction, u32 length,
+                                   struct owner *owner)
 {
     if (length > skb->len)
         length = skb->len;
     if (length == 0)
         return;
     if (length <= 256)
-        submit_in(skb, direction, length, 256);
+        submit_in(skb, direction, length, 256, owner);
     else if (length <= 512)
-        submit_in(skb, direction, length, 512);
+        submit_in(skb, direction, length, 512, owner);
     else if (length <= 1024)
-        submit_in(skb, direction, length, 1024);
+        submit_in(skb, direction, length, 1024, owner);
     else
-        submit_in(skb, direction, length, 2048);
+        submit_in(skb, direction, length, 2048, owner);
 }
 
 static __always_inline int observe(struct __sk_buff *skb, u8 direction)
@@ -259,10 +279,16 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     u8 l4hdr[14];
     if (bpf_skb_load_bytes(skb, l4, l4hdr, sizeof(l4hdr)) < 0)
         return 1;
-    if (is_dns_answer(skb, protocol, l4, l4hdr))
-        submit(skb, direction, skb->len);  // longer than 2048 bytes: cut, counted as truncated
-    else if (protocol == IPPROTO_TCP && wanted(tcp_kind(l4hdr[13])))
-        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4);
+    // The owner is looked up only for packets that are passed up.
+    if (is_dns_answer(skb, protocol, l4, l4hdr)) {
+        // Every answer, in scope or not: the DNS store needs them all. Over 2048
+        // bytes, the record is cut; user space counts it as truncated.
+        submit(skb, direction, skb->len, socket_owner(skb));
+    } else if (protocol == IPPROTO_TCP && wanted(tcp_kind(l4hdr[13]))) {
+        struct owner *owner = socket_owner(skb);
+        if (in_scope(skb, owner))
+            submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner);
+    }
     return 1;
 }
 

@@ -123,7 +123,8 @@ def _plugins(config: Config) -> Plugins:
 
 def _print_bpf(config: Config) -> int:
     the_plan = plan(config, _plugins(config))
-    print("// cflags:", " ".join(probe.cflags(the_plan.needs, config.ring_buffer_kib)))
+    flags = probe.cflags(the_plan.needs, config.ring_buffer_kib, the_plan.kernel_scope)
+    print("// cflags:", " ".join(flags))
     print(probe.SOURCE.read_text(), end="")
     return 0
 

@@ -10,9 +10,11 @@ all pass. A field whose value is unknown (null) never passes a filter.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hostcore.events import EventSpec
@@ -170,3 +172,43 @@ def data_tests(filters: Sequence[DataFilter]) -> dict[str, Test]:
     for data in filters:
         by_event.setdefault(data.event, []).append(data.match)
     return {event: _All(tuple(matches)) for event, matches in by_event.items()}
+
+
+def kernel_scope(expressions: Iterable[str], cgroup_root: Path) -> list[str]:
+    """Compile flags for the scope filters the probe can apply itself (see bpf/).
+
+    Those are the ``=`` forms of uid, pid and cgroup: records that fail them never
+    leave the kernel. Everything else, and these again, is tested in user space.
+    """
+    owner_tests, cgroup_tests = [], []
+    for text in expressions:
+        match = _EXPRESSION.fullmatch(text)
+        if not match or match["op"] != "=":
+            continue
+        values = [value for value in match["values"].split(",") if value]
+        if match["field"] in ("uid", "pid") and all(value.isdigit() for value in values):
+            field = match["field"]
+            owner_tests.append(" || ".join(f"(o)->{field} == {value}" for value in values))
+        elif match["field"] == "cgroup":
+            tests = [_cgroup_c_test(value, cgroup_root) for value in values]
+            if all(tests):
+                cgroup_tests.append(" || ".join(test for test in tests if test))
+    flags = []
+    if owner_tests:
+        flags.append(f"-DSCOPE_OWNER(o)=({' && '.join(f'({t})' for t in owner_tests)})")
+    if cgroup_tests:
+        flags.append(f"-DSCOPE_CGROUP(skb)=({' && '.join(f'({t})' for t in cgroup_tests)})")
+    return flags
+
+
+def _cgroup_c_test(value: str, cgroup_root: Path) -> str | None:
+    """A C test for one ``cgroup=`` value: that cgroup id, or that directory and below."""
+    if value.isdigit():
+        return f"bpf_skb_cgroup_id(skb) == {int(value)}"
+    directory = cgroup_root / value.strip("/")
+    try:
+        cgroup_id = os.stat(directory).st_ino
+    except OSError:
+        return None  # not there (yet): user space tests it by path
+    level = len(directory.relative_to(cgroup_root).parts)
+    return f"bpf_skb_ancestor_cgroup_id(skb, {level}) == {cgroup_id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,21 @@ class ProbeError(RuntimeError):
     """The probe could not be loaded or attached; the message says what to check."""
 
 
-def cflags(needs: PacketKind, ring_buffer_kib: int) -> list[str]:
-    """The compile flags that select the packet kinds ``needs`` asks for."""
+def cflags(needs: PacketKind, ring_buffer_kib: int, scope: Sequence[str] = ()) -> list[str]:
+    """The compile flags that select the packet kinds ``needs`` asks for, then ``scope``'s."""
     wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in needs]
-    return [*wanted, f"-DRING_PAGES={max(1, ring_buffer_kib // PAGE_KIB)}"]
+    return [*wanted, f"-DRING_PAGES={max(1, ring_buffer_kib // PAGE_KIB)}", *scope]
 
 
 class FlowProbe:
     """cgroup_skb ingress+egress programs passing selected packets up one ring buffer."""
 
-    def __init__(self, needs: PacketKind, cgroup: Path, ring_buffer_kib: int) -> None:
+    def __init__(
+        self, needs: PacketKind, cgroup: Path, ring_buffer_kib: int, scope: Sequence[str] = ()
+    ) -> None:
         self.needs = needs
         self.cgroup = cgroup
-        self.cflags = cflags(needs, ring_buffer_kib)
+        self.cflags = cflags(needs, ring_buffer_kib, scope)
         self._bpf: Any = None
         self._links: list[int] = []
         self._pending: list[bytes] = []

@@ -42,6 +42,7 @@ class Plan:
     needs: PacketKind
     uses_probe: bool
     data_filters: list[DataFilter]
+    kernel_scope: list[str]  # compile flags for the scope filters the probe applies
 
 
 def plan(config: Config, plugins: Plugins) -> Plan:
@@ -62,7 +63,8 @@ def plan(config: Config, plugins: Plugins) -> Plan:
         if spec.uses_dns:
             needs |= PacketKind.DNS_ANSWER
     uses_probe = any(spec.depends_on == probe.NAME for spec in events)
-    return Plan(events, needs, uses_probe, data_filters)
+    in_kernel = filters.kernel_scope(config.scope, cgroup.cgroup2_mount()) if uses_probe else []
+    return Plan(events, needs, uses_probe, data_filters, in_kernel)
 
 
 def open_sinks(
@@ -119,7 +121,9 @@ def run(config: Config, plugins: Plugins) -> int:
                 f"{', '.join(missing)}; run as root (or grant them)"
             )
         target = cgroup.attach_target(config.cgroup)
-        flow_probe = probe.FlowProbe(the_plan.needs, target, config.ring_buffer_kib)
+        flow_probe = probe.FlowProbe(
+            the_plan.needs, target, config.ring_buffer_kib, the_plan.kernel_scope
+        )
     cgroups = CgroupIndex(cgroup.cgroup2_mount()) if the_plan.uses_probe else None
     scope_test = filters.scope(config.scope, cgroups.path if cgroups else lambda _: None)
     sinks = open_sinks(sink_specs, config.sinks)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hostcore_net_flow import begin
 
-from hostcore.filters import FilterError, Match, data_filter, data_tests, parse_selector, scope
+from hostcore.filters import (
+    FilterError,
+    Match,
+    data_filter,
+    data_tests,
+    kernel_scope,
+    parse_selector,
+    scope,
+)
 
 SPECS = {begin.SPEC.name: begin.SPEC}
 CONTEXT: dict[str, Any] = {
@@ -123,3 +132,17 @@ def test_selector_splits_at_data() -> None:
         "net_flow_tcp_begin",
         "dst=10.0.0.1",
     )
+
+
+def test_kernel_takes_the_positive_uid_pid_and_cgroup_forms(tmp_path: Path) -> None:
+    (tmp_path / "app.slice").mkdir()
+    level_1 = (tmp_path / "app.slice").stat().st_ino
+    flags = kernel_scope(
+        ["uid=0,1000", "pid!=5", "comm=curl", "cgroup=/app.slice,9", "cgroup=/gone", "container"],
+        tmp_path,
+    )
+    assert flags == [
+        "-DSCOPE_OWNER(o)=(((o)->uid == 0 || (o)->uid == 1000))",
+        f"-DSCOPE_CGROUP(skb)=((bpf_skb_ancestor_cgroup_id(skb, 1) == {level_1}"
+        " || bpf_skb_cgroup_id(skb) == 9))",
+    ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import Hostcore, curl, http_server_process, no_syncookies
+from support import Hostcore, curl, http_server_process, in_place, no_syncookies
 
 from hostcore.cgroup import cgroup2_mount
 
@@ -116,3 +116,21 @@ def test_filter_keeps_exactly_what_it_names(
         if e["name"] == "net_flow_tcp_begin" and e["data"]["dst_port"] == port
     ]
     assert sorted(seen) == sorted(kept)
+
+
+def test_uid_scope_is_applied_in_the_kernel(tmp_path: Path, container: Path) -> None:
+    """Attached to one cgroup that holds only the test's two curls: the kernel passes up one."""
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    args = ["--cgroup", str(container), "--scope", f"uid={NOBODY}"]
+    with http_server_process("127.0.0.1") as (port, _), Hostcore(tmp_path, args) as hostcore:
+        url = f"http://127.0.0.1:{port}/"
+        curl(url, cgroup=container)
+        command = [*as_nobody, "curl", "-sS", "-o", "/dev/null", "-w", "%{local_port}", url]
+        nobody = subprocess.run(
+            in_place(command, None, container), check=True, capture_output=True, text=True
+        ).stdout
+        events = hostcore.stop()
+    assert [(e["data"]["src_port"], e["context"]["uid"]) for e in events] == [(int(nobody), NOBODY)]
+    totals = hostcore.log("totals")
+    assert totals["records"] == 1  # root's SYN+ACK never left the kernel...
+    assert "events_filtered.net_flow_tcp_begin" not in totals  # ...so nothing was filtered here
