@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def test_example_event_and_sink_run(tmp_path: Path) -> None:
     ]
     assert len(syns) == len(clients)  # one SYN leaves the client socket per connection
     assert all(e["data"]["dst_dns"] == [] for e in syns)  # the store's reply: no name was resolved
+    assert all(e["context"]["pid"] == os.getpid() for e in syns)  # these tests connected
     # The logfmt sink got every event the file sink got, in the same order.
     lines = logfmt.read_text().splitlines()
     assert len(lines) == len(events)

@@ -81,9 +81,17 @@ def test_event_map_shape(tmp_path: Path) -> None:
         assert (event["v"], event["name"], event["id"]) == (1, "net_flow_tcp_begin", 2012)
         assert event["host"] == "node-test-1"
         assert before_ns <= event["timestamp"] <= after_ns
-        assert event["context"] == dict.fromkeys(
-            ["pid", "tid", "comm", "uid", "cgroup_id", "container_id"]
-        )
+        context = event["context"]
+        assert list(context) == [
+            "pid",
+            "tid",
+            "comm",
+            "uid",
+            "cgroup_id",
+            "container_id",
+            "owner",
+        ]
+        assert (context["pid"], context["uid"]) == (os.getpid(), os.getuid())  # both ends
         assert list(event["data"]) == [
             "conn_direction",
             "src",
