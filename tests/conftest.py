@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hostcore.cgroup import cgroup2_mount
+
 
 @pytest.fixture
 def root() -> None:
@@ -19,6 +21,30 @@ def tracefs() -> None:
     """Mount tracefs if nothing is there (tcpstates-bpfcc needs it)."""
     if not any(Path("/sys/kernel/tracing").iterdir()):
         subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=True)
+
+
+CONTAINER_ID = "0123456789abcdef" * 4
+
+
+def _child_cgroup(name: str) -> Iterator[Path]:
+    """A child of the cgroup v2 root; the test's processes in it must be gone by teardown."""
+    path = cgroup2_mount() / name
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        path.rmdir()
+
+
+@pytest.fixture
+def child_cgroup(root: None) -> Iterator[Path]:
+    yield from _child_cgroup(f"hostcore-test-{os.getpid()}")
+
+
+@pytest.fixture
+def container_cgroup(root: None) -> Iterator[Path]:
+    """Named as docker's systemd driver names a container's cgroup."""
+    yield from _child_cgroup(f"docker-{CONTAINER_ID}.scope")
 
 
 @pytest.fixture

@@ -232,13 +232,17 @@ def http_server_process(host: str, netns: str | None = None) -> Iterator[tuple[i
 
 
 def curl(
-    url: str, netns: str | None = None, cgroup: Path | None = None
+    url: str, netns: str | None = None, cgroup: Path | None = None, uid: int | None = None
 ) -> tuple[str, int, str, int]:
-    """One real curl request, optionally from a netns or a cgroup v2 directory.
+    """One real curl request, optionally from a netns, a cgroup v2 directory, or as a user.
 
     Returns (local ip, local port, remote ip, remote port) as curl saw them.
     """
+    as_user = (
+        [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    )
     command = [
+        *as_user,
         "curl",
         "-sS",
         "--noproxy",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CONTAINER_ID
 from support import (
     TOOLS,
     Hostcore,
@@ -132,29 +132,11 @@ def _parent(proc_entry: Path) -> int:
 
 
 def test_a_non_root_user_is_reported_by_uid(tmp_path: Path) -> None:
-    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     with Hostcore(tmp_path) as hostcore, http_server_process("127.0.0.1") as (port, _):
-        command = [*as_nobody, "curl", "-sS", "-o", "/dev/null", "-w", "%{local_port}"]
-        out = subprocess.run(
-            [*command, f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True
-        ).stdout
+        client_port = curl(f"http://127.0.0.1:{port}/", uid=NOBODY)[1]
         events = hostcore.stop()
-    outgoing = by_client(events, port)[("outgoing", int(out))]
+    outgoing = by_client(events, port)[("outgoing", client_port)]
     assert (outgoing["uid"], outgoing["comm"]) == (NOBODY, "curl")
-
-
-CONTAINER_ID = "0123456789abcdef" * 4
-
-
-@pytest.fixture
-def container_cgroup() -> Iterator[Path]:
-    """A child cgroup named the way docker's systemd driver names a container's."""
-    path = cgroup2_mount() / f"docker-{CONTAINER_ID}.scope"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        path.rmdir()
 
 
 def test_container_id_from_the_cgroup_and_the_container_scope(

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import Hostcore, curl, http_server_process, in_place, no_syncookies
-
-from hostcore.cgroup import cgroup2_mount
+from conftest import CONTAINER_ID
+from support import Hostcore, curl, http_server_process, no_syncookies
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
-CONTAINER_ID = "fedcba9876543210" * 4
 NOBODY = 65534
 
 
@@ -26,30 +23,13 @@ class Setup:
     container: Path
 
 
-@pytest.fixture
-def container() -> Iterator[Path]:
-    path = cgroup2_mount() / f"docker-{CONTAINER_ID}.scope"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        path.rmdir()
-
-
 def _traffic(port: int, container: Path) -> dict[str, int]:
     """Three curls: from the container's cgroup, from the root cgroup, as nobody."""
     url = f"http://127.0.0.1:{port}/"
-    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    nobody = subprocess.run(
-        [*as_nobody, "curl", "-sS", "-o", "/dev/null", "-w", "%{local_port}", url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
     return {
         "container": curl(url, cgroup=container)[1],
         "plain": curl(url)[1],
-        "nobody": int(nobody),
+        "nobody": curl(url, uid=NOBODY)[1],
     }
 
 
@@ -101,13 +81,13 @@ Args = Callable[[Setup], list[str]]
     ],
 )
 def test_filter_keeps_exactly_what_it_names(
-    tmp_path: Path, container: Path, args: Args, kept: set[tuple[str, str]]
+    tmp_path: Path, container_cgroup: Path, args: Args, kept: set[tuple[str, str]]
 ) -> None:
     # The server starts first, so its listener is one found through /proc.
     with http_server_process("127.0.0.1") as (port, server_pid):
-        setup = Setup(port, server_pid, container)
+        setup = Setup(port, server_pid, container_cgroup)
         with no_syncookies(), Hostcore(tmp_path, args(setup)) as hostcore:
-            clients = _traffic(port, container)
+            clients = _traffic(port, container_cgroup)
             events = hostcore.stop()
     names = {port: name for name, port in clients.items()}
     seen = [
@@ -118,19 +98,15 @@ def test_filter_keeps_exactly_what_it_names(
     assert sorted(seen) == sorted(kept)
 
 
-def test_uid_scope_is_applied_in_the_kernel(tmp_path: Path, container: Path) -> None:
+def test_uid_scope_is_applied_in_the_kernel(tmp_path: Path, container_cgroup: Path) -> None:
     """Attached to one cgroup that holds only the test's two curls: the kernel passes up one."""
-    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    args = ["--cgroup", str(container), "--scope", f"uid={NOBODY}"]
+    args = ["--cgroup", str(container_cgroup), "--scope", f"uid={NOBODY}"]
     with http_server_process("127.0.0.1") as (port, _), Hostcore(tmp_path, args) as hostcore:
         url = f"http://127.0.0.1:{port}/"
-        curl(url, cgroup=container)
-        command = [*as_nobody, "curl", "-sS", "-o", "/dev/null", "-w", "%{local_port}", url]
-        nobody = subprocess.run(
-            in_place(command, None, container), check=True, capture_output=True, text=True
-        ).stdout
+        curl(url, cgroup=container_cgroup)
+        nobody = curl(url, cgroup=container_cgroup, uid=NOBODY)[1]
         events = hostcore.stop()
-    assert [(e["data"]["src_port"], e["context"]["uid"]) for e in events] == [(int(nobody), NOBODY)]
+    assert [(e["data"]["src_port"], e["context"]["uid"]) for e in events] == [(nobody, NOBODY)]
     totals = hostcore.log("totals")
     assert totals["records"] == 1  # root's SYN+ACK never left the kernel...
     assert "events_filtered.net_flow_tcp_begin" not in totals  # ...so nothing was filtered here

@@ -6,7 +6,6 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,16 +42,6 @@ def wait_until_detached(expected: Counter[str], timeout_s: float = 10) -> Counte
     while (found := hostcore_programs()) != expected and time.monotonic() < deadline:
         time.sleep(0.05)
     return found
-
-
-@pytest.fixture
-def child_cgroup() -> Iterator[Path]:
-    path = cgroup2_mount() / f"hostcore-test-{os.getpid()}"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        path.rmdir()
 
 
 def test_other_cgroup_program_attaches_beside_hostcore(tmp_path: Path, child_cgroup: Path) -> None:
