@@ -16,8 +16,8 @@
 // Every program returns 1: the probe observes, it never drops traffic.
 //
 // Who owns a socket is recorded in process context, where the current task is
-// the one acting on the socket: at socket() (hc_sock_create) and at connect()
-// (hc_connect4/6, which overwrite it). The packet programs run in softirq and
+// the one acting on the socket: at socket() (hc_sock_create), then at bind()
+// (hc_post_bind4/6) and connect() (hc_connect4/6), each overwriting the last. The packet programs run in softirq and
 // never read the current task; they copy the owner of the packet's socket.
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>
@@ -44,6 +44,7 @@
 #define OWNER_UNKNOWN 0     // a socket created before the probe was attached
 #define OWNER_CREATED 1     // the task that created the socket
 #define OWNER_CONNECTED 2   // the task that called connect()
+#define OWNER_BOUND 3       // the task that called bind()
 
 struct owner {
     u32 pid;        // thread group id
@@ -320,6 +321,23 @@ int hc_sock_create(struct bpf_sock *sk)
     if (sk->type == SOCK_STREAM)
         record_owner(sk, OWNER_CREATED);
     return 1;
+}
+
+static __always_inline int on_post_bind(struct bpf_sock *sk)
+{
+    if (sk->type == SOCK_STREAM)
+        record_owner(sk, OWNER_BOUND);
+    return 1;
+}
+
+int hc_post_bind4(struct bpf_sock *sk)
+{
+    return on_post_bind(sk);
+}
+
+int hc_post_bind6(struct bpf_sock *sk)
+{
+    return on_post_bind(sk);
 }
 
 static __always_inline int on_connect(struct bpf_sock_addr *ctx)

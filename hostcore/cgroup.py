@@ -47,6 +47,7 @@ def attach_target(configured: str, mounts: Path = MOUNTS) -> Path:
 # libpod-<id>.scope) or a bare id directory (cgroupfs drivers: /docker/<id>, kubepods).
 _CONTAINER = re.compile(r"(?:(?:docker|cri-containerd|crio|libpod)-)?([0-9a-f]{64})(?:\.scope)?")
 RESCAN_INTERVAL_NS = 10**9
+MAX_MISSING = 4096  # ids of removed cgroups, remembered so they do not cause rescans
 
 
 def container_id(path: str) -> str:
@@ -61,20 +62,29 @@ def container_id(path: str) -> str:
 class CgroupIndex:
     """Cgroup v2 paths by cgroup id (a cgroup directory's inode number is its id).
 
-    An unknown id makes it walk the hierarchy again, at most once a second.
+    An id not seen before makes it walk the hierarchy again at once; one that
+    was still missing then, at most once a second.
     """
 
     def __init__(self, root: Path) -> None:
         self._root = root
         self._paths: dict[int, str] = {}
+        self._missing: set[int] = set()
         self._scanned_ns = -RESCAN_INTERVAL_NS
 
     def path(self, cgroup_id: int) -> str | None:
         """The cgroup's path below the root ("/" for the root), or None if not found."""
         path = self._paths.get(cgroup_id)
-        if path is None and time.monotonic_ns() - self._scanned_ns >= RESCAN_INTERVAL_NS:
+        if path is None and (
+            cgroup_id not in self._missing
+            or time.monotonic_ns() - self._scanned_ns >= RESCAN_INTERVAL_NS
+        ):
             self._scan()
             path = self._paths.get(cgroup_id)
+            if path is None:
+                if len(self._missing) >= MAX_MISSING:
+                    self._missing.clear()
+                self._missing.add(cgroup_id)
         return path
 
     def _scan(self) -> None:

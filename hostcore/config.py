@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hostcore import filters
+
 DEFAULT_PATH = Path("/etc/hostcore/hostcore.toml")
 STRICT_PLUGINS_ENV = "HOSTCORE_STRICT_PLUGINS"
 
@@ -121,6 +123,10 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
     for key in ("enable", "scope"):
         if key in values:
             values[key] = tuple(_strings(key, values[key]))
+    try:
+        filters.scope(values.get("scope", ()), lambda _: None)  # the syntax, before any run
+    except filters.FilterError as error:
+        raise ConfigError(str(error)) from error
     return Config(**values)
 
 

@@ -32,9 +32,12 @@ class Contexts:
         key = (owner, packet.cgroup_id)
         context = self._cache.get(key)
         if context is None:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            context = self._cache[key] = self._build(owner, packet.cgroup_id)
+            context = self._build(owner, packet.cgroup_id)
+            if context["container_id"] is not None or not packet.cgroup_id:
+                # Not cached while the cgroup is unknown: a new one is found on a later event.
+                if len(self._cache) >= _CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[key] = context
         return context
 
     def _build(self, owner: Owner | None, cgroup_id: int) -> Mapping[str, Any]:

@@ -10,18 +10,16 @@ all pass. A field whose value is unknown (null) never passes a filter.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hostcore.events import EventSpec
 
 Test = Callable[[Mapping[str, Any]], bool]
 
-_EXPRESSION = re.compile(r"(?P<field>[a-z_]+)(?P<op>!=|=)(?P<values>.+)")
+_EXPRESSION = re.compile(r"(?P<field>[a-z_][a-z0-9_]*)(?P<op>!=|=)(?P<values>.+)")
 _NUMERIC_TYPES = {"int", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 SCOPE_FIELDS = {"comm": "string", "pid": "uint32", "uid": "uint32", "cgroup": "", "container": ""}
 
@@ -109,7 +107,7 @@ def scope(expressions: Iterable[str], cgroup_path: Callable[[int], str | None]) 
             continue
         field, op, raw = _split(text, where)
         if field not in SCOPE_FIELDS:
-            known = ", ".join([*SCOPE_FIELDS, "container", "!container"])
+            known = ", ".join([*SCOPE_FIELDS, "!container"])
             raise FilterError(f"{where}: unknown scope {field!r} (known: {known})")
         if field == "cgroup":
             tests.append(_cgroup_test(raw, op == "!=", cgroup_path))
@@ -123,18 +121,24 @@ def scope(expressions: Iterable[str], cgroup_path: Callable[[int], str | None]) 
 
 def _cgroup_test(raw: str, negate: bool, cgroup_path: Callable[[int], str | None]) -> Test:
     """``cgroup=ID`` is that cgroup; ``cgroup=PATH`` that cgroup or any below it."""
-    wanted = [value for value in raw.split(",") if value]
+    ids = {int(value) for value in raw.split(",") if value.isdigit()}
+    # As directories: "/a/b/" holds "/a/b/" and "/a/b/c/"; "system.slice" means "/system.slice".
+    prefixes = [
+        "".join(f"/{part}" for part in value.split("/") if part) + "/"
+        for value in raw.split(",")
+        if value and not value.isdigit()
+    ]
 
     def inside(context: Mapping[str, Any]) -> bool:
         cgroup_id = context.get("cgroup_id")
         if cgroup_id is None:
             return False
-        path = cgroup_path(cgroup_id)
-        hit = any(
-            (value.isdigit() and int(value) == cgroup_id)
-            or (path is not None and (path + "/").startswith(value.rstrip("/") + "/"))
-            for value in wanted
-        )
+        hit = cgroup_id in ids
+        if not hit and prefixes:
+            path = cgroup_path(cgroup_id)
+            if path is None:
+                return False  # unknown passes no filter
+            hit = any((path.rstrip("/") + "/").startswith(prefix) for prefix in prefixes)
         return hit != negate
 
     return inside
@@ -155,6 +159,8 @@ def parse_selector(text: str) -> tuple[str, str | None]:
 def data_filter(event: str, text: str, specs: Mapping[str, EventSpec]) -> DataFilter:
     """Parse ``FIELD=VALUES`` for ``event``, checked against the event's declared fields."""
     where = f"filter {event}.data.{text!r}"
+    if "," in event:
+        raise FilterError(f"{where}: a data filter takes a whole --events flag of its own")
     if event not in specs:
         raise FilterError(f"{where}: data filters apply to events, and {event!r} is not one")
     field, op, raw = _split(text, where)
@@ -174,41 +180,28 @@ def data_tests(filters: Sequence[DataFilter]) -> dict[str, Test]:
     return {event: _All(tuple(matches)) for event, matches in by_event.items()}
 
 
-def kernel_scope(expressions: Iterable[str], cgroup_root: Path) -> list[str]:
+def kernel_scope(expressions: Iterable[str]) -> list[str]:
     """Compile flags for the scope filters the probe can apply itself (see bpf/).
 
-    Those are the ``=`` forms of uid, pid and cgroup: records that fail them never
-    leave the kernel. Everything else, and these again, is tested in user space.
+    Those are the ``=`` forms of uid, pid and cgroup ids: records that fail them
+    never leave the kernel. Cgroup paths stay in user space (a path's cgroup is
+    recreated with a new id when its unit or container restarts), and so does
+    everything else; user space tests these again too.
     """
     owner_tests, cgroup_tests = [], []
     for text in expressions:
         match = _EXPRESSION.fullmatch(text)
         if not match or match["op"] != "=":
             continue
-        values = [value for value in match["values"].split(",") if value]
-        if match["field"] in ("uid", "pid") and all(value.isdigit() for value in values):
-            field = match["field"]
-            owner_tests.append(" || ".join(f"(o)->{field} == {value}" for value in values))
-        elif match["field"] == "cgroup":
-            tests = [_cgroup_c_test(value, cgroup_root) for value in values]
-            if all(tests):
-                cgroup_tests.append(" || ".join(test for test in tests if test))
+        field, values = match["field"], [v for v in match["values"].split(",") if v]
+        if field in ("uid", "pid"):
+            numbers = _values(match["values"], field, "uint32", f"scope {text!r}")
+            owner_tests.append(" || ".join(f"(o)->{field} == {n}" for n in numbers))
+        elif field == "cgroup" and all(value.isdigit() for value in values):
+            cgroup_tests.append(" || ".join(f"bpf_skb_cgroup_id(skb) == {v}" for v in values))
     flags = []
     if owner_tests:
         flags.append(f"-DSCOPE_OWNER(o)=({' && '.join(f'({t})' for t in owner_tests)})")
     if cgroup_tests:
         flags.append(f"-DSCOPE_CGROUP(skb)=({' && '.join(f'({t})' for t in cgroup_tests)})")
     return flags
-
-
-def _cgroup_c_test(value: str, cgroup_root: Path) -> str | None:
-    """A C test for one ``cgroup=`` value: that cgroup id, or that directory and below."""
-    if value.isdigit():
-        return f"bpf_skb_cgroup_id(skb) == {int(value)}"
-    directory = cgroup_root / value.strip("/")
-    try:
-        cgroup_id = os.stat(directory).st_ino
-    except OSError:
-        return None  # not there (yet): user space tests it by path
-    level = len(directory.relative_to(cgroup_root).parts)
-    return f"bpf_skb_ancestor_cgroup_id(skb, {level}) == {cgroup_id}"

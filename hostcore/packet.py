@@ -52,7 +52,8 @@ class OwnerSource(enum.IntEnum):
 
     CREATED = 1  # the task that created the socket (recorded at socket())
     CONNECTED = 2  # the task that called connect()
-    FOUND = 3  # a socket older than hostcore, matched to a process through /proc
+    BOUND = 3  # the task that called bind()
+    FOUND = 4  # a socket older than hostcore, matched to a process through /proc
 
 
 class Owner(NamedTuple):

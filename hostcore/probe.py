@@ -28,6 +28,8 @@ _PROGRAMS = {
     b"hc_sock_create": ("CGROUP_SOCK", AttachType.CGROUP_INET_SOCK_CREATE),
     b"hc_connect4": ("CGROUP_SOCK_ADDR", AttachType.CGROUP_INET4_CONNECT),
     b"hc_connect6": ("CGROUP_SOCK_ADDR", AttachType.CGROUP_INET6_CONNECT),
+    b"hc_post_bind4": ("CGROUP_SOCK", AttachType.CGROUP_INET4_POST_BIND),
+    b"hc_post_bind6": ("CGROUP_SOCK", AttachType.CGROUP_INET6_POST_BIND),
 }
 
 

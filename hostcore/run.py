@@ -63,7 +63,8 @@ def plan(config: Config, plugins: Plugins) -> Plan:
         if spec.uses_dns:
             needs |= PacketKind.DNS_ANSWER
     uses_probe = any(spec.depends_on == probe.NAME for spec in events)
-    in_kernel = filters.kernel_scope(config.scope, cgroup.cgroup2_mount()) if uses_probe else []
+    filters.scope(config.scope, lambda _: None)  # the syntax: a bad filter stops even --print-bpf
+    in_kernel = filters.kernel_scope(config.scope) if uses_probe else []
     return Plan(events, needs, uses_probe, data_filters, in_kernel)
 
 

@@ -26,12 +26,12 @@ TCP_LISTEN = 10
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _REQUEST = struct.Struct("=BBBBI48x")  # inet_diag_req_v2: family, protocol, ext, pad, states, id
 _COOKIE = struct.Struct("=II")  # inet_diag_sockid.idiag_cookie, at offset 44 of the message
-_UID_INODE = struct.Struct("=II")  # inet_diag_msg.idiag_uid, idiag_inode, at offset 64
+_INODE = struct.Struct("=I")  # inet_diag_msg.idiag_inode, at offset 68
 
 
-def _listeners(family: int) -> dict[int, tuple[int, int]]:
-    """Listening TCP sockets of this network namespace: inode -> (cookie, uid)."""
-    found: dict[int, tuple[int, int]] = {}
+def _listeners(family: int) -> dict[int, int]:
+    """Listening TCP sockets of this network namespace: inode -> socket cookie."""
+    found: dict[int, int] = {}
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as diag:
         request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 1 << TCP_LISTEN)
         header = _NLMSG.pack(_NLMSG.size + len(request), SOCK_DIAG_BY_FAMILY,
@@ -48,8 +48,8 @@ def _listeners(family: int) -> dict[int, tuple[int, int]]:
                     raise OSError("sock_diag refused the listener dump")
                 body = offset + _NLMSG.size
                 low, high = _COOKIE.unpack_from(data, body + 44)
-                uid, inode = _UID_INODE.unpack_from(data, body + 64)
-                found[inode] = (high << 32 | low, uid)
+                (inode,) = _INODE.unpack_from(data, body + 68)
+                found[inode] = high << 32 | low
                 offset += (length + 3) & ~3
 
 
@@ -59,19 +59,29 @@ def _holders(inodes: set[int], proc: Path) -> dict[int, list[int]]:
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
-        with contextlib.suppress(OSError):  # gone, or not ours to read
-            for fd in os.scandir(entry / "fd"):
+        try:
+            fds = list(os.scandir(entry / "fd"))
+        except OSError:  # gone, or not ours to read
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):  # closed meanwhile
                 target = os.readlink(fd.path)
-                if target.startswith("socket:["):
-                    inode = int(target[8:-1])
-                    if inode in inodes:
-                        holders.setdefault(inode, []).append(int(entry.name))
+                if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                    holders.setdefault(int(target[8:-1]), []).append(int(entry.name))
     return holders
 
 
-def _parent(pid: int, proc: Path) -> int:
+def parent_pid(pid: int, proc: Path = Path("/proc")) -> int:
+    """The parent of ``pid``, from /proc/PID/stat (after the command name, which may hold ')')."""
     stat = (proc / str(pid) / "stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _real_uid(pid: int, proc: Path) -> int:
+    for line in (proc / str(pid) / "status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise ValueError(f"no Uid line for {pid}")
 
 
 def listener_owners(proc: Path = Path("/proc")) -> dict[int, Owner]:
@@ -82,14 +92,19 @@ def listener_owners(proc: Path = Path("/proc")) -> dict[int, Owner]:
     A listener held by unrelated processes is left out rather than guessed.
     """
     listeners = {**_listeners(socket.AF_INET), **_listeners(socket.AF_INET6)}
+    return owners_of(listeners, proc)
+
+
+def owners_of(listeners: dict[int, int], proc: Path) -> dict[int, Owner]:
+    """Socket cookie -> owner, for listeners given as inode -> cookie."""
     owners = {}
     for inode, pids in _holders(set(listeners), proc).items():
         with contextlib.suppress(OSError, ValueError, IndexError):  # a process exited
             held = set(pids)
-            roots = [pid for pid in pids if _parent(pid, proc) not in held]
+            roots = [pid for pid in pids if parent_pid(pid, proc) not in held]
             if len(roots) != 1:
                 continue
-            cookie, uid = listeners[inode]
             comm = (proc / str(roots[0]) / "comm").read_text().strip()
-            owners[cookie] = Owner(roots[0], None, uid, comm, OwnerSource.FOUND)
+            owner = Owner(roots[0], None, _real_uid(roots[0], proc), comm, OwnerSource.FOUND)
+            owners[listeners[inode]] = owner
     return owners

@@ -289,7 +289,17 @@ def attached_program_names(cgroup_root: str) -> list[str]:
     return names
 
 
-HOSTCORE_PROGRAMS = frozenset({"hc_flow_ingress", "hc_flow_egress"})
+HOSTCORE_PROGRAMS = frozenset(
+    {
+        "hc_flow_ingress",
+        "hc_flow_egress",
+        "hc_sock_create",
+        "hc_connect4",
+        "hc_connect6",
+        "hc_post_bind4",
+        "hc_post_bind6",
+    }
+)
 
 
 def hostcore_programs(cgroup_root: str) -> Counter[str]:

@@ -108,12 +108,15 @@ def test_unknown_event() -> None:
         (["--events", "net_flow_tcp_begin.data.port=1"], "has no field 'port'"),
         (["--events", "net_flow_tcp_begin.data.dst_port=https"], "'dst_port' is a number"),
         (["--events", "flows.data.dst_port=1"], "'flows' is not one"),
+        (["--events", "flows,net_flow_tcp_begin.data.dst_port=1"], "a whole --events flag"),
+        (["--print-bpf", "--scope", "colour=red"], "unknown scope 'colour'"),
     ],
 )
 def test_bad_filters_name_the_problem(args: list[str], needle: str) -> None:
     expect_error(["run", *args], needle)
 
 
+@pytest.mark.usefixtures("root")
 def test_unknown_sink() -> None:
     expect_error(["run", "--sink", "kafka:brokers=x"], "unknown sink 'kafka'", "file, stdout")
 
@@ -152,6 +155,9 @@ def test_malformed_config_file(tmp_path: Path) -> None:
         ("[dns]\nstore_size = 0", "dns.store_size must be >= 1"),
         ("[dns]\nsize = 5", "unknown key 'dns.size'"),
         ("dns = 5", "'dns' must be a table"),
+        ("scope = 'container'", "'scope' must be of type list"),
+        ("scope = [1]", "'scope' must be a list of strings"),
+        ("scope = ['colour=red']", "unknown scope 'colour'"),
     ],
 )
 def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:

@@ -22,7 +22,8 @@ def test_full_file(tmp_path: Path) -> None:
     path = tmp_path / "hostcore.toml"
     path.write_text(
         """
-enable = ["net_flow_tcp_begin"]
+enable = ["net_flow_tcp_begin", "net_flow_tcp_begin.data.dst_port=443,8443"]
+scope = ["container", "uid!=0"]
 host_name = "node-7"
 cgroup = "system.slice"
 ring_buffer_kib = 1024
@@ -42,7 +43,8 @@ scope = "host"
     )
     loaded = config.load(path)
     assert loaded.dns == config.DnsConfig(100, 1, 600, "host")
-    assert loaded.enable == ("net_flow_tcp_begin",)
+    assert loaded.enable == ("net_flow_tcp_begin", "net_flow_tcp_begin.data.dst_port=443,8443")
+    assert loaded.scope == ("container", "uid!=0")
     assert (loaded.host_name, loaded.cgroup, loaded.ring_buffer_kib) == (
         "node-7",
         "system.slice",

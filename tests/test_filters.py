@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,15 +133,31 @@ def test_selector_splits_at_data() -> None:
     )
 
 
-def test_kernel_takes_the_positive_uid_pid_and_cgroup_forms(tmp_path: Path) -> None:
-    (tmp_path / "app.slice").mkdir()
-    level_1 = (tmp_path / "app.slice").stat().st_ino
+def test_kernel_takes_the_positive_uid_pid_and_cgroup_id_forms() -> None:
     flags = kernel_scope(
-        ["uid=0,1000", "pid!=5", "comm=curl", "cgroup=/app.slice,9", "cgroup=/gone", "container"],
-        tmp_path,
+        ["uid=0,1000", "pid=0x10", "pid!=5", "comm=curl", "cgroup=/app.slice", "cgroup=9,12"]
     )
     assert flags == [
-        "-DSCOPE_OWNER(o)=(((o)->uid == 0 || (o)->uid == 1000))",
-        f"-DSCOPE_CGROUP(skb)=((bpf_skb_ancestor_cgroup_id(skb, 1) == {level_1}"
-        " || bpf_skb_cgroup_id(skb) == 9))",
+        "-DSCOPE_OWNER(o)=(((o)->uid == 0 || (o)->uid == 1000) && ((o)->pid == 16))",
+        "-DSCOPE_CGROUP(skb)=((bpf_skb_cgroup_id(skb) == 9 || bpf_skb_cgroup_id(skb) == 12))",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "passes"),
+    [
+        ("system.slice", "/system.slice/app.service", True),  # relative to the root
+        ("/system.slice//", "/system.slice", True),
+        ("/", "/anything", True),
+        ("/system.slice", "/system.slice2", False),
+    ],
+)
+def test_cgroup_paths_are_directories(value: str, path: str, passes: bool) -> None:
+    test = scope([f"cgroup={value}"], {3: path}.get)
+    assert test is not None and test({"cgroup_id": 3}) is passes
+
+
+def test_unresolved_cgroup_passes_neither_form() -> None:
+    for op in ("=", "!="):
+        test = scope([f"cgroup{op}/system.slice"], {}.get)
+        assert test is not None and not test({"cgroup_id": 3})

@@ -20,6 +20,7 @@ from support import (
 )
 
 from hostcore.cgroup import cgroup2_mount
+from hostcore.sockets import parent_pid
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -75,7 +76,7 @@ def test_curl_and_the_python_server_each_own_their_end(tmp_path: Path) -> None:
     assert (outgoing["pid"], outgoing["comm"], outgoing["uid"]) == (curl_run.pid, "curl", 0)
     assert outgoing["owner"] == "connected" and outgoing["tid"] == curl_run.pid
     assert (incoming["pid"], incoming["comm"], incoming["uid"]) == (server, PYTHON_COMM, 0)
-    assert incoming["owner"] == "created"
+    assert incoming["owner"] == "bound"
     root = os.stat(cgroup2_mount()).st_ino  # a cgroup's id is its directory's inode
     assert outgoing["cgroup_id"] == incoming["cgroup_id"] == root
     assert outgoing["container_id"] == incoming["container_id"] == ""
@@ -107,28 +108,66 @@ def test_the_process_that_called_connect_is_reported(tmp_path: Path, mode: str) 
     assert outgoing["owner"] == "connected"
 
 
-def test_nginx_workers_or_master_own_incoming_connections(tmp_path: Path) -> None:
+def test_nginx_master_owns_what_its_workers_accept(tmp_path: Path) -> None:
     with Hostcore(tmp_path) as hostcore, nginx(tmp_path) as port, no_syncookies():
         master = int((tmp_path / "nginx.pid").read_text())
-        workers = {
-            int(entry.name)
-            for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and _parent(entry) == master
-        }
+        workers = [pid for pid in _pids() if _parent_or_none(pid) == master]
         ports = [curl(f"http://127.0.0.1:{port}/")[1] for _ in range(5)]
         events = hostcore.stop()
+    assert workers, "nginx started no worker: the test would not show whom it names"
     contexts = by_client(events, port)
-    assert workers, "nginx started no worker"
     for client_port in ports:
         incoming = contexts[("incoming", client_port)]
-        assert incoming["comm"] == "nginx" and incoming["pid"] in {master, *workers}
+        assert (incoming["pid"], incoming["comm"], incoming["owner"]) == (master, "nginx", "bound")
 
 
-def _parent(proc_entry: Path) -> int:
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _parent_or_none(pid: int) -> int | None:
     try:
-        return int((proc_entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
+        return parent_pid(pid)
+    except (OSError, IndexError, ValueError):  # exited meanwhile
+        return None
+
+
+def test_each_so_reuseport_listener_owns_its_own_connections(tmp_path: Path) -> None:
+    """The kernel spreads connections over the listeners; each event names the one it chose."""
+    with Hostcore(tmp_path) as hostcore, no_syncookies():
+        servers = _reuseport_servers(2)
+        try:
+            port = servers[0][1]
+            ports = [run_client("connect", port)["port"] for _ in range(16)]
+        finally:
+            for server, _ in servers:
+                server.terminate()
+        accepted_by = {
+            int(line.split()[1]): server.pid
+            for server, _ in servers
+            for line in server.communicate(timeout=30)[0].splitlines()
+            if line.startswith("accepted")
+        }
+        events = hostcore.stop()
+    contexts = by_client(events, port)
+    assert len(set(accepted_by.values())) == 2, "one listener took every connection"
+    for client_port in ports:
+        assert contexts[("incoming", client_port)]["pid"] == accepted_by[client_port]
+
+
+def _reuseport_servers(count: int) -> list[tuple[subprocess.Popen[str], int]]:
+    servers: list[tuple[subprocess.Popen[str], int]] = []
+    port = 0
+    for _ in range(count):
+        server = subprocess.Popen(
+            [sys.executable, str(TOOLS / "reuseport_server.py"), str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split()[1])
+        servers.append((server, port))
+    return servers
 
 
 def test_a_non_root_user_is_reported_by_uid(tmp_path: Path) -> None:
