@@ -25,8 +25,8 @@ def main() -> None:
             client.connect((host, port))
             print("connected", os.getpid(), client.getsockname()[1], flush=True)
             os._exit(0)
+        os.waitpid(child, 0)  # then print: two processes writing one pipe may interleave
         print("parent", os.getpid(), flush=True)
-        os.waitpid(child, 0)
         return
     client.connect((host, port))
     print("connected", os.getpid(), client.getsockname()[1], flush=True)
