@@ -5,12 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
-APT_RUN := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
+APT_run := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
 	python3-venv python3-pip
 # Tests: real clients and servers (a DNS server and dig too) and the tools that check the probe.
-APT_TEST := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils
+APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils
+# The benchmark: ab drives nginx (from the test set); tcpstates-bpfcc is in bpfcc-tools.
+APT_bench := apache2-utils
 
-.PHONY: setup setup-test run test clean .apt-run .apt-test
+.PHONY: setup setup-test run test bench clean .apt-run .apt-test .apt-bench
 
 # Setup reports on stderr, so `make run` prints nothing but events on stdout.
 run: setup
@@ -22,13 +24,17 @@ test: setup-test
 	$(PY) -m mypy hostcore $(dir $(wildcard plugins/*/hostcore_*/__init__.py))
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Not part of `make test`: about 5 minutes of load; prints a table (README: Performance).
+bench: setup-test .apt-bench
+	$(PY) tests/bench/bench.py $(BENCH_ARGS)
+
 setup: .apt-run $(VENV)/.installed
 	@$(VENV)/bin/hostcore doctor --fix >&2
 
 setup-test: .apt-test setup $(VENV)/.installed-test
 
-.apt-run .apt-test: .apt-%:
-	@pkgs="$(if $(filter run,$*),$(APT_RUN),$(APT_TEST))"; \
+.apt-run .apt-test .apt-bench: .apt-%:
+	@pkgs="$(APT_$*)"; \
 	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

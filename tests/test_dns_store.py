@@ -10,7 +10,7 @@ from packets import ipv4, udp
 from hostcore.decoder import decode
 from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.message import Chain
-from hostcore.dns.store import NameStore
+from hostcore.dns.store import CHAINS_PER_ADDRESS, NameStore
 from hostcore.packet import Direction, Packet
 
 S = 10**9
@@ -214,3 +214,12 @@ def test_tcp_segment_cut_by_the_capture_keeps_its_complete_messages() -> None:
     answers.add(_tcp_packet(FRAMED_OTHER + FRAMED_SHOP, seq=1, cut=-10))
     assert store.names("10.0.0.2", 1, 1) == ["b.test"]
     assert (counts["dns.parsed"], counts["dns.truncated"], counts["dns.tcp_segmented"]) == (1, 1, 0)
+
+
+def test_a_shared_address_keeps_its_latest_answers_only() -> None:
+    store, counts = _store()
+    for n in range(CHAINS_PER_ADDRESS + 4):
+        store.add([Chain((f"site{n}.test",), "192.0.2.7", 60)], 1, answered_ns=n)
+    names = store.names("192.0.2.7", 1, 100)
+    assert names == [f"site{n}.test" for n in reversed(range(4, CHAINS_PER_ADDRESS + 4))]
+    assert (len(store), counts["dns.evictions"]) == (CHAINS_PER_ADDRESS, 4)

@@ -8,6 +8,9 @@ from typing import NamedTuple
 
 from hostcore.dns.message import Chain
 
+# Chains kept per address: a lookup sorts them, and an event carries all their names.
+CHAINS_PER_ADDRESS = 16
+
 # A chain's identity: (address, cgroup id of the answer's socket, names).
 _ChainKey = tuple[str, int, tuple[str, ...]]
 
@@ -101,13 +104,22 @@ class NameStore:
                 return  # a later answer already refreshed it
             self._entries.move_to_end(key)
         else:
-            self._by_address.setdefault(key[0], set()).add(key)
+            keys = self._by_address.setdefault(key[0], set())
+            if len(keys) >= CHAINS_PER_ADDRESS:
+                # A shared address (a CDN's, a load balancer's): keep its latest answers.
+                oldest = min(keys, key=lambda k: self._entries[k].answered_ns)
+                self._evict(oldest, self._entries[oldest], now_ns)
+                del self._entries[oldest]
+            keys.add(key)
         self._entries[key] = entry
         while len(self._entries) > self._capacity:
-            oldest, evicted = self._entries.popitem(last=False)
-            self._forget(oldest)
-            if evicted.expires_ns > now_ns:
-                self._counters["dns.evictions"] += 1
+            self._evict(*self._entries.popitem(last=False), now_ns)
+
+    def _evict(self, key: _ChainKey, entry: _Entry, now_ns: int) -> None:
+        """Forget ``key`` (already out of the LRU order, or about to be); count it if valid."""
+        self._forget(key)
+        if entry.expires_ns > now_ns:
+            self._counters["dns.evictions"] += 1
 
     def _remove(self, key: _ChainKey) -> None:
         del self._entries[key]
