@@ -97,6 +97,12 @@ class Agent:
         self.process.wait(timeout=120)
         return self.stderr_path.read_text()
 
+    def kill(self) -> None:
+        """Whatever happened: no tracer may outlive its run and skew the next ones."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
 
 def hostcore(workdir: Path) -> Agent:
     sink = f"file:path={workdir / 'events.msgpack'}"
@@ -133,30 +139,40 @@ def measure(setup: Setup, port: int, connections: int, concurrency: int) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         agent = setup.start(workdir)
-        cpu_before = agent.cpu_s() if agent else 0.0
-        opens_before = passive_opens()
-        rate, done = ab(port, connections, concurrency)
-        run = Run(rate, done, expected=2 * (passive_opens() - opens_before))
-        if agent is None:
-            return run
-        run.agent_cpu_s = agent.cpu_s() - cpu_before
-        run.peak_rss_kib = agent.peak_rss_kib()
-        log = agent.stop()
-        if setup.name.startswith("hostcore"):
-            totals = json.loads(log.strip().splitlines()[-1])
-            run.kernel_drops = totals.get("kernel_reserve_failures", 0)
-            run.user_drops = sum(
-                v for k, v in totals.items() if k.startswith(("decode_errors.", "plugin_errors."))
-            )
-            with (workdir / "events.msgpack").open("rb") as stream:
-                run.events = sum(
-                    1
-                    for event in msgpack.Unpacker(stream, raw=False)
-                    if event["name"] == "net_flow_tcp_begin" and event["data"]["dst_port"] == port
-                )
-        else:
-            run.kernel_drops = sum(int(n) for n in re.findall(r"[Ll]ost (\d+) samples", log))
+        try:
+            return _measure(setup, agent, workdir, port, connections, concurrency)
+        finally:
+            if agent is not None:
+                agent.kill()
+
+
+def _measure(
+    setup: Setup, agent: Agent | None, workdir: Path, port: int, connections: int, concurrency: int
+) -> Run:
+    cpu_before = agent.cpu_s() if agent else 0.0
+    opens_before = passive_opens()
+    rate, done = ab(port, connections, concurrency)
+    run = Run(rate, done, expected=2 * (passive_opens() - opens_before))
+    if agent is None:
         return run
+    run.agent_cpu_s = agent.cpu_s() - cpu_before
+    run.peak_rss_kib = agent.peak_rss_kib()
+    log = agent.stop()
+    if setup.name.startswith("hostcore"):
+        totals = json.loads(log.strip().splitlines()[-1])
+        run.kernel_drops = totals.get("kernel_reserve_failures", 0)
+        run.user_drops = sum(
+            v for k, v in totals.items() if k.startswith(("decode_errors.", "plugin_errors."))
+        )
+        with (workdir / "events.msgpack").open("rb") as stream:
+            run.events = sum(
+                1
+                for event in msgpack.Unpacker(stream, raw=False)
+                if event["name"] == "net_flow_tcp_begin" and event["data"]["dst_port"] == port
+            )
+    else:
+        run.kernel_drops = sum(int(n) for n in re.findall(r"[Ll]ost (\d+) samples", log))
+    return run
 
 
 def interval(values: Sequence[float], rounds: int = 2000) -> tuple[float, float, float]:
@@ -179,11 +195,14 @@ def pipeline_records_per_s() -> tuple[float, str]:
 
     from hostcore import records
     from hostcore.accounting import Accounting
+    from hostcore.cgroup import CgroupIndex, cgroup2_mount
+    from hostcore.context import Contexts
     from hostcore.pipeline import Pipeline
 
     def record(data: bytes, direction: int) -> bytes:
         owner = records.OWNER.pack(4242, 4242, 1000, 2, b"curl")
-        return records.HEADER.pack(1, 1, 7, owner, len(data), direction) + data
+        root_cgroup = os.stat(cgroup2_mount()).st_ino
+        return records.HEADER.pack(1, root_cgroup, 7, owner, len(data), direction) + data
 
     mix: list[bytes] = []
     for i in range(10_000):
@@ -213,7 +232,10 @@ def pipeline_records_per_s() -> tuple[float, str]:
 
     best = 0.0
     for _ in range(5):
-        pipeline = Pipeline([begin.SPEC], {"null": NullSink()}, "bench", Accounting(0))
+        contexts = Contexts(CgroupIndex(cgroup2_mount()), {})  # as a run has them
+        pipeline = Pipeline(
+            [begin.SPEC], {"null": NullSink()}, "bench", Accounting(0), contexts=contexts
+        )
         started = time.process_time()
         for k in range(0, len(mix), 100):  # batches as a 10 ms poll brings them
             pipeline.feed(records.packets(mix[k : k + 100], 0, Counter()))
