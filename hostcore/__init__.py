@@ -9,7 +9,7 @@ from __future__ import annotations
 import pluggy
 
 from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
-from hostcore.packet import Direction, Packet, PacketKind
+from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 
 hookimpl = pluggy.HookimplMarker("hostcore")
@@ -22,6 +22,8 @@ __all__ = [
     "EventHandler",
     "EventSpec",
     "Field",
+    "Owner",
+    "OwnerSource",
     "Packet",
     "PacketKind",
     "Sink",
