@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 from collections import Counter
@@ -208,3 +209,15 @@ def test_every_hook_is_documented_with_its_signature() -> None:
     for name in hooks:
         parameters = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
         assert f"`{name}({parameters})`" in contributing
+
+
+def test_a_listing_whose_reader_is_gone_ends_quietly() -> None:
+    """`hostcore run --print-bpf | head -1`: the reader may leave before the listing ends."""
+    read_end, write_end = os.pipe()
+    writer = subprocess.Popen(
+        [HOSTCORE, "run", "--print-bpf"], stdout=write_end, stderr=subprocess.PIPE
+    )
+    os.close(write_end)
+    os.close(read_end)  # gone before the first write
+    assert writer.wait(timeout=60) == 0
+    assert writer.stderr is not None and writer.stderr.read() == b""
