@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hostcore.bpf_link import AttachType, link_cgroup
 from hostcore.packet import PacketKind
+from hostcore.ring import RingReader
 
 NAME = "net_packet_flow_base"
 SOURCE = Path(__file__).parent / "bpf" / "net_packet_flow_base.c"
@@ -37,10 +38,14 @@ class ProbeError(RuntimeError):
     """The probe could not be loaded or attached; the message says what to check."""
 
 
+def ring_pages(ring_buffer_kib: int) -> int:
+    return max(1, ring_buffer_kib // PAGE_KIB)
+
+
 def cflags(needs: PacketKind, ring_buffer_kib: int, scope: Sequence[str] = ()) -> list[str]:
     """The compile flags that select the packet kinds ``needs`` asks for, then ``scope``'s."""
     wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in needs]
-    return [*wanted, f"-DRING_PAGES={max(1, ring_buffer_kib // PAGE_KIB)}", *scope]
+    return [*wanted, f"-DRING_PAGES={ring_pages(ring_buffer_kib)}", *scope]
 
 
 class FlowProbe:
@@ -54,7 +59,8 @@ class FlowProbe:
         self.cflags = cflags(needs, ring_buffer_kib, scope)
         self._bpf: Any = None
         self._links: list[int] = []
-        self._pending: list[bytes] = []
+        self.ring_bytes = ring_pages(ring_buffer_kib) * PAGE_KIB * 1024
+        self._ring: RingReader | None = None
 
     def attach(self) -> None:
         """Compile, load and link both programs; records flow from here on."""
@@ -71,7 +77,7 @@ class FlowProbe:
                 name: self._bpf.load_func(name, getattr(BPF, kind), attach_type=int(attach_type))
                 for name, (kind, attach_type) in _PROGRAMS.items()
             }
-            self._bpf[b"records"].open_ring_buffer(self._on_record)
+            self._ring = RingReader(self._bpf[b"records"].map_fd, self.ring_bytes)
         except Exception as error:
             raise ProbeError(
                 f"cannot compile or load {SOURCE.name}: {error} "
@@ -90,17 +96,14 @@ class FlowProbe:
         finally:
             os.close(cgroup_fd)
 
-    def _on_record(self, _ctx: Any, data: Any, size: int) -> None:
-        self._pending.append(ctypes.string_at(data, size))
-
     def read(self, timeout_ms: int) -> list[bytes]:
-        """Wait up to ``timeout_ms``, then take every record the ring buffer holds."""
-        # Records are submitted without wakeups (one per record costs ~5 us), so poll
-        # only sleeps; consume then drains whatever arrived meanwhile.
-        self._bpf.ring_buffer_poll(timeout_ms)
-        self._bpf.ring_buffer_consume()
-        records, self._pending = self._pending, []
-        return records
+        """Wait ``timeout_ms``, then take every record the ring buffer holds."""
+        # Records are submitted without wakeups (one per record costs ~5 us), so
+        # there is nothing to wait on: sleep, then drain whatever arrived meanwhile.
+        if timeout_ms:
+            time.sleep(timeout_ms / 1000)
+        assert self._ring is not None
+        return self._ring.read()
 
     def reserve_failures(self) -> int:
         """Records the kernel dropped because the ring buffer was full, over all CPUs."""
@@ -114,6 +117,9 @@ class FlowProbe:
 
     def close(self) -> None:
         self.detach()
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
