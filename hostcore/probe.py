@@ -10,11 +10,12 @@ from typing import Any
 
 from hostcore.bpf_link import AttachType, link_cgroup
 from hostcore.packet import PacketKind
-from hostcore.ring import RingReader
+from hostcore.ring import RingError, RingReader
 
 NAME = "net_packet_flow_base"
 SOURCE = Path(__file__).parent / "bpf" / "net_packet_flow_base.c"
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+FINAL_READ_RETRIES = 100  # 1 ms apart
 
 _DEFINES = {
     PacketKind.TCP_SYN_ACK: "WANT_TCP_SYN_ACK",
@@ -38,14 +39,10 @@ class ProbeError(RuntimeError):
     """The probe could not be loaded or attached; the message says what to check."""
 
 
-def ring_pages(ring_buffer_kib: int) -> int:
-    return max(1, ring_buffer_kib // PAGE_KIB)
-
-
 def cflags(needs: PacketKind, ring_buffer_kib: int, scope: Sequence[str] = ()) -> list[str]:
     """The compile flags that select the packet kinds ``needs`` asks for, then ``scope``'s."""
     wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in needs]
-    return [*wanted, f"-DRING_PAGES={ring_pages(ring_buffer_kib)}", *scope]
+    return [*wanted, f"-DRING_PAGES={max(1, ring_buffer_kib // PAGE_KIB)}", *scope]
 
 
 class FlowProbe:
@@ -59,7 +56,6 @@ class FlowProbe:
         self.cflags = cflags(needs, ring_buffer_kib, scope)
         self._bpf: Any = None
         self._links: list[int] = []
-        self.ring_bytes = ring_pages(ring_buffer_kib) * PAGE_KIB * 1024
         self._ring: RingReader | None = None
 
     def attach(self) -> None:
@@ -77,7 +73,10 @@ class FlowProbe:
                 name: self._bpf.load_func(name, getattr(BPF, kind), attach_type=int(attach_type))
                 for name, (kind, attach_type) in _PROGRAMS.items()
             }
-            self._ring = RingReader(self._bpf[b"records"].map_fd, self.ring_bytes)
+            records = self._bpf[b"records"]
+            self._ring = RingReader(records.map_fd, records.max_entries)
+        except RingError as error:
+            raise ProbeError(str(error)) from error
         except Exception as error:
             raise ProbeError(
                 f"cannot compile or load {SOURCE.name}: {error} "
@@ -100,10 +99,18 @@ class FlowProbe:
         """Wait ``timeout_ms``, then take every record the ring buffer holds."""
         # Records are submitted without wakeups (one per record costs ~5 us), so
         # there is nothing to wait on: sleep, then drain whatever arrived meanwhile.
+        assert self._ring is not None
         if timeout_ms:
             time.sleep(timeout_ms / 1000)
-        assert self._ring is not None
-        return self._ring.read()
+            return self._ring.read()
+        # The last read: give a record still being written a moment to be submitted.
+        records = self._ring.read()
+        for _ in range(FINAL_READ_RETRIES):
+            if not self._ring.blocked:
+                break
+            time.sleep(0.001)
+            records += self._ring.read()
+        return records
 
     def reserve_failures(self) -> int:
         """Records the kernel dropped because the ring buffer was full, over all CPUs."""

@@ -35,15 +35,23 @@ class RingReader:
     def __init__(self, map_fd: int, size: int) -> None:
         if platform.machine() not in ("x86_64", "AMD64"):
             raise RingError(
-                f"reading the ring buffer directly needs x86-64 ordering, not {platform.machine()}"
+                "reading the ring buffer directly relies on x86-64 memory ordering; "
+                f"this machine is {platform.machine()}"
             )
         page = mmap.PAGESIZE
+        if size < page or size & (size - 1):
+            raise RingError(f"ring buffer size {size} is not a power-of-two number of pages")
         self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._producer = mmap.mmap(
-            map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
-        )
+        try:
+            self._producer = mmap.mmap(
+                map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
+            )
+        except OSError:
+            self._consumer.close()
+            raise
         self._data_start = page
         self._mask = size - 1
+        self.blocked = False  # the last read stopped at a record still being written
 
     def read(self) -> list[bytes]:
         """Every record published since the last call, in order; frees their space."""
@@ -51,12 +59,16 @@ class RingReader:
         consumer = int.from_bytes(self._consumer[0:8], "little")
         data, start, mask = self._producer, self._data_start, self._mask
         records = []
+        self.blocked = False
         while consumer < producer:
             offset = start + (consumer & mask)
             header = int.from_bytes(data[offset : offset + 4], "little")
             if header & BUSY:
-                break  # reserved, not yet submitted: later records wait for it
+                self.blocked = True  # reserved, not yet submitted: later records wait for it
+                break
             length = header & ~(BUSY | DISCARD)
+            if length > mask + 1 - HEADER_SIZE:
+                raise RingError(f"ring buffer record of {length} bytes in a {mask + 1}-byte ring")
             if not header & DISCARD:
                 records.append(data[offset + HEADER_SIZE : offset + HEADER_SIZE + length])
             consumer += (length + HEADER_SIZE + 7) & ~7

@@ -6,7 +6,9 @@ import mmap
 import struct
 import tempfile
 
-from hostcore.ring import BUSY, DISCARD, RingReader
+import pytest
+
+from hostcore.ring import BUSY, DISCARD, RingError, RingReader
 
 PAGE = mmap.PAGESIZE
 SIZE = PAGE  # the smallest ring: one page
@@ -56,4 +58,15 @@ def test_a_record_still_being_written_stops_the_read() -> None:
     ring.put(b"busy", BUSY)
     ring.put(b"after")
     assert reader.read() == [b"first"]
-    assert reader.read() == []  # still busy: nothing after it is read either
+    assert reader.read() == [] and reader.blocked  # still busy: nothing after it is read
+
+
+def test_a_record_longer_than_the_ring_is_an_error_not_a_runaway_position() -> None:
+    ring = FakeRing()
+    reader = RingReader(ring.file.fileno(), SIZE)
+    ring.put(b"x")
+    ring.file.seek(2 * PAGE)
+    ring.file.write((SIZE * 2).to_bytes(4, "little"))  # a corrupt length
+    ring.file.flush()
+    with pytest.raises(RingError, match="bytes in a"):
+        reader.read()
