@@ -10,10 +10,12 @@ from pathlib import Path
 
 from hostcore import config as config_module
 from hostcore import doctor, log, probe
+from hostcore.capture.direction import LocalNets, parse_networks
 from hostcore.cgroup import CgroupError
 from hostcore.config import Config, ConfigError
 from hostcore.filters import FilterError
 from hostcore.plugins import PluginError, Plugins
+from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
 
@@ -41,18 +43,26 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="a plugin that fails to load is fatal (also HOSTCORE_STRICT_PLUGINS=1)",
     )
-    parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run_parser = commands.add_parser(
-        "run", parents=[common], help="capture events until SIGINT or SIGTERM"
-    )
-    run_parser.add_argument(
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
         "--events",
         action="append",
         metavar="NAMES",
         help="events or event sets, comma-separated, repeatable (default: flows); "
         "or one data filter, EVENT.data.FIELD=VALUE[,VALUE...] (or !=), per flag",
+    )
+    output.add_argument(
+        "--sink",
+        action="append",
+        metavar="NAME[:key=value,...]",
+        help="where events go, repeatable (default: stdout); replaces the config's sinks",
+    )
+    output.add_argument("--host-name", help="the event map's host field")
+    parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_parser = commands.add_parser(
+        "run", parents=[common, output], help="capture events until SIGINT or SIGTERM"
     )
     run_parser.add_argument(
         "--scope",
@@ -62,18 +72,24 @@ def _parser() -> argparse.ArgumentParser:
         "cgroup= (path or id), container, !container, container=ID (= or !=, values "
         "comma-separated, * for prefix/suffix); replaces the config's scope",
     )
-    run_parser.add_argument(
-        "--sink",
-        action="append",
-        metavar="NAME[:key=value,...]",
-        help="where events go, repeatable (default: stdout); replaces the config's sinks",
-    )
-    run_parser.add_argument("--host-name", help="the event map's host field")
     run_parser.add_argument("--cgroup", help="attach to this cgroup v2 directory, not the root")
     run_parser.add_argument(
         "--print-bpf",
         action="store_true",
         help="print the probe's compile flags and C source, then exit",
+    )
+    replay_parser = commands.add_parser(
+        "replay",
+        parents=[common, output],
+        help="turn pcap/pcapng files into events, as the live probe would have",
+    )
+    replay_parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    replay_parser.add_argument(
+        "--local-net",
+        action="append",
+        metavar="CIDR",
+        help="this host's addresses, repeatable; decides direction where the capture "
+        "does not record it (default: private, loopback and link-local ranges)",
     )
     commands.add_parser(
         "events", parents=[common], help="list the events and event sets plugins provide"
@@ -120,6 +136,13 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _plugins(config: Config) -> Plugins:
     return Plugins(config.plugins_allow, config.plugins_deny, config.strict_plugins)
+
+
+def _local_nets(texts: Sequence[str] | None) -> LocalNets:
+    try:
+        return LocalNets(parse_networks(texts or ()))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
 
 
 def _print_bpf(config: Config) -> int:
@@ -173,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args)
         if args.command == "run":
             return _print_bpf(config) if args.print_bpf else run(config, _plugins(config))
+        if args.command == "replay":
+            return replay(config, _plugins(config), args.files, _local_nets(args.local_net))
         if args.command == "events":
             return _events(config)
         if args.command == "plugins":

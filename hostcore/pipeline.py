@@ -24,7 +24,7 @@ from hostcore.events import (
     EventSpec,
 )
 from hostcore.filters import Test
-from hostcore.packet import Packet, PacketKind
+from hostcore.packet import Packet, PacketKind, kinds_wanted
 from hostcore.plugins import PluginError
 from hostcore.sinks.base import Sink, SinkClosed
 
@@ -42,13 +42,6 @@ def _start(spec: EventSpec, context: EventContext) -> EventHandler:
             f"event {spec.name!r} from plugin {spec.plugin!r} failed to start: "
             f"{type(error).__name__}: {error}"
         ) from error
-
-
-def _kinds(needs: PacketKind) -> tuple[PacketKind, ...]:
-    """The packet kinds (a flag, or a TCP kind with DNS_ANSWER) that ``needs`` wants."""
-    every = [PacketKind.NONE, *PacketKind]
-    combined = {kind | dns for kind in every for dns in (PacketKind.NONE, PacketKind.DNS_ANSWER)}
-    return tuple(kind for kind in combined if kind & needs)
 
 
 class Pipeline:
@@ -87,11 +80,9 @@ class Pipeline:
             )
             self._dns = DnsAnswers(store, accounting.count)
             context.dns = store
-        self._dns_kinds = _kinds(PacketKind.DNS_ANSWER)
-        # Each event's wanted kinds as a tuple of members: a containment test on it
-        # compares by identity, where IntFlag arithmetic per packet costs ~0.2 us.
+        self._dns_kinds = kinds_wanted(PacketKind.DNS_ANSWER)
         self._handlers: list[tuple[EventSpec, EventHandler, Emit, tuple[PacketKind, ...]]] = [
-            (spec, _start(spec, context), self._emitter(spec), _kinds(spec.needs))
+            (spec, _start(spec, context), self._emitter(spec), kinds_wanted(spec.needs))
             for spec in events
         ]
 
