@@ -25,9 +25,10 @@ test: setup-test
 	$(PY) -m mypy hostcore $(dir $(wildcard plugins/*/hostcore_*/__init__.py))
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# Not part of `make test`: about 5 minutes of load; prints a table (README: Performance).
+# Not part of `make test`: about 6 minutes of load; prints two tables (README: Performance).
 bench: setup-test .apt-bench
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)
+	$(PY) tests/bench/replay_bench.py
 
 setup: .apt-run $(VENV)/.installed
 	@$(VENV)/bin/hostcore doctor --fix >&2
