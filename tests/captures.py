@@ -59,6 +59,11 @@ def pcapng_interface(link_type: int, tsresol: int | None = None, order: str = "<
     return _block(1, struct.pack(order + "HHI", link_type, 0, 0) + options, order)
 
 
+def pcapng_simple_packet(frame: bytes, order: str = "<") -> bytes:
+    """A Simple Packet Block: interface 0, no timestamp."""
+    return _block(3, struct.pack(order + "I", len(frame)) + frame, order)
+
+
 def pcapng_packet(
     interface: int,
     timestamp_units: int,

@@ -21,6 +21,7 @@ from captures import (
     pcapng_interface,
     pcapng_packet,
     pcapng_section,
+    pcapng_simple_packet,
 )
 from packets import ACK, SYN, ipv4, ipv6, tcp
 from support import HOSTCORE, curl, http_server, replay, tcpdump
@@ -90,6 +91,38 @@ def test_pcapng_interfaces_resolutions_and_direction_flags(tmp_path: Path) -> No
         ("outgoing", "192.0.2.1", 40003),  # not recorded, both ends public: the default
     ]
     tshark_oracle.assert_matches(path, events, set())
+
+
+def test_pcapng_sections_of_either_byte_order(tmp_path: Path) -> None:
+    path = tmp_path / "sections.pcapng"
+    first = _handshake("192.0.2.1", "198.51.100.7", 40001, 1000)
+    second = _handshake("2001:db8::1", "2001:db8::7", 40002, 2000)
+    path.write_bytes(
+        pcapng_section("<")
+        + pcapng_interface(RAW_IP, tsresol=9)
+        + b"".join(pcapng_packet(0, T0 + n, p) for n, p in enumerate(first))
+        + pcapng_section(">")  # a new section: its own byte order and interfaces
+        + pcapng_interface(1, order=">")
+        + b"".join(
+            pcapng_packet(0, T0 // 1000 + n, ethernet(p), order=">") for n, p in enumerate(second)
+        )
+    )
+    events = replay(tmp_path, str(path))
+    assert _begins(events) == [("outgoing", "192.0.2.1", 40001), ("outgoing", "2001:db8::1", 40002)]
+    tshark_oracle.assert_matches(path, events, set())
+
+
+def test_a_simple_packet_block_takes_the_time_of_the_packet_before(tmp_path: Path) -> None:
+    syn, syn_ack = _handshake("192.0.2.1", "198.51.100.7", 40001, 1000)
+    path = tmp_path / "simple.pcapng"
+    path.write_bytes(
+        pcapng_section()
+        + pcapng_interface(RAW_IP, tsresol=9)
+        + pcapng_packet(0, T0, syn)
+        + pcapng_simple_packet(syn_ack)  # carries no timestamp of its own
+    )
+    [event] = replay(tmp_path, str(path))
+    assert (event["timestamp"], event["data"]["src_port"]) == (T0, 40001)
 
 
 def test_local_nets_decide_direction_when_the_capture_does_not(tmp_path: Path) -> None:

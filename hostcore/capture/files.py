@@ -1,8 +1,9 @@
 """Read pcap and pcapng files into frames: timestamp, link type, bytes, direction if recorded.
 
-Our own reader, not a library's: dpkt's pcapng reader keeps only the first
-interface (so one file cannot mix link types) and drops the per-packet
-direction flags, and both matter here. Both formats are small and fully
+Our own reader, not a library's: dpkt's pcapng reader (1.9.8) applies the
+first interface's link type to every packet, drops the per-packet direction
+flags, and turns timestamps into float seconds, which lose the nanoseconds;
+all three matter here. Both formats are small and fully
 specified (libpcap's pcap-savefile, IETF draft-ietf-opsawg-pcapng); every
 length is checked against the file before it is used.
 """
