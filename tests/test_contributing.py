@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tshark_oracle
 from support import HOSTCORE, AcceptServer, Hostcore, both_ends, connect_once, flows, no_syncookies
 
 CONTRIBUTING = Path(__file__).parent.parent / "CONTRIBUTING.md"
@@ -83,3 +84,35 @@ def test_example_event_and_sink_run(tmp_path: Path) -> None:
     assert len(lines) == len(events)
     for line, event in zip(lines, events, strict=True):
         assert line.startswith(f"name={event['name']} host={event['host']} ")
+
+
+@pytest.mark.usefixtures("installed_examples")
+def test_example_event_replays_offline(tmp_path: Path) -> None:
+    """The command CONTRIBUTING gives: every SYN the capture's host sent, as tshark counts them."""
+    capture = tshark_oracle.CORPUS / "zeek_wikipedia.pcap"
+    logfmt = tmp_path / "events.log"
+    subprocess.run(
+        [
+            *(HOSTCORE, "replay", str(capture), "--local-net", "141.142.220.0/24"),
+            *("--events", "examples", "--sink", f"logfmt:path={logfmt}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    syns = subprocess.run(
+        [
+            "tshark",
+            "-n",
+            "-r",
+            str(capture),
+            "-Y",
+            "tcp.flags & 0x17 == 0x02 && ip.src == 141.142.220.0/24",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    lines = logfmt.read_text().splitlines()
+    assert len(lines) == len(syns) > 0
+    assert all(line.startswith("name=tcp_syn_sent ") for line in lines)
+    assert any("upload.wikimedia.org" in line for line in lines)  # names from the capture's DNS
