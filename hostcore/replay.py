@@ -18,7 +18,7 @@ from hostcore.config import Config
 from hostcore.decoder import DecodeError, decode
 from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted
 from hostcore.pipeline import Pipeline
-from hostcore.plugins import Plugins
+from hostcore.plugins import PluginError, Plugins
 from hostcore.run import RunError, open_sinks, plan
 
 BATCH = 4096
@@ -47,17 +47,25 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
     if config.scope:
         log.warning("scope filters ignored: a capture file has no process context")
     accounting = Accounting(0)
-    pipeline = Pipeline(
-        the_plan.events,
-        open_sinks(plugins.sinks(), config.sinks),
-        config.host_name,
-        accounting,
-        config.dns,
-        data_filters=filters.data_tests(the_plan.data_filters),
-    )
+    sinks = open_sinks(plugins.sinks(), config.sinks)
+    try:
+        pipeline = Pipeline(
+            the_plan.events,
+            sinks,
+            config.host_name,
+            accounting,
+            config.dns,
+            data_filters=filters.data_tests(the_plan.data_filters),
+        )
+    except PluginError:
+        for sink in sinks.values():
+            sink.close()
+        raise
     replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs))
     try:
         for path in paths:
+            if not pipeline.has_sinks:  # e.g. stdout piped to `head`, which has exited
+                break
             replayer.file(path)
     finally:
         pipeline.close()
@@ -83,7 +91,7 @@ class _Replayer:
     def file(self, path: Path) -> None:
         count, wanted = self._accounting.count, self._wanted
         frames = decoded = 0
-        first_ns = last_ns = None
+        last_ns = None
         progress = Progress(sys.stderr) if self._progress else None
         batch: list[Packet] = []
         with CaptureFile(path) as capture:
@@ -93,8 +101,8 @@ class _Replayer:
                     if progress and not frames % PROGRESS_EVERY:
                         progress.update(path.name, frames, capture.position, capture.size)
                     last_ns = frame.timestamp_ns
-                    if first_ns is None:
-                        first_ns = self._accounting.reported_at_ns = last_ns
+                    if frames == 1:  # lost_events intervals are in capture time too
+                        self._accounting.reported_at_ns = last_ns
                     packet, recorded = self._decode(frame)
                     if packet is None:
                         continue
@@ -109,6 +117,8 @@ class _Replayer:
                     if len(batch) >= BATCH:
                         self._pipeline.feed(batch)
                         batch = []
+                        if not self._pipeline.has_sinks:
+                            break
             except CaptureError as error:
                 count(f"capture_errors.{error.reason}")
                 log.warning("capture file breaks off; the rest is unread", error=str(error))
