@@ -18,8 +18,8 @@ from hostcore.config import Config
 from hostcore.decoder import DecodeError, decode
 from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted
 from hostcore.pipeline import Pipeline
-from hostcore.plugins import PluginError, Plugins
-from hostcore.run import RunError, open_sinks, plan
+from hostcore.plugins import Plugins
+from hostcore.run import RunError, closing_on_error, open_sinks, plan
 
 BATCH = 4096
 PROGRESS_EVERY = 4096  # frames between progress checks
@@ -48,7 +48,7 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
         log.warning("scope filters ignored: a capture file has no process context")
     accounting = Accounting(0)
     sinks = open_sinks(plugins.sinks(), config.sinks)
-    try:
+    with closing_on_error(sinks):
         pipeline = Pipeline(
             the_plan.events,
             sinks,
@@ -57,10 +57,6 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
             config.dns,
             data_filters=filters.data_tests(the_plan.data_filters),
         )
-    except PluginError:
-        for sink in sinks.values():
-            sink.close()
-        raise
     replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs))
     try:
         for path in paths:

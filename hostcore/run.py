@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -21,7 +22,7 @@ from hostcore.events import EventSpec
 from hostcore.filters import DataFilter, data_filter, parse_selector
 from hostcore.packet import Owner, PacketKind
 from hostcore.pipeline import Pipeline
-from hostcore.plugins import PluginError, Plugins
+from hostcore.plugins import Plugins
 from hostcore.selection import resolve
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
@@ -68,12 +69,23 @@ def plan(config: Config, plugins: Plugins) -> Plan:
     return Plan(events, needs, uses_probe, data_filters, in_kernel)
 
 
+@contextlib.contextmanager
+def closing_on_error(sinks: Mapping[str, Sink]) -> Iterator[None]:
+    """Close ``sinks`` if the block fails: nothing will use them."""
+    try:
+        yield
+    except BaseException:
+        for sink in sinks.values():
+            sink.close()
+        raise
+
+
 def open_sinks(
     specs: Mapping[str, SinkSpec], wanted: Mapping[str, Mapping[str, str]]
 ) -> dict[str, Sink]:
     """Open every wanted sink, or none: a bad name or option closes those already open."""
     opened: dict[str, Sink] = {}
-    try:
+    with closing_on_error(opened):
         for name, options in wanted.items():
             spec = specs.get(name)
             if spec is None:
@@ -96,10 +108,6 @@ def open_sinks(
                     f"sink {name!r} (plugin {spec.plugin!r}) failed to open: "
                     f"{type(error).__name__}: {error}"
                 ) from error
-    except BaseException:
-        for sink in opened.values():
-            sink.close()
-        raise
     return opened
 
 
@@ -130,7 +138,7 @@ def run(config: Config, plugins: Plugins) -> int:
     sinks = open_sinks(sink_specs, config.sinks)
     accounting = Accounting(time.time_ns())
     found_owners: dict[int, Owner] = {}  # filled once the probe records new sockets
-    try:
+    with closing_on_error(sinks):
         pipeline = Pipeline(
             the_plan.events,
             sinks,
@@ -141,10 +149,6 @@ def run(config: Config, plugins: Plugins) -> int:
             scope_test,
             filters.data_tests(the_plan.data_filters),
         )
-    except PluginError:
-        for sink in sinks.values():
-            sink.close()
-        raise
     try:
         if flow_probe is not None:
             flow_probe.attach()
