@@ -8,7 +8,6 @@ from pathlib import Path
 
 import structlog
 
-from hostcore import filters
 from hostcore.accounting import Accounting
 from hostcore.capture.direction import LocalNets
 from hostcore.capture.files import CaptureError, CaptureFile, Frame
@@ -19,7 +18,7 @@ from hostcore.decoder import DecodeError, decode
 from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import Plugins
-from hostcore.run import RunError, closing_on_error, open_sinks, plan
+from hostcore.run import RunError, plan, start_pipeline
 
 BATCH = 4096
 PROGRESS_EVERY = 4096  # frames between progress checks
@@ -47,16 +46,7 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
     if config.scope:
         log.warning("scope filters ignored: a capture file has no process context")
     accounting = Accounting(0)
-    sinks = open_sinks(plugins.sinks(), config.sinks)
-    with closing_on_error(sinks):
-        pipeline = Pipeline(
-            the_plan.events,
-            sinks,
-            config.host_name,
-            accounting,
-            config.dns,
-            data_filters=filters.data_tests(the_plan.data_filters),
-        )
+    pipeline = start_pipeline(the_plan, plugins.sinks(), config, accounting)
     replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs))
     try:
         for path in paths:

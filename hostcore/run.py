@@ -111,6 +111,29 @@ def open_sinks(
     return opened
 
 
+def start_pipeline(
+    the_plan: Plan,
+    sink_specs: Mapping[str, SinkSpec],
+    config: Config,
+    accounting: Accounting,
+    contexts: Contexts | None = None,
+    scope: filters.Test | None = None,
+) -> Pipeline:
+    """Open the configured sinks and start the planned events' handlers."""
+    sinks = open_sinks(sink_specs, config.sinks)
+    with closing_on_error(sinks):
+        return Pipeline(
+            the_plan.events,
+            sinks,
+            config.host_name,
+            accounting,
+            config.dns,
+            contexts,
+            scope,
+            filters.data_tests(the_plan.data_filters),
+        )
+
+
 def run(config: Config, plugins: Plugins) -> int:
     """Run until SIGINT or SIGTERM; returns the exit status."""
     stop = threading.Event()
@@ -135,20 +158,11 @@ def run(config: Config, plugins: Plugins) -> int:
         )
     cgroups = CgroupIndex(cgroup.cgroup2_mount()) if the_plan.uses_probe else None
     scope_test = filters.scope(config.scope, cgroups.path if cgroups else lambda _: None)
-    sinks = open_sinks(sink_specs, config.sinks)
     accounting = Accounting(time.time_ns())
     found_owners: dict[int, Owner] = {}  # filled once the probe records new sockets
-    with closing_on_error(sinks):
-        pipeline = Pipeline(
-            the_plan.events,
-            sinks,
-            config.host_name,
-            accounting,
-            config.dns,
-            Contexts(cgroups, found_owners),
-            scope_test,
-            filters.data_tests(the_plan.data_filters),
-        )
+    pipeline = start_pipeline(
+        the_plan, sink_specs, config, accounting, Contexts(cgroups, found_owners), scope_test
+    )
     try:
         if flow_probe is not None:
             flow_probe.attach()
@@ -156,7 +170,7 @@ def run(config: Config, plugins: Plugins) -> int:
         log.info(
             "ready",
             events=[spec.name for spec in the_plan.events],
-            sinks=list(sinks),
+            sinks=list(config.sinks),
             cgroup=str(flow_probe.cgroup) if flow_probe else None,
             kinds=[kind.name for kind in PacketKind if kind in the_plan.needs],
         )
