@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hostcore.events import EventSpec
+from hostcore.events import Declared
 
 Test = Callable[[Mapping[str, Any]], bool]
 
@@ -156,7 +156,7 @@ def parse_selector(text: str) -> tuple[str, str | None]:
     return name, (rest if separator else None)
 
 
-def data_filter(event: str, text: str, specs: Mapping[str, EventSpec]) -> DataFilter:
+def data_filter(event: str, text: str, specs: Mapping[str, Declared]) -> DataFilter:
     """Parse ``FIELD=VALUES`` for ``event``, checked against the event's declared fields."""
     where = f"filter {event}.data.{text!r}"
     if "," in event:

@@ -95,8 +95,8 @@ def test_unknown_event() -> None:
     expect_error(
         ["run", "--events", "flows,net_flow_tcp_nope"],
         "unknown event or event set 'net_flow_tcp_nope'",
-        "events: net_flow_tcp_begin",
-        "sets: flows, network_events",
+        "events: connection_scan, denied_domain, net_flow_tcp_begin, unexpected_listener;",
+        "sets: flows, network_events, signatures",
     )
 
 
