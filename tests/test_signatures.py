@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from dns_messages import answer
 from hostcore_net_flow import begin
 from hostcore_signatures import connection_scan, denied_domain, unexpected_listener
 from hostcore_signatures.denied_domain import DenyList
-from dns_messages import answer
 from packets import ACK, SYN, ipv4, tcp, udp
 from support import ListSink
 
