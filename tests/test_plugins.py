@@ -162,3 +162,58 @@ def test_strict_environment_wins_over_a_config_that_says_false(broken: Path) -> 
     )
     assert result.returncode == 2
     assert "plugin 'broken'" in result.stderr
+
+
+SIGNATURES = """
+from hostcore import SignatureSpec, hookimpl
+
+
+def spec(name, event_id, consumes):
+    return SignatureSpec(name=name, id=event_id, signature_id=name.upper(), title=name,
+                         version="1", severity="low", description="", consumes=consumes,
+                         handler=object)
+
+
+@hookimpl
+def hostcore_register_signatures(register):
+    {body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            "register(spec('a', 9101, ('b',))); register(spec('b', 9102, ('a',)))",
+            "cannot load signature 'a': is in a cycle of signatures: a -> b -> a",
+        ),
+        (
+            "register(spec('c', 9101, ('net_flow_tcp_end',)))",
+            "cannot load signature 'c': consumes 'net_flow_tcp_end', which no installed plugin",
+        ),
+    ],
+    ids=["cycle", "unknown-event"],
+)
+def test_a_signature_that_cannot_load_is_a_load_error(
+    tmp_path: Path, body: str, error: str
+) -> None:
+    fake_distribution(tmp_path, "sigs", SIGNATURES.format(body=body))
+    listing = hostcore(tmp_path, "plugins")
+    assert listing.returncode == 1
+    assert "sigs: error (hostcore-sigs 0.1)" in listing.stdout
+    assert error in listing.stdout
+    signatures = hostcore(tmp_path, "signatures")
+    assert signatures.returncode == 0
+    assert "denied_domain (id 6001, plugin signatures)" in signatures.stdout  # others load
+    strict = hostcore(tmp_path, "signatures", "--strict-plugins")
+    assert strict.returncode == 2 and error in strict.stderr
+
+
+def test_a_finding_id_clash_names_both_plugins(tmp_path: Path) -> None:
+    fake_distribution(tmp_path, "sigs", SIGNATURES.format(body="register(spec('x', 2012, ()))"))
+    result = hostcore(tmp_path, "signatures")
+    assert result.returncode == 2
+    assert (
+        "signature 'x' (id 2012) from plugin 'sigs' clashes with 'net_flow_tcp_begin' "
+        "(id 2012) from plugin 'net_flow'" in result.stderr
+    )
