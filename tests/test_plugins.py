@@ -71,6 +71,13 @@ def {hook}(register):
 """
 
 
+def assert_load_error_listed(where: Path, plugin: str, error: str) -> None:
+    listing = hostcore(where, "plugins")
+    assert listing.returncode == 1
+    assert f"{plugin}: error (hostcore-{plugin} 0.1)" in listing.stdout
+    assert error in listing.stdout
+
+
 @pytest.mark.parametrize(
     ("hook", "body", "error"),
     [
@@ -87,10 +94,7 @@ def test_bad_plugin_is_reported_and_the_others_still_load(
     tmp_path: Path, hook: str, body: str, error: str
 ) -> None:
     fake_distribution(tmp_path, "bad", ONE_HOOK.format(hook=hook, body=body))
-    listing = hostcore(tmp_path, "plugins")
-    assert listing.returncode == 1
-    assert "bad: error (hostcore-bad 0.1)" in listing.stdout
-    assert error in listing.stdout
+    assert_load_error_listed(tmp_path, "bad", error)
     events = hostcore(tmp_path, "events")
     assert events.returncode == 0
     assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in events.stdout
@@ -198,10 +202,7 @@ def test_a_signature_that_cannot_load_is_a_load_error(
     tmp_path: Path, body: str, error: str
 ) -> None:
     fake_distribution(tmp_path, "sigs", SIGNATURES.format(body=body))
-    listing = hostcore(tmp_path, "plugins")
-    assert listing.returncode == 1
-    assert "sigs: error (hostcore-sigs 0.1)" in listing.stdout
-    assert error in listing.stdout
+    assert_load_error_listed(tmp_path, "sigs", error)
     signatures = hostcore(tmp_path, "signatures")
     assert signatures.returncode == 0
     assert "denied_domain (id 6001, plugin signatures)" in signatures.stdout  # others load
