@@ -7,9 +7,9 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
 APT_run := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
 	python3-venv python3-pip
-# Tests: real clients and servers (a DNS server and dig too) and the tools that check the probe;
-# tshark is the replay tests' oracle, tcpdump writes their live captures.
-APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils tshark tcpdump
+# Tests: real clients and servers (a DNS server and dig too, nmap for a real scan) and the
+# tools that check the probe; tshark is the replay tests' oracle, tcpdump writes their captures.
+APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils nmap tshark tcpdump
 # The benchmark: ab drives nginx (from the test set); tcpstates-bpfcc is in bpfcc-tools.
 APT_bench := apache2-utils
 

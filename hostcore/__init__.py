@@ -10,6 +10,7 @@ import pluggy
 
 from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
 from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
+from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 
 hookimpl = pluggy.HookimplMarker("hostcore")
@@ -26,6 +27,10 @@ __all__ = [
     "OwnerSource",
     "Packet",
     "PacketKind",
+    "Report",
+    "Signature",
+    "SignatureContext",
+    "SignatureSpec",
     "Sink",
     "SinkClosed",
     "SinkOptionError",

@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         "events", parents=[common], help="list the events and event sets plugins provide"
     )
     commands.add_parser(
+        "signatures",
+        parents=[common],
+        help="list installed signatures: metadata, consumed events, options",
+    )
+    commands.add_parser(
         "plugins", parents=[common], help="list installed plugins and their load errors"
     )
     doctor_parser = commands.add_parser(
@@ -154,7 +159,9 @@ def _print_bpf(config: Config) -> int:
 
 
 def _events(config: Config) -> int:
-    specs = _plugins(config).events()
+    plugins = _plugins(config)
+    specs = plugins.events()
+    signatures = plugins.signatures(specs)
     for spec in sorted(specs.values(), key=lambda spec: spec.id):
         fields = ", ".join(f"{field.name}: {field.type}" for field in spec.fields)
         print(f"{spec.name} (id {spec.id}, plugin {spec.plugin})")
@@ -162,14 +169,31 @@ def _events(config: Config) -> int:
         print(f"  fields: {fields}")
         if spec.description:
             print(f"  {spec.description}")
-    for name, members in sorted(event_sets(specs).items()):
+    for name, members in sorted(event_sets({**specs, **signatures}).items()):
         print(f"set {name}: {', '.join(members)}")
+    return 0
+
+
+def _signatures(config: Config) -> int:
+    plugins = _plugins(config)
+    signatures = plugins.signatures(plugins.events())
+    for spec in sorted(signatures.values(), key=lambda spec: spec.id):
+        print(f"{spec.name} (id {spec.id}, plugin {spec.plugin}): {spec.title}")
+        print(f"  {spec.signature_id} version {spec.version}, severity {spec.severity}")
+        print(f"  tags: {', '.join(spec.tags) or '-'}")
+        optional = [f"{text} (if installed)" for text in spec.consumes_if_installed]
+        print(f"  consumes: {', '.join([*spec.consumes, *optional])}")
+        fields = ", ".join(f"{field.name}: {field.type}" for field in spec.fields)
+        print(f"  fields: {fields or '-'} (and signature, triggered_by)")
+        for option, help_text in spec.options.items():
+            print(f"  option {option}: {help_text}")
+        print(f"  {spec.description}")
     return 0
 
 
 def _list_plugins(config: Config) -> int:
     plugins = _plugins(config)
-    plugins.events()
+    plugins.signatures(plugins.events())
     plugins.sinks()
     failed = False
     for info in sorted(plugins.infos.values(), key=lambda info: info.name):
@@ -200,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return replay(config, _plugins(config), args.files, _local_nets(args.local_net))
         if args.command == "events":
             return _events(config)
+        if args.command == "signatures":
+            return _signatures(config)
         if args.command == "plugins":
             return _list_plugins(config)
         return _doctor(args.fix)

@@ -12,18 +12,20 @@ from dataclasses import dataclass
 
 import structlog
 
-from hostcore import capabilities, cgroup, filters, probe, records, sockets
+from hostcore import capabilities, cgroup, detection, filters, probe, records, sockets
 from hostcore.accounting import Accounting
 from hostcore.cgroup import CgroupIndex
 from hostcore.clock import boot_to_epoch_offset_ns
 from hostcore.config import Config
 from hostcore.context import Contexts
+from hostcore.detection import Enabled
 from hostcore.events import EventSpec
 from hostcore.filters import DataFilter, data_filter, parse_selector
 from hostcore.packet import Owner, PacketKind
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import Plugins
 from hostcore.selection import resolve
+from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
 LOSS_CHECK_INTERVAL_NS = 10**9
@@ -39,7 +41,9 @@ class RunError(RuntimeError):
 class Plan:
     """What a run will do, worked out and checked before anything is attached."""
 
-    events: list[EventSpec]
+    events: list[EventSpec]  # every event the run produces
+    published: frozenset[str]  # the events and findings selected: the others feed signatures
+    signatures: list[Enabled]
     needs: PacketKind
     uses_probe: bool
     data_filters: list[DataFilter]
@@ -48,13 +52,23 @@ class Plan:
 
 def plan(config: Config, plugins: Plugins) -> Plan:
     specs = plugins.events()
+    signature_specs = plugins.signatures(specs)
+    catalogue: dict[str, EventSpec | SignatureSpec] = {**specs, **signature_specs}
     selectors, data_filters = [], []
     for text in config.enable:
         name, filter_text = parse_selector(text)
         selectors.append(name)
         if filter_text is not None:
-            data_filters.append(data_filter(name, filter_text, specs))
-    events = resolve(specs, selectors)
+            data_filters.append(data_filter(name, filter_text, catalogue))
+    chosen = resolve(catalogue, selectors)
+    _check_options(config.signatures, signature_specs)
+    signatures = detection.enable(
+        [spec for spec in chosen if isinstance(spec, SignatureSpec)], catalogue, config.signatures
+    )
+    # Selecting a signature enables the events it consumes, as Tracee does.
+    consumed = {name for enabled in signatures for name in enabled.consumes if name in specs}
+    selected = {spec.name for spec in chosen if isinstance(spec, EventSpec)}
+    events = sorted((specs[name] for name in selected | consumed), key=lambda spec: spec.id)
     unknown = {spec.depends_on for spec in events} - {probe.NAME, ""}
     if unknown:
         raise RunError(f"events depend on unknown base events: {', '.join(sorted(unknown))}")
@@ -66,7 +80,27 @@ def plan(config: Config, plugins: Plugins) -> Plan:
     uses_probe = any(spec.depends_on == probe.NAME for spec in events)
     filters.scope(config.scope, lambda _: None)  # the syntax: a bad filter stops even --print-bpf
     in_kernel = filters.kernel_scope(config.scope) if uses_probe else []
-    return Plan(events, needs, uses_probe, data_filters, in_kernel)
+    published = frozenset(spec.name for spec in chosen)
+    return Plan(events, published, signatures, needs, uses_probe, data_filters, in_kernel)
+
+
+def _check_options(
+    tables: Mapping[str, Mapping[str, object]], specs: Mapping[str, SignatureSpec]
+) -> None:
+    """Every ``[signatures.NAME]`` table names an installed signature and its options."""
+    for name, options in tables.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise RunError(
+                f"[signatures.{name}] names no installed signature; installed: "
+                f"{', '.join(sorted(specs)) or '(none)'} (see 'hostcore signatures')"
+            )
+        unknown = set(options) - set(spec.options)
+        if unknown:
+            raise RunError(
+                f"signature {name!r} has no option {', '.join(sorted(unknown))}; "
+                f"its options: {', '.join(spec.options) or '(none)'}"
+            )
 
 
 @contextlib.contextmanager
@@ -131,6 +165,8 @@ def start_pipeline(
             contexts,
             scope,
             filters.data_tests(the_plan.data_filters),
+            the_plan.signatures,
+            the_plan.published,
         )
 
 
@@ -169,7 +205,11 @@ def run(config: Config, plugins: Plugins) -> int:
             found_owners.update(_older_listeners())
         log.info(
             "ready",
-            events=[spec.name for spec in the_plan.events],
+            events=[spec.name for spec in the_plan.events if spec.name in the_plan.published],
+            signatures=[enabled.spec.name for enabled in the_plan.signatures],
+            for_signatures_only=[
+                spec.name for spec in the_plan.events if spec.name not in the_plan.published
+            ],
             sinks=list(config.sinks),
             cgroup=str(flow_probe.cgroup) if flow_probe else None,
             kinds=[kind.name for kind in PacketKind if kind in the_plan.needs],

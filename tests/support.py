@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,15 +219,24 @@ def http_server(host: str, netns: str | None = None) -> Iterator[int]:
 @contextlib.contextmanager
 def http_server_process(host: str, netns: str | None = None) -> Iterator[tuple[int, int]]:
     """The same server; yields its port and its pid."""
-    command = [sys.executable, str(TOOLS / "http_server.py"), host]
+    with http_servers(host, 1, netns) as (ports, pid):
+        yield ports[0], pid
+
+
+@contextlib.contextmanager
+def http_servers(
+    host: str, count: int, netns: str | None = None
+) -> Iterator[tuple[list[int], int]]:
+    """``count`` servers on as many ports in one process; yields the ports and its pid."""
+    command = [sys.executable, str(TOOLS / "http_server.py"), host, str(count)]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # printed once the socket listens
+        line = process.stdout.readline()  # printed once the sockets listen
         assert line.startswith("listening "), f"http server did not start: {line!r}"
-        yield int(line.split()[1]), process.pid
+        yield [int(port) for port in line.split()[1:]], process.pid
     finally:
         process.terminate()
         process.wait()
@@ -349,6 +358,23 @@ def nginx(workdir: Path) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait()
+
+
+class ListSink:
+    """A sink that keeps the event maps it is given, for tests that run a Pipeline."""
+
+    def __init__(self) -> None:
+        self.events: list[Mapping[str, Any]] = []
+
+    def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
+        self.events.append(msgpack.unpackb(packed, raw=False))
+        assert self.events[-1] == event  # what was packed is the map, nothing more
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def free_port() -> int:
