@@ -121,16 +121,22 @@ class Pipeline:
         counter, filtered = f"events.{name}", f"events_filtered.{name}"
         scope, data_filter = self._scope, self._data_filters.get(name)
         published = self._published is None or name in self._published
-        consumers = self._consumers.get(name, [])
+        consumers = self._consumers.get(name)  # filled once the signatures have started
+
+        def publish(timestamp_ns: int, data: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+            if (scope and not scope(context)) or (data_filter and not data_filter(data)):
+                self._accounting.count(filtered)
+                return
+            self._accounting.count(counter)
+            self._publish(self._event(name, event_id, timestamp_ns, data, context))
+
+        if consumers is None:  # the common case, per event: nothing built before the filters pass
+            return publish
 
         def deliver(timestamp_ns: int, data: Mapping[str, Any], context: Mapping[str, Any]) -> None:
-            event = self._event(name, event_id, timestamp_ns, data, context)
             if published:
-                if (scope and not scope(context)) or (data_filter and not data_filter(data)):
-                    self._accounting.count(filtered)
-                else:
-                    self._accounting.count(counter)
-                    self._publish(event)
+                publish(timestamp_ns, data, context)
+            event = self._event(name, event_id, timestamp_ns, data, context)
             for consume in consumers:
                 consume(event)
 
