@@ -19,6 +19,7 @@ from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
 
+REPLAY_HOST = "replay"  # the host field of replayed events without --host-name
 USER_ERRORS = (
     ConfigError,
     PluginError,
@@ -57,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME[:key=value,...]",
         help="where events go, repeatable (default: stdout); replaces the config's sinks",
     )
-    output.add_argument("--host-name", help="the event map's host field")
+    output.add_argument(
+        "--host-name", help=f"the event map's host field (replay's default: {REPLAY_HOST})"
+    )
     parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -89,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="CIDR",
         help="this host's addresses, repeatable; decides direction where the capture "
-        "does not record it (default: private, loopback and link-local ranges)",
+        "does not record it (default: private, carrier-grade NAT, loopback and link-local "
+        "ranges)",
     )
     commands.add_parser(
         "events", parents=[common], help="list the events and event sets plugins provide"
@@ -126,12 +130,15 @@ def _config(args: argparse.Namespace) -> Config:
             if name
         )
     scope = getattr(args, "scope", None)
+    host_name = getattr(args, "host_name", None)
+    if args.command == "replay" and host_name is None:  # not this host's name: not its events
+        host_name = REPLAY_HOST
     return config_module.with_overrides(
         loaded,
         enable=enable,
         scope=tuple(scope) if scope else None,
         sinks=sinks,
-        host_name=getattr(args, "host_name", None),
+        host_name=host_name,
         cgroup=getattr(args, "cgroup", None),
         # Any of the flag, the environment or the file asks for strict: CI's
         # environment must not be undone by a config file that says false.

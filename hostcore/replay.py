@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -21,9 +24,11 @@ from hostcore.plugins import Plugins
 from hostcore.run import RunError, plan, start_pipeline
 
 BATCH = 4096
-PROGRESS_EVERY = 4096  # frames between progress checks
-# Frames that carry nothing the events could want: skipped, not lost.
-NOT_LOST = frozenset({"not_ip", "not_tcp_or_udp"})
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CHECK_EVERY = 1024  # frames between looks at the progress line and for a stop signal
+# Frames that carry nothing the events could want: skipped, not lost. (A fragment after
+# the first holds no transport header; the loss, if any, is counted on the first.)
+NOT_LOST = frozenset({"not_ip", "not_tcp_or_udp", "ip_fragment"})
 
 log = structlog.get_logger()
 
@@ -40,81 +45,116 @@ def check_files(paths: Sequence[Path]) -> None:
 
 
 def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: LocalNets) -> int:
-    """Replay ``paths`` in order through the enabled events into the sinks; returns the status."""
+    """Replay ``paths`` in order through the enabled events into the sinks; returns the status.
+
+    SIGINT or SIGTERM stops it after handing on what was read: status 130.
+    """
     check_files(paths)
     the_plan = plan(config, plugins)
     if config.scope:
         log.warning("scope filters ignored: a capture file has no process context")
-    accounting = Accounting(0)
-    pipeline = start_pipeline(the_plan, plugins.sinks(), config, accounting)
-    replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs))
+    accounting = Accounting(time.time_ns())
+    pipeline = start_pipeline(the_plan, plugins, config, accounting)
+    stop = threading.Event()  # checked between frames: a signal never cuts an event in two
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
+    replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs), stop)
     try:
         for path in paths:
-            if not pipeline.has_sinks:  # e.g. stdout piped to `head`, which has exited
+            if stop.is_set() or not pipeline.has_sinks:  # no sinks: `| head` has exited
                 break
             replayer.file(path)
     finally:
         pipeline.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    status = 0
+    if stop.is_set():
+        log.warning("interrupted: what was read until then has been replayed")
+        status = 130
     log.info("totals", **accounting.totals())
-    print(summary(accounting.counters, len(paths)), file=sys.stderr)
-    return 0
+    print(summary(accounting.counters), file=sys.stderr)
+    return status
 
 
 class _Replayer:
+    """Reads capture files into one pipeline; time, for DNS TTLs and losses, is capture time."""
+
     def __init__(
         self,
         pipeline: Pipeline,
         accounting: Accounting,
         local: LocalNets,
         wanted: tuple[PacketKind, ...],
+        stop: threading.Event,
     ) -> None:
+        self._stop = stop
         self._pipeline = pipeline
         self._accounting = accounting
         self._local = local
         self._wanted = wanted
         self._progress = sys.stderr.isatty()
+        self._batch: list[Packet] = []
+        self._last_ns: int | None = None  # the latest capture time seen, across files
 
     def file(self, path: Path) -> None:
-        count, wanted = self._accounting.count, self._wanted
-        frames = decoded = 0
-        last_ns = None
+        count = self._accounting.count
         progress = Progress(sys.stderr) if self._progress else None
-        batch: list[Packet] = []
         with CaptureFile(path) as capture:
+            count("replay.files")
             try:
-                for frame in capture:
-                    frames += 1
-                    if progress and not frames % PROGRESS_EVERY:
-                        progress.update(path.name, frames, capture.position, capture.size)
-                    last_ns = frame.timestamp_ns
-                    if frames == 1:  # lost_events intervals are in capture time too
-                        self._accounting.reported_at_ns = last_ns
-                    packet, recorded = self._decode(frame)
-                    if packet is None:
-                        continue
-                    decoded += 1
-                    if packet.kind not in wanted:  # what the probe's kernel filter would drop
-                        continue
-                    if not recorded:
-                        direction = self._local.direction(packet.src, packet.dst)
-                        if direction is not packet.direction:
-                            packet = packet._replace(direction=direction)
-                    batch.append(packet)
-                    if len(batch) >= BATCH:
-                        self._pipeline.feed(batch)
-                        batch = []
-                        if not self._pipeline.has_sinks:
-                            break
+                self._read(capture, progress)
             except CaptureError as error:
                 count(f"capture_errors.{error.reason}")
                 log.warning("capture file breaks off; the rest is unread", error=str(error))
             finally:
                 if progress:
                     progress.done()
-        self._pipeline.feed(batch)
-        count("replay.frames", frames)
-        count("replay.decoded", decoded)
-        self._pipeline.report_losses(last_ns or 0)
+                self._pipeline.feed(self._batch)
+                self._batch = []
+                for reason, n in capture.bad_blocks.items():
+                    count(f"capture_errors.{reason}", n)
+                now_ns = time.time_ns() if self._last_ns is None else self._last_ns
+                self._pipeline.report_losses(now_ns)
+
+    def _read(self, capture: CaptureFile, progress: Progress | None) -> None:
+        wanted, batch = self._wanted, self._batch
+        frames = decoded = 0
+        try:
+            for frame in capture:
+                frames += 1
+                if not frames % CHECK_EVERY:
+                    if self._stop.is_set():
+                        return
+                    if progress:
+                        progress.update(capture.path.name, frames, capture.position, capture.size)
+                if frames == 1:  # this file's losses are reported over its own capture time
+                    self._accounting.reported_at_ns = frame.timestamp_ns
+                    if self._last_ns is not None and frame.timestamp_ns < self._last_ns:
+                        log.warning(
+                            "capture files out of time order: give them oldest first, "
+                            "DNS TTLs and duplicate windows run in capture time",
+                            file=str(capture.path),
+                        )
+                self._last_ns = frame.timestamp_ns
+                packet, recorded = self._decode(frame)
+                if packet is None:
+                    continue
+                decoded += 1
+                if packet.kind not in wanted:  # what the probe's kernel filter would drop
+                    continue
+                if not recorded:
+                    direction = self._local.direction(packet.src, packet.dst)
+                    if direction is not packet.direction:
+                        packet = packet._replace(direction=direction)
+                batch.append(packet)
+                if len(batch) >= BATCH:
+                    self._pipeline.feed(batch)
+                    batch.clear()
+                    if not self._pipeline.has_sinks:
+                        return
+        finally:
+            self._accounting.count("replay.frames", frames)
+            self._accounting.count("replay.decoded", decoded)
 
     def _decode(self, frame: Frame) -> tuple[Packet | None, bool]:
         """The frame's packet, and whether the file or the link header recorded its direction."""
@@ -129,6 +169,8 @@ class _Replayer:
             )
         except (LinkError, DecodeError) as error:
             reason = error.reason
+            if reason.startswith("truncated_") and len(frame.data) < frame.wire_length:
+                reason = "snaplen"  # the capture kept less than the packet had
             self._accounting.count(
                 f"replay.skipped.{reason}" if reason in NOT_LOST else f"decode_errors.{reason}"
             )
@@ -136,7 +178,7 @@ class _Replayer:
         return packet, direction is not None
 
 
-def summary(counters: dict[str, int], files: int) -> str:
+def summary(counters: Mapping[str, int]) -> str:
     """Totals at the end of a replay, one line each."""
 
     def by_prefix(prefix: str) -> str:
@@ -147,11 +189,12 @@ def summary(counters: dict[str, int], files: int) -> str:
 
     return "\n".join(
         [
-            f"replayed {files} file(s): {counters['replay.frames']:,} packets read, "
-            f"{counters['replay.decoded']:,} decoded",
+            f"replayed {counters['replay.files']} file(s): "
+            f"{counters['replay.frames']:,} packets read, {counters['replay.decoded']:,} decoded",
             f"  skipped: {by_prefix('replay.skipped.')}",
             f"  undecodable: {by_prefix('decode_errors.')}",
             f"  capture errors: {by_prefix('capture_errors.')}",
             f"  events: {by_prefix('events.')}",
+            f"  filtered out: {by_prefix('events_filtered.')}",
         ]
     )

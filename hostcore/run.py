@@ -147,13 +147,17 @@ def open_sinks(
 
 def start_pipeline(
     the_plan: Plan,
-    sink_specs: Mapping[str, SinkSpec],
+    plugins: Plugins,
     config: Config,
     accounting: Accounting,
     contexts: Contexts | None = None,
     scope: filters.Test | None = None,
 ) -> Pipeline:
     """Open the configured sinks and start the planned events' handlers."""
+    sink_specs = plugins.sinks()
+    for info in plugins.infos.values():  # every plugin has been loaded by now
+        if info.error:
+            log.warning("plugin not loaded", plugin=info.name, error=info.error)
     sinks = open_sinks(sink_specs, config.sinks)
     with closing_on_error(sinks):
         return Pipeline(
@@ -176,10 +180,6 @@ def run(config: Config, plugins: Plugins) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     the_plan = plan(config, plugins)
-    sink_specs = plugins.sinks()
-    for info in plugins.infos.values():
-        if info.error:
-            log.warning("plugin not loaded", plugin=info.name, error=info.error)
     flow_probe = None
     if the_plan.uses_probe:
         missing = capabilities.missing_for_probe(capabilities.effective())
@@ -197,7 +197,7 @@ def run(config: Config, plugins: Plugins) -> int:
     accounting = Accounting(time.time_ns())
     found_owners: dict[int, Owner] = {}  # filled once the probe records new sockets
     pipeline = start_pipeline(
-        the_plan, sink_specs, config, accounting, Contexts(cgroups, found_owners), scope_test
+        the_plan, plugins, config, accounting, Contexts(cgroups, found_owners), scope_test
     )
     try:
         if flow_probe is not None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import pty
+import re
+import signal
 import subprocess
 from pathlib import Path
 
+import msgpack
 import pytest
 import tshark_oracle
 from captures import (
@@ -201,7 +204,7 @@ def test_a_corrupt_block_stops_that_file_only(tmp_path: Path) -> None:
     first = _handshake("192.0.2.1", "198.51.100.7", 40001, 1000)
     later = _handshake("192.0.2.1", "198.51.100.7", 40002, 2000)
     broken = bytearray(pcapng_packet(0, T0 // 1000 + 2, ethernet(later[0])))
-    broken[-4:] = (999).to_bytes(4, "little")  # the trailing length disagrees
+    broken[-4:] = (999).to_bytes(4, "little")  # the trailing length disagrees: nothing to trust
     path = tmp_path / "corrupt.pcapng"
     path.write_bytes(
         pcapng_section()
@@ -210,9 +213,36 @@ def test_a_corrupt_block_stops_that_file_only(tmp_path: Path) -> None:
         + bytes(broken)
         + pcapng_packet(0, T0 // 1000 + 3, ethernet(later[1]))
     )
-    events = replay(tmp_path, str(path))
-    assert _begins(events) == [("outgoing", "192.0.2.1", 40001)]
+    then = CORPUS / "zeek_tcp_syn-synack.pcap"  # the next file is replayed all the same
+    events = replay(tmp_path, str(path), str(then))
+    assert _begins(events) == [
+        ("outgoing", "141.142.228.5", 59856),
+        ("outgoing", "192.0.2.1", 40001),
+    ]
     assert _losses(events) == {"capture_errors.bad_block_length": 1}
+
+
+def test_a_bad_packet_block_is_skipped_and_reading_goes_on(tmp_path: Path) -> None:
+    """Blocks whose lengths agree are skipped alone: a wild timestamp, an unknown interface."""
+    kept = _handshake("192.0.2.1", "198.51.100.7", 40001, 1000)
+    lost = _handshake("192.0.2.1", "198.51.100.7", 40002, 2000)
+    path = tmp_path / "blocks.pcapng"
+    path.write_bytes(
+        pcapng_section()
+        + pcapng_interface(RAW_IP, tsresol=9)
+        + pcapng_packet(0, 2**64 - 1, lost[1])  # beyond what a uint64 of ns since 1970 holds
+        + pcapng_packet(7, T0, lost[1])  # no interface 7 was declared
+        + b"".join(pcapng_packet(0, T0 + n, p) for n, p in enumerate(kept))
+    )
+    empty = tmp_path / "empty.pcap"  # a header, then nothing: no capture time of its own
+    with empty.open("wb") as out:
+        pcap(out, [])
+    events = replay(tmp_path, str(path), str(empty))
+    assert _begins(events) == [("outgoing", "192.0.2.1", 40001)]
+    assert _losses(events) == {"capture_errors.bad_timestamp": 1, "capture_errors.bad_interface": 1}
+    [marker] = [e for e in events if e["name"] == "lost_events"]
+    assert marker["data"]["interval_start"] == T0 and marker["data"]["interval_end"] == T0 + 1
+    assert {e["host"] for e in events} == {"replay"}  # not this machine's name
 
 
 def test_frames_of_an_unsupported_link_type_are_counted_as_lost(tmp_path: Path) -> None:
@@ -225,21 +255,31 @@ def test_frames_of_an_unsupported_link_type_are_counted_as_lost(tmp_path: Path) 
     assert _losses(events) == {"decode_errors.unsupported_link_type.147": 2}
 
 
-def test_malformed_and_fragmented_packets_are_counted_by_reason(tmp_path: Path) -> None:
+def test_malformed_truncated_and_fragmented_packets_are_counted_by_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     syn_ack = _handshake("192.0.2.1", "198.51.100.7", 40001, 1000)[1]
-    fragment = bytearray(syn_ack)
-    fragment[6:8] = (0x2000 | 3).to_bytes(2, "big")  # offset 24 bytes: no TCP header here
+    first = bytearray(syn_ack[:28])  # a first fragment holding 8 bytes of the TCP header
+    first[2:4], first[6:8] = (28).to_bytes(2, "big"), (0x2000).to_bytes(2, "big")
+    later = bytearray(syn_ack)
+    later[6:8] = (3).to_bytes(2, "big")  # offset 24 bytes: no TCP header here
+    malformed = syn_ack[:30]  # as long as it is on the wire: a broken packet, not a short capture
     path = tmp_path / "bad.pcap"
     with path.open("wb") as out:
-        frames = [syn_ack[:30], bytes(fragment), b"\x60" + syn_ack[1:10], syn_ack]
+        frames = [bytes(first), bytes(later), malformed, b"\x60" + syn_ack[1:10], syn_ack]
         pcap(out, [(T0 + n, ethernet(frame)) for n, frame in enumerate(frames)])
-    events = replay(tmp_path, str(path))
+    short = tmp_path / "snaplen.pcap"  # tcpdump -s 40: the TCP header is cut
+    with short.open("wb") as out:
+        pcap(out, [(T0 + 9, ethernet(syn_ack))], snaplen=40)
+    events = replay(tmp_path, str(path), str(short))
     assert _begins(events) == [("outgoing", "192.0.2.1", 40001)]
     assert _losses(events) == {
+        "decode_errors.ip_fragment_incomplete": 1,
         "decode_errors.truncated_tcp": 1,
-        "decode_errors.ip_fragment": 1,
         "decode_errors.truncated_ip": 1,
+        "decode_errors.snaplen": 1,
     }
+    assert "skipped: 1 (ip_fragment 1)" in capsys.readouterr().err  # its loss counted on the first
 
 
 @pytest.mark.parametrize(
@@ -284,5 +324,41 @@ def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
         assert process.wait() == 0
     os.close(terminal)
     text = shown.decode()
-    assert "\rpcpp_example2.pcap: 4,096 packets, " in text
+    assert "\rpcpp_example2.pcap: 1,024 packets, " in text
     assert "replayed 1 file(s): 4,709 packets read" in text
+
+
+def test_sigterm_stops_a_replay_with_what_was_read_delivered_and_totals(tmp_path: Path) -> None:
+    path = tmp_path / "long.pcap"
+    with path.open("wb") as out:
+        pcap(
+            out,
+            (
+                (T0 + n, ethernet(packet))
+                for n in range(100_000)
+                for packet in _handshake("192.0.2.1", "198.51.100.7", 1024 + n % 60000, n)
+            ),
+        )
+    events = tmp_path / "events.msgpack"
+    with subprocess.Popen(
+        [HOSTCORE, "replay", str(path), "--sink", f"file:path={events}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        while not events.exists() or events.stat().st_size == 0:  # the first batch is out
+            assert process.poll() is None, "the replay ended before it could be interrupted"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    written = len(list(msgpack.Unpacker(events.open("rb"), raw=False)))
+    reported = re.search(r"events: ([\d,]+)", err)
+    assert reported and int(reported[1].replace(",", "")) == written < 100_000
+
+
+def test_files_out_of_time_order_are_replayed_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    newer, older = CORPUS / "zeek_tcp_syn-synack.pcap", CORPUS / "zeek_wikipedia.pcap"
+    events = replay(tmp_path, str(newer), str(older))
+    assert len(_begins(events)) == 1 + 9
+    assert "capture files out of time order" in capsys.readouterr().err

@@ -19,11 +19,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hostcore.config import DnsConfig
+
 # The public captures of shared/pcaps (beside the repository, in CI too).
 CORPUS = Path(
     os.environ.get("HOSTCORE_PCAPS", Path(__file__).resolve().parents[2] / "shared" / "pcaps")
 )
-TTL_CEILING_S = 86400  # hostcore's default dns.ttl_ceiling_s
+TTL_CEILING_S = DnsConfig().ttl_ceiling_s  # the default replay runs with
 _FIELDS = (
     "frame.number",
     "frame.time_epoch",
@@ -160,7 +162,7 @@ def begins(path: Path) -> list[Begin]:
         names = {
             name
             for (address, chain), expires_ns in answers.items()
-            if address == src and expires_ns >= time_ns
+            if address == src and expires_ns > time_ns  # as the store: expired at its TTL
             for name in chain
         }
         # the client is the SYN+ACK's destination

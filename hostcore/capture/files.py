@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from hostcore.packet import Direction
 
-PCAPNG_SECTION = 0x0A0D0D0A
 _PCAP_MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),  # little-endian, microseconds
     b"\xa1\xb2\xc3\xd4": (">", 1000),
@@ -31,6 +31,9 @@ _INTERFACE, _OLD_PACKET, _SIMPLE_PACKET, _ENHANCED_PACKET = 1, 2, 3, 6
 _OPT_END, _OPT_FLAGS, _OPT_TSRESOL, _OPT_TSOFFSET = 0, 2, 9, 14
 # pcapng packet flags, bits 0-1: 1 inbound, 2 outbound (0: not recorded).
 _FLAG_DIRECTION = {1: Direction.INGRESS, 2: Direction.EGRESS}
+MAX_TIMESTAMP_NS = 2**63  # what the event map's uint64 holds with room to spare
+MAX_PACKET = 262144  # tcpdump's largest snap length: a longer record is corrupt
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class CaptureError(ValueError):
@@ -60,12 +63,18 @@ class CaptureFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.position = 0
+        # Packet blocks skipped, by reason: the blocks around them were sound, so reading went on.
+        self.bad_blocks: Counter[str] = Counter()
+        if path.exists() and not path.is_file():  # before opening: a pipe's open would block
+            raise CaptureError(
+                "not_a_capture", f"{path}: not a regular file (save what a pipe carries first)"
+            )
         with path.open("rb") as file:
             self.size = path.stat().st_size
             if self.size < 24:
                 raise CaptureError("not_a_capture", f"{path}: too short for a pcap or pcapng file")
             self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        self.position = 0
         magic = self._map[:4]
         if magic in _PCAP_MAGIC:
             self.format = "pcap"
@@ -73,8 +82,10 @@ class CaptureFile:
             self.format = "pcapng"
         else:
             self.close()
+            hint = " (gzip-compressed: decompress it first)" if magic[:2] == _GZIP_MAGIC else ""
             raise CaptureError(
-                "not_a_capture", f"{path}: not a pcap or pcapng file (starts with {magic.hex()})"
+                "not_a_capture",
+                f"{path}: not a pcap or pcapng file (starts with {magic.hex()}){hint}",
             )
 
     def __enter__(self) -> CaptureFile:
@@ -95,7 +106,9 @@ class CaptureFile:
     def _pcap(self) -> Iterator[Frame]:
         data = self._map
         order, ns_per_unit = _PCAP_MAGIC[data[:4]]
-        link_type = struct.unpack_from(order + "I", data, 20)[0] & 0xFFFF  # high bits: FCS
+        snaplen, link_type = struct.unpack_from(order + "II", data, 16)
+        link_type &= 0xFFFF  # the high bits may say how much FCS frames carry
+        longest = max(snaplen, MAX_PACKET)
         record = struct.Struct(order + "IIII")
         size = self.size
         position = 24
@@ -104,6 +117,8 @@ class CaptureFile:
             if position + 16 > size:
                 raise self._broken("truncated_file", "the file ends inside a record header")
             seconds, fraction, captured, wire_length = record.unpack_from(data, position)
+            if captured > longest:  # no length to trust after this one: the rest is unread
+                raise self._broken("bad_record_length", f"a record of {captured} bytes")
             start = position + 16
             position = start + captured
             if position > size:
@@ -144,9 +159,13 @@ class CaptureFile:
             if block_type == _INTERFACE:
                 interfaces.append(self._interface(order, body, end - 4))
             elif block_type in (_ENHANCED_PACKET, _OLD_PACKET, _SIMPLE_PACKET):
-                frame = self._packet(block_type, order, body, end - 4, interfaces, last_ns)
-                last_ns = frame.timestamp_ns
-                yield frame
+                try:
+                    frame = self._packet(block_type, order, body, end - 4, interfaces, last_ns)
+                except CaptureError as error:  # this block only: the next one starts at ``end``
+                    self.bad_blocks[error.reason] += 1
+                else:
+                    last_ns = frame.timestamp_ns
+                    yield frame
             position = end
         self.position = size
 
@@ -215,6 +234,8 @@ class CaptureFile:
         else:
             numerator, denominator = interface.ns_per_unit
             timestamp_ns = timestamp * numerator // denominator + interface.offset_ns
+            if not 0 <= timestamp_ns < MAX_TIMESTAMP_NS:
+                raise self._broken("bad_timestamp", f"a packet timestamped {timestamp_ns} ns")
         return Frame(timestamp_ns, interface.link_type, data[start:stop], wire_length, direction)
 
     def _options(self, order: str, position: int, end: int) -> Iterator[tuple[int, bytes]]:

@@ -25,8 +25,8 @@ from captures import ethernet, pcap  # noqa: E402
 from dns_messages import answer  # noqa: E402
 from packets import ACK, FIN, SYN, ipv4, tcp, udp  # noqa: E402
 from support import HOSTCORE  # noqa: E402
+from tshark_oracle import CORPUS  # noqa: E402
 
-CORPUS = TESTS.parent.parent / "shared" / "pcaps"
 PSH = 0x08
 
 
