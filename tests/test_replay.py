@@ -11,6 +11,7 @@ import pty
 import re
 import signal
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import msgpack
@@ -362,3 +363,22 @@ def test_files_out_of_time_order_are_replayed_with_a_warning(
     events = replay(tmp_path, str(newer), str(older))
     assert len(_begins(events)) == 1 + 9
     assert "capture files out of time order" in capsys.readouterr().err
+
+
+def test_signatures_find_in_a_capture_what_tshark_says_is_there(tmp_path: Path) -> None:
+    """denied_domain on a replayed capture: one finding per connection to a denied name."""
+    path = CORPUS / "zeek_wikipedia.pcap"
+    config = tmp_path / "hostcore.toml"
+    config.write_text('[signatures.denied_domain]\ndomains = ["wikimedia.org"]\n')
+    events = replay(tmp_path, str(path), "--config", str(config), "--events", "denied_domain")
+    findings = Counter(
+        (e["data"]["dst"], e["data"]["triggered_by"][0]["data"]["src_port"])
+        for e in events
+        if e["name"] == "denied_domain"
+    )
+    expected = Counter(
+        (begin.flow[2], begin.flow[1])
+        for begin in tshark_oracle.begins(path)
+        if any(name == "wikimedia.org" or name.endswith(".wikimedia.org") for name in begin.dst_dns)
+    )
+    assert findings == expected and len(expected) > 1

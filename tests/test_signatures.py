@@ -93,7 +93,7 @@ def test_a_finding_is_an_event_with_metadata_trigger_and_the_triggers_context() 
         "version": "1.0.0",
         "severity": "medium",
         "description": unexpected_listener.SPEC.description,
-        "tags": ["mitre-attack:T1571", "persistence"],
+        "tags": ["mitre-attack:T1571", "command-and-control"],
     }
     assert finding["data"]["triggered_by"] == [
         {key: trigger[key] for key in ("name", "id", "timestamp", "context", "data")}

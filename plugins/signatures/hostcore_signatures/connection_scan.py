@@ -44,7 +44,10 @@ class Window:
 
 
 class ConnectionScan:
-    """Counts, per process, the distinct ports and hosts its connections went to."""
+    """Counts, per process, the distinct ports and hosts its connections went to.
+
+    Without a process (a replayed capture), per source address instead.
+    """
 
     def __init__(self, context: SignatureContext) -> None:
         self._count = context.count
@@ -52,14 +55,12 @@ class ConnectionScan:
         self._window_s = options.number(context.options, "window_s", WINDOW_S)
         self._window_ns = int(self._window_s * 10**9)
         capacity = options.count(context.options, "max_processes", MAX_PROCESSES)
-        self._processes: Recent[tuple[int, str], Window] = Recent(capacity, self._window_ns)
+        self._processes: Recent[tuple[object, ...], Window] = Recent(capacity, self._window_ns)
 
     def on_event(self, event: Mapping[str, Any], report: Report) -> None:
         context, data, now_ns = event["context"], event["data"], event["timestamp"]
-        if context["pid"] is None:
-            self._count("connection_scan.unattributed", 1)  # no process to blame
-            return
-        key = (context["pid"], context["comm"])
+        pid = context["pid"]
+        key = ("address", data["src"]) if pid is None else ("process", pid, context["comm"])
         window = self._processes.get(key, now_ns) or Window(self._limit, self._window_ns)
         evictions = self._processes.evictions
         self._processes.put(key, window, now_ns)

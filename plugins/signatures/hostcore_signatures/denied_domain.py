@@ -6,10 +6,14 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
+import structlog
+
 from hostcore import Field, Report, SignatureContext, SignatureSpec
 from hostcore_signatures import options
 
 GLOB_CHARACTERS = frozenset("*?[")
+
+log = structlog.get_logger()
 
 
 def _normal(name: str) -> str:
@@ -40,7 +44,13 @@ class DeniedDomain:
     """One finding per connection whose destination has a denied name (any in its chain)."""
 
     def __init__(self, context: SignatureContext) -> None:
-        self._deny = DenyList(options.strings(context.options, "domains"))
+        domains = options.strings(context.options, "domains")
+        if not domains:
+            log.warning(
+                "denied_domain has no domains: it finds nothing until "
+                "[signatures.denied_domain] domains = [...] is set"
+            )
+        self._deny = DenyList(domains)
 
     def on_event(self, event: Mapping[str, Any], report: Report) -> None:
         data = event["data"]

@@ -32,7 +32,10 @@ class UnexpectedListener:
         if self._reported.get(listener, now_ns):
             self._count("unexpected_listener.repeats", 1)
             return
+        evictions = self._reported.evictions
         self._reported.put(listener, True, now_ns)
+        if self._reported.evictions > evictions:  # that listener may be reported again early
+            self._count("unexpected_listener.listener_evictions", 1)
         report({"dst": data["dst"], "dst_port": port, "src": data["src"]}, [event])
 
 
@@ -48,7 +51,7 @@ SPEC = SignatureSpec(
     consumes=("net_flow_tcp_begin.data.conn_direction=incoming",),
     handler=UnexpectedListener,
     fields=(Field("dst", "string"), Field("dst_port", "uint16"), Field("src", "string")),
-    tags=("mitre-attack:T1571", "persistence"),
+    tags=("mitre-attack:T1571", "command-and-control"),
     options={
         "allowed_ports": f"local ports that may accept connections (default {ALLOWED_PORTS})",
         "quiet_s": f"seconds before one listener is reported again (default {QUIET_S:g})",
