@@ -137,6 +137,8 @@ def _events(config: Config) -> int:
         print(f"{spec.name} (id {spec.id}, plugin {spec.plugin})")
         print(f"  sets: {', '.join(spec.sets)}  depends on: {spec.depends_on or '-'}")
         print(f"  fields: {fields}")
+        for option, help_text in spec.options.items():
+            print(f"  option [events.{spec.name}] {option}: {help_text}")
         if spec.description:
             print(f"  {spec.description}")
     for name, members in sorted(event_sets(specs).items()):

@@ -60,6 +60,7 @@ class Config:
     strict_plugins: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)
     scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
+    event_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [events.NAME]
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -112,13 +113,15 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
         if key == "plugins":
             values.update(_plugins(_table(key, value)))
         elif key == "sinks":
-            values["sinks"] = _sinks(_table(key, value))
+            values["sinks"] = _option_tables(key, _table(key, value))
+        elif key == "events":
+            values["event_options"] = _option_tables(key, _table(key, value))
         elif key == "dns":
             values["dns"] = DnsConfig(**_typed_table(key, _table(key, value), _DNS))
         elif key in _TOP_LEVEL:
             values[key] = _typed(key, value, _TOP_LEVEL[key])
         else:
-            known = ", ".join(sorted([*_TOP_LEVEL, "dns", "plugins", "sinks"]))
+            known = ", ".join(sorted([*_TOP_LEVEL, "dns", "events", "plugins", "sinks"]))
             raise ConfigError(f"unknown key {key!r} (known keys: {known})")
     for key in ("enable", "scope"):
         if key in values:
@@ -150,15 +153,16 @@ def _plugins(table: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _sinks(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    sinks = {}
+def _option_tables(kind: str, table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """``[sinks.NAME]`` or ``[events.NAME]`` tables: options as text, checked when a run starts."""
+    tables = {}
     for name, options in table.items():
-        options = _table(f"sinks.{name}", options)
+        options = _table(f"{kind}.{name}", options)
         for key, value in options.items():
             if not isinstance(value, str | int | float | bool):
-                raise ConfigError(f"'sinks.{name}.{key}' must be a string or number")
-        sinks[name] = {key: str(value) for key, value in options.items()}
-    return sinks
+                raise ConfigError(f"'{kind}.{name}.{key}' must be a string or number")
+        tables[name] = {key: str(value) for key, value in options.items()}
+    return tables
 
 
 def _table(key: str, value: Any) -> Mapping[str, Any]:

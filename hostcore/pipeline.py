@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -24,7 +25,7 @@ from hostcore.events import (
     EventSpec,
 )
 from hostcore.filters import Test
-from hostcore.packet import Packet, PacketKind
+from hostcore.packet import OpenSocket, Packet, PacketKind
 from hostcore.plugins import PluginError
 from hostcore.sinks.base import Sink, SinkClosed
 
@@ -64,6 +65,7 @@ class Pipeline:
         contexts: Contexts | None = None,
         scope: Test | None = None,
         data_filters: Mapping[str, Test] | None = None,
+        event_options: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._sinks = dict(sinks)
         self._host = host
@@ -90,8 +92,14 @@ class Pipeline:
         self._dns_kinds = _kinds(PacketKind.DNS_ANSWER)
         # Each event's wanted kinds as a tuple of members: a containment test on it
         # compares by identity, where IntFlag arithmetic per packet costs ~0.2 us.
+        options = event_options or {}
         self._handlers: list[tuple[EventSpec, EventHandler, Emit, tuple[PacketKind, ...]]] = [
-            (spec, _start(spec, context), self._emitter(spec), _kinds(spec.needs))
+            (
+                spec,
+                _start(spec, replace(context, options=options.get(spec.name, {}))),
+                self._emitter(spec),
+                _kinds(spec.needs),
+            )
             for spec in events
         ]
 
@@ -133,13 +141,35 @@ class Pipeline:
     def _dispatch(self, packets: Sequence[Packet]) -> None:
         for spec, handler, emit, kinds in self._handlers:
             wanted = [packet for packet in packets if packet.kind in kinds]
-            if not wanted:
-                continue
-            try:
-                handler.handle(wanted, emit)
-            except Exception:
-                self._accounting.count(f"plugin_errors.{spec.name}", len(wanted))
-                self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
+            if wanted:
+                self._call(spec, len(wanted), handler.handle, wanted, emit)
+
+    def _call(self, spec: EventSpec, lost: int, method: Callable[..., None], *args: Any) -> None:
+        """Call a handler; if it raises, ``lost`` (packets, or 1 for a call without) is
+        counted as the plugin's errors."""
+        try:
+            method(*args)
+        except Exception:
+            self._accounting.count(f"plugin_errors.{spec.name}", lost)
+            self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
+
+    @property
+    def wants_open_sockets(self) -> bool:
+        """True if an enabled event's handler takes the sockets open at start-up."""
+        return any(hasattr(handler, "preload") for _, handler, _, _ in self._handlers)
+
+    def preload(self, sockets: Sequence[OpenSocket]) -> None:
+        """Give the sockets open at start-up to every handler that takes them."""
+        for spec, handler, _, _ in self._handlers:
+            if hasattr(handler, "preload"):
+                self._call(spec, len(sockets), handler.preload, sockets)
+
+    def expire(self, now_ns: int) -> None:
+        """Let handlers with timeouts emit what is due at ``now_ns``, then flush the sinks."""
+        for spec, handler, emit, _ in self._handlers:
+            if hasattr(handler, "expire"):
+                self._call(spec, 1, handler.expire, now_ns, emit)
+        self.flush()
 
     def publish(
         self,

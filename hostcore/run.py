@@ -19,7 +19,7 @@ from hostcore.config import Config
 from hostcore.context import Contexts
 from hostcore.events import EventSpec
 from hostcore.filters import DataFilter, data_filter, parse_selector
-from hostcore.packet import Owner, PacketKind
+from hostcore.packet import OpenSocket, Owner, PacketKind
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import PluginError, Plugins
 from hostcore.selection import resolve
@@ -54,6 +54,7 @@ def plan(config: Config, plugins: Plugins) -> Plan:
         if filter_text is not None:
             data_filters.append(data_filter(name, filter_text, specs))
     events = resolve(specs, selectors)
+    _check_event_options(config.event_options, specs)
     unknown = {spec.depends_on for spec in events} - {probe.NAME, ""}
     if unknown:
         raise RunError(f"events depend on unknown base events: {', '.join(sorted(unknown))}")
@@ -66,6 +67,23 @@ def plan(config: Config, plugins: Plugins) -> Plan:
     filters.scope(config.scope, lambda _: None)  # the syntax: a bad filter stops even --print-bpf
     in_kernel = filters.kernel_scope(config.scope) if uses_probe else []
     return Plan(events, needs, uses_probe, data_filters, in_kernel)
+
+
+def _check_event_options(
+    wanted: Mapping[str, Mapping[str, str]], specs: Mapping[str, EventSpec]
+) -> None:
+    for name, options in wanted.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise RunError(
+                f"[events.{name}]: no such event; installed events: {', '.join(sorted(specs))}"
+            )
+        unknown = set(options) - set(spec.options)
+        if unknown:
+            raise RunError(
+                f"[events.{name}] has no option {', '.join(sorted(unknown))}; "
+                f"its options: {', '.join(spec.options) or '(none)'}"
+            )
 
 
 def open_sinks(
@@ -140,6 +158,7 @@ def run(config: Config, plugins: Plugins) -> int:
             Contexts(cgroups, found_owners),
             scope_test,
             filters.data_tests(the_plan.data_filters),
+            config.event_options,
         )
     except PluginError:
         for sink in sinks.values():
@@ -149,6 +168,8 @@ def run(config: Config, plugins: Plugins) -> int:
         if flow_probe is not None:
             flow_probe.attach()
             found_owners.update(_older_listeners())
+            if pipeline.wants_open_sockets:
+                pipeline.preload(_open_connections(found_owners))
         log.info(
             "ready",
             events=[spec.name for spec in the_plan.events],
@@ -174,6 +195,18 @@ def _older_listeners() -> dict[int, Owner]:
         return {}
     log.info("older listeners matched to processes", listeners=len(owners))
     return owners
+
+
+def _open_connections(owners: dict[int, Owner]) -> list[OpenSocket]:
+    """Established connections older than hostcore's first packet; their owners go to ``owners``."""
+    try:
+        found = sockets.open_sockets()
+    except OSError as error:
+        log.warning("connections older than hostcore will end as 'missed'", error=str(error))
+        return []
+    owners.update(sockets.owners_of({inode: sock.socket_cookie for sock, inode in found}))
+    log.info("open connections read", connections=len(found))
+    return [sock for sock, _ in found]
 
 
 class _Loop:
@@ -227,4 +260,6 @@ class _Loop:
         self._offset_ns = boot_to_epoch_offset_ns()
         if self._probe is not None:
             self._accounting.counters["kernel_reserve_failures"] = self._probe.reserve_failures()
-        self._pipeline.report_losses(time.time_ns())
+        now_ns = time.time_ns()
+        self._pipeline.expire(now_ns)
+        self._pipeline.report_losses(now_ns)

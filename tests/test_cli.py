@@ -55,8 +55,16 @@ def test_doctor_passes_here() -> None:
 
 @pytest.mark.live
 @pytest.mark.usefixtures("root")
-@pytest.mark.parametrize("enable", ["flows", "net_flow_tcp_begin"])
-def test_config_file_alone_enables_events_and_sinks(tmp_path: Path, enable: str) -> None:
+@pytest.mark.parametrize(
+    ("enable", "enabled"),
+    [
+        ("flows", ["net_flow_tcp_begin", "net_flow_tcp_end"]),
+        ("net_flow_tcp_begin", ["net_flow_tcp_begin"]),
+    ],
+)
+def test_config_file_alone_enables_events_and_sinks(
+    tmp_path: Path, enable: str, enabled: list[str]
+) -> None:
     config = tmp_path / "hostcore.toml"
     run = Hostcore(tmp_path, ["--config", str(config)], cli_sink=False)
     config.write_text(
@@ -74,7 +82,7 @@ def test_config_file_alone_enables_events_and_sinks(tmp_path: Path, enable: str)
         events = run.stop()
     assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
     assert {event["host"] for event in events} == {"from-config"}
-    assert run.log("ready")["events"] == ["net_flow_tcp_begin"]
+    assert run.log("ready")["events"] == enabled
     assert run.log("ready")["sinks"] == ["file"]
 
 
@@ -188,12 +196,24 @@ def test_without_capabilities_run_names_the_missing_ones() -> None:
     )
 
 
-def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events() -> None:
-    result = hostcore("run", "--print-bpf", "--events", "flows")
+@pytest.mark.parametrize(
+    ("events", "wanted"),
+    [
+        ("net_flow_tcp_begin", "-DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER"),
+        ("flows", "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_DNS_ANSWER"),
+        (
+            "net_flow_tcp_failed",
+            "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_TCP_SYN -DWANT_DNS_ANSWER",
+        ),
+    ],
+)
+def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events(
+    events: str, wanted: str
+) -> None:
+    result = hostcore("run", "--print-bpf", "--events", events)
     assert result.returncode == 0, result.stderr
     first, *source = result.stdout.splitlines()
-    assert first.startswith("// cflags: -DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER -DRING_PAGES=")
-    assert "WANT_TCP_FIN_RST" not in first and "WANT_TCP_SYN " not in first + " "
+    assert first.startswith(f"// cflags: {wanted} -DRING_PAGES=")
     assert "int hc_flow_ingress(struct __sk_buff *skb)" in source
 
 
