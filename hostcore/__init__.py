@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import pluggy
 
-from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
-from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
+from hostcore.events import (
+    DnsNames,
+    Emit,
+    EventContext,
+    EventHandler,
+    EventSpec,
+    ExpiringHandler,
+    Field,
+    PreloadingHandler,
+)
+from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 
 hookimpl = pluggy.HookimplMarker("hostcore")
@@ -21,11 +30,14 @@ __all__ = [
     "EventContext",
     "EventHandler",
     "EventSpec",
+    "ExpiringHandler",
     "Field",
+    "OpenSocket",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
+    "PreloadingHandler",
     "Sink",
     "SinkClosed",
     "SinkOptionError",

@@ -175,6 +175,30 @@ def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) 
     expect_error(["run", "--config", str(config)], str(config), needle)
 
 
+@pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[events.net_flow_tcp_nope]\nx = 1", "[events.net_flow_tcp_nope]: no such event"),
+        (
+            "[events.net_flow_tcp_failed]\ntimeout = 1",
+            "[events.net_flow_tcp_failed] has no option timeout; its options: syn_timeout_s",
+        ),
+        (
+            "[events.net_flow_tcp_failed]\nsyn_timeout_s = 'soon'",
+            "syn_timeout_s must be a number of seconds > 0, got 'soon'",
+        ),
+        ("[events.net_flow_tcp_failed]\nsyn_timeout_s = [1]", "must be a string or number"),
+    ],
+)
+def test_bad_event_options_name_the_event_and_option(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    config = tmp_path / "hostcore.toml"
+    config.write_text(text + "\n")
+    expect_error(["run", "--config", str(config), "--events", "net_flow_tcp_failed"], needle)
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     result = hostcore("events", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2

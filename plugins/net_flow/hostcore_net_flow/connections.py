@@ -113,7 +113,7 @@ class FlowTable(Generic[Value]):
         return len(self._entries)
 
     def expire(self, deadline_ns: int) -> list[tuple[Hashable, Value]]:
-        """Remove and return the entries put before ``deadline_ns``, oldest first.
+        """Remove and return the entries put at or before ``deadline_ns``, oldest first.
 
         Put times are taken in order, so the walk stops at the first newer entry
         (packets a few nanoseconds apart on two CPUs may be out of order by that much).
@@ -123,7 +123,7 @@ class FlowTable(Generic[Value]):
         while entries:
             key = next(iter(entries))
             put_ns, value = entries[key]
-            if put_ns >= deadline_ns:
+            if put_ns > deadline_ns:
                 break
             del entries[key]
             expired.append((key, value))
