@@ -46,12 +46,18 @@ def both_ends(client: str, client_port: int, server: str, server_port: int) -> l
     ]
 
 
-def flows(events: Iterable[dict[str, Any]], ports: set[int]) -> Counter[Flow]:
-    """The multiset of begin events touching ``ports`` (other host traffic is ignored)."""
-    found: Counter[Flow] = Counter()
+def flows(
+    events: Iterable[dict[str, Any]],
+    ports: set[int],
+    name: str = "net_flow_tcp_begin",
+    extra: tuple[str, ...] = (),
+) -> Counter[tuple[Any, ...]]:
+    """The multiset of ``name`` events touching ``ports`` (other host traffic is ignored),
+    each as (direction, src, dst, src_port, dst_port) followed by its ``extra`` data fields."""
+    found: Counter[tuple[Any, ...]] = Counter()
     for event in events:
         data = event["data"]
-        if event["name"] == "net_flow_tcp_begin" and {data["src_port"], data["dst_port"]} & ports:
+        if event["name"] == name and {data["src_port"], data["dst_port"]} & ports:
             found[
                 (
                     data["conn_direction"],
@@ -59,6 +65,7 @@ def flows(events: Iterable[dict[str, Any]], ports: set[int]) -> Counter[Flow]:
                     data["dst"],
                     data["src_port"],
                     data["dst_port"],
+                    *(data[field] for field in extra),
                 )
             ] += 1
     return found

@@ -1,0 +1,217 @@
+"""net_flow_tcp_end from the real probe: one end per begin, the closer, FIN or RST."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import (
+    BACKLOG,
+    TOOLS,
+    AcceptServer,
+    Hostcore,
+    both_ends,
+    connect_once,
+    curl,
+    flows,
+    http_server,
+    nginx,
+    no_syncookies,
+)
+
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
+
+END = "net_flow_tcp_end"
+CLOSE = ("closed_by", "closed_with", "begin")
+
+
+def ends_of_begins(
+    events: list[dict[str, Any]], ports: set[int], client_first: bool, kind: str = "fin"
+) -> Counter[tuple[Any, ...]]:
+    """The end each begin must have: the first closer's socket says local, the other remote."""
+    expected: Counter[tuple[Any, ...]] = Counter()
+    for flow, n in flows(events, ports).items():
+        local = (flow[0] == "outgoing") == client_first
+        expected[(*flow, "local" if local else "remote", kind, "seen")] += n
+    return expected
+
+
+def test_python_server_closing_first_over_ipv4_and_ipv6(tmp_path: Path) -> None:
+    with (
+        AcceptServer() as server4,
+        AcceptServer("::1", socket.AF_INET6) as server6,
+        no_syncookies(),
+        Hostcore(tmp_path) as hostcore,
+    ):
+        clients = [connect_once("127.0.0.1", server4.port) for _ in range(10)]
+        clients6 = [connect_once("::1", server6.port, socket.AF_INET6) for _ in range(10)]
+        events = hostcore.stop()
+    ports = {server4.port, server6.port}
+    begins = Counter(
+        f for ip, port in clients for f in both_ends(ip, port, "127.0.0.1", server4.port)
+    )
+    begins.update(f for ip, port in clients6 for f in both_ends(ip, port, "::1", server6.port))
+    assert flows(events, ports) == begins
+    ends = flows(events, ports, END, CLOSE)
+    assert ends == ends_of_begins(events, ports, client_first=False)
+    assert sum(ends.values()) == 40
+
+
+def test_curl_closing_first_to_nginx_over_ipv4_and_ipv6(tmp_path: Path) -> None:
+    with nginx(tmp_path) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        clients = [curl(f"http://{host}:{port}/") for host in ["127.0.0.1", "[::1]"] * 3]
+        events = hostcore.stop()
+    assert flows(events, {port}) == Counter(f for c in clients for f in both_ends(*c))
+    ends = flows(events, {port}, END, CLOSE)
+    assert ends == ends_of_begins(events, {port}, client_first=True)
+    assert sum(ends.values()) == 12
+
+
+class HeldConnection:
+    """tests/tools/held_connection.py in a network namespace: connected once started,
+    it closes on ``close()``, after reading the server's whole answer (the server closes first)."""
+
+    def __init__(self, netns: str, host: str, port: int) -> None:
+        script = str(TOOLS / "held_connection.py")
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, script, host, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin, self._stdout = self.process.stdin, self.process.stdout
+        _, address, local_port = self._stdout.readline().split()
+        self.local = (address, int(local_port))
+
+    def close(self) -> None:
+        self._stdin.write("go\n")
+        self._stdin.flush()
+        assert self._stdout.readline() == "closed\n"
+        assert self.process.wait(timeout=30) == 0
+
+
+def test_between_two_network_namespaces(tmp_path: Path, netns_pair: tuple[str, str, str]) -> None:
+    """A Python HTTP/1.0 server closes first; the client reads to the end, then closes."""
+    client_ns, server_ns, server_ip = netns_pair
+    with (
+        http_server(server_ip, netns=server_ns) as port,
+        no_syncookies(),
+        Hostcore(tmp_path) as hostcore,
+    ):
+        clients = []
+        for _ in range(3):
+            client = HeldConnection(client_ns, server_ip, port)
+            client.close()
+            clients.append(client.local)
+        events = hostcore.stop()
+    begins = Counter(f for ip, p in clients for f in both_ends(ip, p, server_ip, port))
+    assert flows(events, {port}) == begins
+    ends = flows(events, {port}, END, CLOSE)
+    assert ends == ends_of_begins(events, {port}, client_first=False)
+    assert sum(ends.values()) == 6
+
+
+def test_reset_by_the_client_and_duration(tmp_path: Path) -> None:
+    """SO_LINGER 0: close() sends a RST; the end's duration fits in the connection's life."""
+    with socket.socket() as listener, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(BACKLOG)
+        port = listener.getsockname()[1]
+        started = time.monotonic_ns()
+        client = socket.create_connection(("127.0.0.1", port))
+        server_side, _ = listener.accept()
+        local = client.getsockname()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        with pytest.raises(ConnectionResetError):
+            server_side.recv(1)
+        lived = time.monotonic_ns() - started
+        server_side.close()
+        events = hostcore.stop()
+    flow = ("127.0.0.1", "127.0.0.1", local[1], port)
+    assert flows(events, {port}, END, CLOSE) == Counter(
+        {
+            ("outgoing", *flow, "local", "rst", "seen"): 1,
+            ("incoming", *flow, "remote", "rst", "seen"): 1,
+        }
+    )
+    ours = [e for e in events if e["name"] == END and e["data"]["dst_port"] == port]
+    begins = [
+        e for e in events if e["name"] == "net_flow_tcp_begin" and e["data"]["dst_port"] == port
+    ]
+    for event in ours:
+        assert 0 < event["data"]["duration_ns"] <= lived
+    assert max(e["timestamp"] for e in begins) < min(e["timestamp"] for e in ours)
+
+
+def test_connection_open_before_the_run_ends_as_pre_existing(tmp_path: Path) -> None:
+    with socket.socket() as listener, no_syncookies():
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(BACKLOG)
+        port = listener.getsockname()[1]
+        old = socket.create_connection(("127.0.0.1", port))
+        old_server_side, _ = listener.accept()
+        client = old.getsockname()
+        with Hostcore(tmp_path) as hostcore:
+            old.close()  # the client closes first
+            assert old_server_side.recv(1) == b""
+            old_server_side.close()
+            events = hostcore.stop()
+    assert flows(events, {port}) == Counter()  # no begin is invented
+    assert flows(events, {port}, END, CLOSE) == Counter(
+        {
+            (
+                "outgoing",
+                client[0],
+                "127.0.0.1",
+                client[1],
+                port,
+                "local",
+                "fin",
+                "pre_existing",
+            ): 1,
+            (
+                "incoming",
+                client[0],
+                "127.0.0.1",
+                client[1],
+                port,
+                "remote",
+                "fin",
+                "pre_existing",
+            ): 1,
+        }
+    )
+    ours = [e for e in events if e["name"] == END and e["data"]["dst_port"] == port]
+    assert {(e["context"]["pid"], e["context"]["owner"]) for e in ours} == {(os.getpid(), "found")}
+    assert all(e["data"]["duration_ns"] is None for e in ours)
+    assert hostcore.log("open connections read")["connections"] >= 2
+
+
+def test_connection_whose_begin_was_not_seen_still_ends(
+    tmp_path: Path, netns_pair: tuple[str, str, str]
+) -> None:
+    """Sockets of another network namespace are not read at start-up (sock_diag is per
+    namespace): their end is flagged ``missed``, with the local end as ``src``."""
+    client_ns, server_ns, server_ip = netns_pair
+    with http_server(server_ip, netns=server_ns) as port, no_syncookies():
+        client = HeldConnection(client_ns, server_ip, port)
+        local = client.local
+        with Hostcore(tmp_path) as hostcore:
+            client.close()
+            events = hostcore.stop()
+    assert flows(events, {port}, END, CLOSE) == Counter(
+        {
+            ("unknown", local[0], server_ip, local[1], port, "remote", "fin", "missed"): 1,
+            ("unknown", server_ip, local[0], port, local[1], "local", "fin", "missed"): 1,
+        }
+    )
