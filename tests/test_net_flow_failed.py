@@ -64,8 +64,12 @@ def test_syn_left_unanswered_fails_at_the_timeout_on_a_clock_tick() -> None:
     run.handler.expire(2 * SECOND + 10, run.emit)
     [(timestamp, data)] = run.events
     assert (timestamp, data["reason"]) == (2 * SECOND + 10, "unanswered")
+    run.handler.handle([syn(ns=3 * SECOND, seq=1)], run.emit)  # sent again after the report
     run.handler.expire(60 * SECOND, run.emit)
     assert len(run.events) == 1
+    run.handler.handle([syn(ns=61 * SECOND, seq=2)], run.emit)  # a new attempt: a new SYN
+    run.handler.expire(63 * SECOND, run.emit)
+    assert len(run.events) == 2
 
 
 def test_a_later_packet_expires_it_too() -> None:

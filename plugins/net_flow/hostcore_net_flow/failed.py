@@ -7,11 +7,15 @@ from collections.abc import Mapping, Sequence
 from hostcore import Direction, Emit, EventContext, EventSpec, Field, Packet, PacketKind
 from hostcore.packet import TCP_RST
 from hostcore_net_flow.begin import FLOW_FIELDS
-from hostcore_net_flow.connections import FlowTable, flow_fields, socket_key
+from hostcore_net_flow.connections import FlowTable, SocketKey, flow_fields, socket_key
 
 # SYNs waiting for an answer (about 300 bytes each); beyond that the oldest are
 # dropped and counted: their failure, if any, is lost.
 PENDING_SYNS = 65536
+# SYNs reported unanswered, remembered (seq by socket) while the kernel may still
+# send them again: 6 retries take 127 s (tcp_syn_retries), so they give no second event.
+REPORTED_SYNS = 65536
+RETRY_WINDOW_NS = 130 * 10**9
 DEFAULT_SYN_TIMEOUT_S = 10.0
 SEQ_MASK = 0xFFFFFFFF
 
@@ -41,28 +45,34 @@ class TcpFailed:
         self._names = context.dns.names
         self._timeout_ns = syn_timeout_ns(context.options)
         self._pending: FlowTable[Packet] = FlowTable(PENDING_SYNS)
+        self._reported: FlowTable[int] = FlowTable(REPORTED_SYNS)
 
     def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
-        evictions = self._pending.evictions
+        evictions = self._pending.evictions + self._reported.evictions
         for packet in packets:
             key = socket_key(packet)
             if packet.kind is PacketKind.TCP_SYN:
-                # A retransmitted SYN keeps the first one's time.
-                if packet.direction is Direction.EGRESS and key not in self._pending:
+                if packet.direction is Direction.EGRESS and self._is_new(key, packet):
                     self._pending.put(key, packet, packet.timestamp_ns)
             elif packet.direction is Direction.INGRESS:
                 syn = self._pending.pop(key)
                 if syn is not None and _refuses(packet, syn):
                     self._emit(syn, "refused", packet.timestamp_ns, emit)
         self.expire(packets[-1].timestamp_ns, emit)
-        if self._pending.evictions > evictions:
-            self._count(
-                "net_flow_tcp_failed.flow_table_evictions", self._pending.evictions - evictions
-            )
+        evictions = self._pending.evictions + self._reported.evictions - evictions
+        if evictions:
+            self._count("net_flow_tcp_failed.flow_table_evictions", evictions)
+
+    def _is_new(self, key: SocketKey, syn: Packet) -> bool:
+        """Not a retransmission of a SYN waiting for an answer, or of one reported."""
+        return key not in self._pending and self._reported.get(key) != syn.seq
 
     def expire(self, now_ns: int, emit: Emit) -> None:
-        for _, syn in self._pending.expire(now_ns - self._timeout_ns):
-            self._emit(syn, "unanswered", syn.timestamp_ns + self._timeout_ns, emit)
+        self._reported.expire(now_ns - RETRY_WINDOW_NS)
+        for key, syn in self._pending.expire(now_ns - self._timeout_ns):
+            failed_ns = syn.timestamp_ns + self._timeout_ns
+            self._reported.put(key, syn.seq, failed_ns)
+            self._emit(syn, "unanswered", failed_ns, emit)
 
     def _emit(self, syn: Packet, reason: str, timestamp_ns: int, emit: Emit) -> None:
         data = flow_fields(
