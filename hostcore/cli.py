@@ -16,6 +16,7 @@ from hostcore.filters import FilterError
 from hostcore.plugins import PluginError, Plugins
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
+from hostcore.tracee import FORMATS
 
 USER_ERRORS = (
     ConfigError,
@@ -68,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME[:key=value,...]",
         help="where events go, repeatable (default: stdout); replaces the config's sinks",
     )
+    run_parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the event map sinks receive: hostcore's (default) or Tracee's trace.Event JSON",
+    )
     run_parser.add_argument("--host-name", help="the event map's host field")
     run_parser.add_argument("--cgroup", help="attach to this cgroup v2 directory, not the root")
     run_parser.add_argument(
@@ -111,6 +117,7 @@ def _config(args: argparse.Namespace) -> Config:
         scope=tuple(scope) if scope else None,
         sinks=sinks,
         host_name=getattr(args, "host_name", None),
+        format=getattr(args, "format", None),
         cgroup=getattr(args, "cgroup", None),
         # Any of the flag, the environment or the file asks for strict: CI's
         # environment must not be undone by a config file that says false.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hostcore import filters
+from hostcore.tracee import FORMATS
 
 DEFAULT_PATH = Path("/etc/hostcore/hostcore.toml")
 STRICT_PLUGINS_ENV = "HOSTCORE_STRICT_PLUGINS"
@@ -61,6 +62,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
     event_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [events.NAME]
+    format: str = "hostcore"  # the event map every sink receives: hostcore's, or Tracee's
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -74,6 +76,8 @@ class Config:
             raise ConfigError("enable must name at least one event or event set")
         if not self.sinks:
             raise ConfigError("sinks must name at least one sink, e.g. [sinks.stdout]")
+        if self.format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
 
 
 _TOP_LEVEL: dict[str, type] = {
@@ -84,6 +88,7 @@ _TOP_LEVEL: dict[str, type] = {
     "poll_interval_ms": int,
     "stats_interval_s": float,
     "scope": list,
+    "format": str,
 }
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
 _DNS: dict[str, type] = {"store_size": int, "ttl_floor_s": int, "ttl_ceiling_s": int, "scope": str}

@@ -10,6 +10,7 @@ from typing import Any
 import msgpack
 import structlog
 
+from hostcore import tracee
 from hostcore.accounting import Accounting
 from hostcore.config import DnsConfig
 from hostcore.context import UNKNOWN, Contexts
@@ -66,6 +67,7 @@ class Pipeline:
         scope: Test | None = None,
         data_filters: Mapping[str, Test] | None = None,
         event_options: Mapping[str, Mapping[str, str]] | None = None,
+        output_format: str = "hostcore",
     ) -> None:
         self._sinks = dict(sinks)
         self._host = host
@@ -76,6 +78,9 @@ class Pipeline:
         self._contexts = contexts or Contexts(None, {})
         self._scope = scope
         self._data_filters = data_filters or {}
+        self._tracee_types: dict[str, dict[str, str]] | None = None
+        if output_format == "tracee":
+            self._tracee_types = {s.name: {f.name: f.type for f in s.fields} for s in events}
         context = EventContext(count=accounting.count)
         self._dns: DnsAnswers | None = None
         if any(spec.uses_dns for spec in events):
@@ -179,8 +184,8 @@ class Pipeline:
         data: Mapping[str, Any],
         context: Mapping[str, Any] = UNKNOWN,
     ) -> None:
-        """Build the event map, pack it once, and give it to every sink."""
-        event = {
+        """Build the event map (in the run's format), pack it once, give it to every sink."""
+        event: dict[str, Any] = {
             "v": SCHEMA_VERSION,
             "name": name,
             "id": event_id,
@@ -189,6 +194,8 @@ class Pipeline:
             "context": context,
             "data": data,
         }
+        if self._tracee_types is not None:
+            event = tracee.render(event, self._tracee_types.get(name, {}))
         packed = self._packer.pack(event)
         self._unflushed = True
         closed: list[tuple[str, SinkClosed]] = []

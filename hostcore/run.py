@@ -159,6 +159,7 @@ def run(config: Config, plugins: Plugins) -> int:
             scope_test,
             filters.data_tests(the_plan.data_filters),
             config.event_options,
+            config.format,
         )
     except PluginError:
         for sink in sinks.values():
