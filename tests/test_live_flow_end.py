@@ -63,6 +63,16 @@ def test_python_server_closing_first_over_ipv4_and_ipv6(tmp_path: Path) -> None:
     ends = flows(events, ports, END, CLOSE)
     assert ends == ends_of_begins(events, ports, client_first=False)
     assert sum(ends.values()) == 40
+    # The listeners are older than hostcore: an end names the process its begin named.
+    assert contexts(events, ports, END) == contexts(events, ports, "net_flow_tcp_begin")
+    assert {c["pid"] for c in contexts(events, ports, END).values()} == {os.getpid()}
+
+
+def contexts(
+    events: list[dict[str, Any]], ports: set[int], name: str
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Each socket's context in ``name`` events, by direction and 4-tuple."""
+    return {flow: event["context"] for event in events for flow in flows([event], ports, name)}
 
 
 def test_curl_closing_first_to_nginx_over_ipv4_and_ipv6(tmp_path: Path) -> None:

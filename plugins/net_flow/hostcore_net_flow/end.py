@@ -26,6 +26,7 @@ class _Open(NamedTuple):
     begin: str  # "seen" or "pre_existing"
     begin_ns: int | None  # the SYN+ACK's time, None if not seen
     isn: int | None  # the SYN+ACK's acknowledgement number, None if not seen
+    syn_ack: Packet | None  # the SYN+ACK, whose socket names the begin's process
 
 
 def answers_a_syn(packet: Packet) -> bool:
@@ -60,7 +61,7 @@ class TcpEnd:
             direction = "incoming" if sock.incoming else "outgoing"
             fields = flow_fields(direction, initiator, responder, _no_names, 0, 0)
             key = (sock.local, sock.local_port, sock.remote, sock.remote_port)
-            self._open.put(key, _Open(fields, "pre_existing", None, None), 0)
+            self._open.put(key, _Open(fields, "pre_existing", None, None, None), 0)
 
     def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
         evictions = self._open.evictions + self._ended.evictions
@@ -85,7 +86,7 @@ class TcpEnd:
         self._ended.pop(key)
         fields = syn_ack_fields(packet, self._names)
         timestamp_ns = packet.timestamp_ns
-        self._open.put(key, _Open(fields, "seen", timestamp_ns, isn), timestamp_ns)
+        self._open.put(key, _Open(fields, "seen", timestamp_ns, isn, packet), timestamp_ns)
 
     def _end(self, key: SocketKey, packet: Packet, emit: Emit) -> None:
         opened = self._open.pop(key)
@@ -95,7 +96,7 @@ class TcpEnd:
             fields = flow_fields(
                 "unknown", local, remote, self._names, packet.cgroup_id, timestamp_ns
             )
-            opened = _Open(fields, "missed", None, None)
+            opened = _Open(fields, "missed", None, None, None)
         self._ended.put(key, opened.isn, timestamp_ns)
         emit(
             timestamp_ns,
@@ -106,7 +107,9 @@ class TcpEnd:
                 "begin": opened.begin,
                 "duration_ns": None if opened.begin_ns is None else timestamp_ns - opened.begin_ns,
             },
-            packet,  # the local socket: the client's or the accepted one
+            # The local socket: the client's, or the accepted one, which has an owner only
+            # if its listener is younger than the probe; if not, the listener's, from the begin.
+            packet if packet.owner is not None or opened.syn_ack is None else opened.syn_ack,
         )
 
 
