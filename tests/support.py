@@ -215,6 +215,49 @@ def connect_once(
 
 
 @contextlib.contextmanager
+def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """A loopback listener and one connection to it: (listener, client, accepted socket)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(BACKLOG)
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        with client, accepted:
+            yield listener, client, accepted
+
+
+@dataclass
+class StdoutRun:
+    """What one connection gave a ``hostcore run`` writing to standard output."""
+
+    lines: list[dict[str, Any]]  # stdout, one JSON object per line
+    stderr: str
+    server_port: int
+    client: tuple[str, int]
+
+
+def one_connection_on_stdout(args: list[str]) -> StdoutRun:
+    """Run ``hostcore run ARGS`` (default sink: stdout), make one loopback connection once
+    it is ready, stop it with SIGINT; it must exit 0."""
+    process = subprocess.Popen(
+        [HOSTCORE, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if '"event": "ready"' in line:
+                break
+        with AcceptServer() as server, no_syncookies():
+            client = connect_once("127.0.0.1", server.port)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    return StdoutRun([json.loads(line) for line in out.splitlines()], err, server.port, client)
+
+
+@contextlib.contextmanager
 def http_server(host: str, netns: str | None = None) -> Iterator[int]:
     """tests/tools/http_server.py in a subprocess (optionally in a netns); yields its port."""
     with http_server_process(host, netns) as (port, _):

@@ -9,23 +9,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import (
-    BACKLOG,
-    TOOLS,
-    AcceptServer,
-    Hostcore,
-    both_ends,
-    connect_once,
-    curl,
-    flows,
-    http_server,
-    nginx,
-    no_syncookies,
-)
+import support
+from support import Hostcore, both_ends, flows
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -46,13 +36,13 @@ def ends_of_begins(
 
 def test_python_server_closing_first_over_ipv4_and_ipv6(tmp_path: Path) -> None:
     with (
-        AcceptServer() as server4,
-        AcceptServer("::1", socket.AF_INET6) as server6,
-        no_syncookies(),
+        support.AcceptServer() as server4,
+        support.AcceptServer("::1", socket.AF_INET6) as server6,
+        support.no_syncookies(),
         Hostcore(tmp_path) as hostcore,
     ):
-        clients = [connect_once("127.0.0.1", server4.port) for _ in range(10)]
-        clients6 = [connect_once("::1", server6.port, socket.AF_INET6) for _ in range(10)]
+        clients = [support.connect_once("127.0.0.1", server4.port) for _ in range(10)]
+        clients6 = [support.connect_once("::1", server6.port, socket.AF_INET6) for _ in range(10)]
         events = hostcore.stop()
     ports = {server4.port, server6.port}
     begins = Counter(
@@ -76,8 +66,8 @@ def contexts(
 
 
 def test_curl_closing_first_to_nginx_over_ipv4_and_ipv6(tmp_path: Path) -> None:
-    with nginx(tmp_path) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
-        clients = [curl(f"http://{host}:{port}/") for host in ["127.0.0.1", "[::1]"] * 3]
+    with support.nginx(tmp_path) as port, support.no_syncookies(), Hostcore(tmp_path) as hostcore:
+        clients = [support.curl(f"http://{host}:{port}/") for host in ["127.0.0.1", "[::1]"] * 3]
         events = hostcore.stop()
     assert flows(events, {port}) == Counter(f for c in clients for f in both_ends(*c))
     ends = flows(events, {port}, END, CLOSE)
@@ -90,7 +80,7 @@ class HeldConnection:
     it closes on ``close()``, after reading the server's whole answer (the server closes first)."""
 
     def __init__(self, netns: str, host: str, port: int) -> None:
-        script = str(TOOLS / "held_connection.py")
+        script = str(support.TOOLS / "held_connection.py")
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", netns, sys.executable, script, host, str(port)],
             stdin=subprocess.PIPE,
@@ -109,14 +99,18 @@ class HeldConnection:
         assert self.process.wait(timeout=30) == 0
 
 
-def test_between_two_network_namespaces(tmp_path: Path, netns_pair: tuple[str, str, str]) -> None:
-    """A Python HTTP/1.0 server closes first; the client reads to the end, then closes."""
+@pytest.fixture
+def netns_server(netns_pair: tuple[str, str, str]) -> Iterator[tuple[str, str, int]]:
+    """A Python HTTP/1.0 server in the server namespace: (client ns, server ip, port)."""
     client_ns, server_ns, server_ip = netns_pair
-    with (
-        http_server(server_ip, netns=server_ns) as port,
-        no_syncookies(),
-        Hostcore(tmp_path) as hostcore,
-    ):
+    with support.http_server(server_ip, netns=server_ns) as port, support.no_syncookies():
+        yield client_ns, server_ip, port
+
+
+def test_between_two_network_namespaces(tmp_path: Path, netns_server: tuple[str, str, int]) -> None:
+    """The server closes first; the client reads to the end, then closes."""
+    client_ns, server_ip, port = netns_server
+    with Hostcore(tmp_path) as hostcore:
         clients = []
         for _ in range(3):
             client = HeldConnection(client_ns, server_ip, port)
@@ -132,20 +126,16 @@ def test_between_two_network_namespaces(tmp_path: Path, netns_pair: tuple[str, s
 
 def test_reset_by_the_client_and_duration(tmp_path: Path) -> None:
     """SO_LINGER 0: close() sends a RST; the end's duration fits in the connection's life."""
-    with socket.socket() as listener, no_syncookies(), Hostcore(tmp_path) as hostcore:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(BACKLOG)
-        port = listener.getsockname()[1]
+    with support.no_syncookies(), Hostcore(tmp_path) as hostcore:
         started = time.monotonic_ns()
-        client = socket.create_connection(("127.0.0.1", port))
-        server_side, _ = listener.accept()
-        local = client.getsockname()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        client.close()
-        with pytest.raises(ConnectionResetError):
-            server_side.recv(1)
+        with support.connected_pair() as (listener, client, server_side):
+            port = listener.getsockname()[1]
+            local = client.getsockname()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            with pytest.raises(ConnectionResetError):
+                server_side.recv(1)
         lived = time.monotonic_ns() - started
-        server_side.close()
         events = hostcore.stop()
     flow = ("127.0.0.1", "127.0.0.1", local[1], port)
     assert flows(events, {port}, END, CLOSE) == Counter(
@@ -164,12 +154,8 @@ def test_reset_by_the_client_and_duration(tmp_path: Path) -> None:
 
 
 def test_connection_open_before_the_run_ends_as_pre_existing(tmp_path: Path) -> None:
-    with socket.socket() as listener, no_syncookies():
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(BACKLOG)
+    with support.connected_pair() as (listener, old, old_server_side), support.no_syncookies():
         port = listener.getsockname()[1]
-        old = socket.create_connection(("127.0.0.1", port))
-        old_server_side, _ = listener.accept()
         client = old.getsockname()
         with Hostcore(tmp_path) as hostcore:
             old.close()  # the client closes first
@@ -208,17 +194,16 @@ def test_connection_open_before_the_run_ends_as_pre_existing(tmp_path: Path) -> 
 
 
 def test_connection_whose_begin_was_not_seen_still_ends(
-    tmp_path: Path, netns_pair: tuple[str, str, str]
+    tmp_path: Path, netns_server: tuple[str, str, int]
 ) -> None:
     """Sockets of another network namespace are not read at start-up (sock_diag is per
     namespace): their end is flagged ``missed``, with the local end as ``src``."""
-    client_ns, server_ns, server_ip = netns_pair
-    with http_server(server_ip, netns=server_ns) as port, no_syncookies():
-        client = HeldConnection(client_ns, server_ip, port)
-        local = client.local
-        with Hostcore(tmp_path) as hostcore:
-            client.close()
-            events = hostcore.stop()
+    client_ns, server_ip, port = netns_server
+    client = HeldConnection(client_ns, server_ip, port)
+    with Hostcore(tmp_path) as hostcore:
+        client.close()
+        events = hostcore.stop()
+    local = client.local
     assert flows(events, {port}, END, CLOSE) == Counter(
         {
             ("unknown", local[0], server_ip, local[1], port, "remote", "fin", "missed"): 1,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hostcore_net_flow import end
 from packets import ACK, FIN, RST, SYN, ipv4, tcp
+from test_net_flow_begin import OUTGOING
 
 from hostcore import EventContext, OpenSocket
 from hostcore.decoder import decode
@@ -50,13 +51,7 @@ def test_client_side_connection_ended_by_the_server() -> None:
         ]
     )
     assert event == {
-        "conn_direction": "outgoing",
-        "src": "192.0.2.10",
-        "dst": "203.0.113.5",
-        "src_port": 40000,
-        "dst_port": 443,
-        "src_dns": [],
-        "dst_dns": [],
+        **OUTGOING,
         "closed_by": "remote",
         "closed_with": "fin",
         "begin": "seen",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hostcore_net_flow import failed
 from packets import ACK, RST, SYN
+from test_net_flow_begin import OUTGOING
 from test_net_flow_end import CLIENT, SERVER, segment
 
 from hostcore import EventContext
@@ -43,16 +44,7 @@ def test_syn_answered_by_rst_is_refused() -> None:
     run.handler.handle([syn(), rst], run.emit)
     [(timestamp, data)] = run.events
     assert timestamp == 500
-    assert data == {
-        "conn_direction": "outgoing",
-        "src": "192.0.2.10",
-        "dst": "203.0.113.5",
-        "src_port": 40000,
-        "dst_port": 443,
-        "src_dns": [],
-        "dst_dns": [],
-        "reason": "refused",
-    }
+    assert data == {**OUTGOING, "reason": "refused"}
     assert list(data) == [field.name for field in failed.SPEC.fields]
 
 

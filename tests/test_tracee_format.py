@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from typing import Any
 
 import pytest
 from hostcore_net_flow import begin, end
-from support import HOSTCORE, AcceptServer, connect_once, no_syncookies
+from support import one_connection_on_stdout
 from tracee_sample import NET_FLOW_TCP_FIELDS, NET_PACKET_TCP
 
 from hostcore.accounting import Accounting
@@ -114,30 +112,11 @@ def test_unknown_context_and_the_core_lost_events() -> None:
 @pytest.mark.live
 @pytest.mark.usefixtures("root")
 def test_hostcore_run_format_tracee_prints_tracee_json_lines() -> None:
-    process = subprocess.Popen(
-        [HOSTCORE, "run", "--format", "tracee", "--events", "flows"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if '"event": "ready"' in line:
-                break
-        with AcceptServer() as server, no_syncookies():
-            client = connect_once("127.0.0.1", server.port)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
-    ours = [e for e in events if {a["value"] for a in e["args"][3:5]} == {client[1], server.port}]
-    assert (
-        sorted(e["eventName"] for e in ours)
-        == ["net_flow_tcp_begin"] * 2 + ["net_flow_tcp_end"] * 2
-    )
+    run = one_connection_on_stdout(["--format", "tracee", "--events", "flows"])
+    ports = {run.client[1], run.server_port}
+    ours = [e for e in run.lines if {arg["value"] for arg in e["args"][3:5]} == ports]
+    names = ["net_flow_tcp_begin"] * 2 + ["net_flow_tcp_end"] * 2
+    assert sorted(e["eventName"] for e in ours) == names
     for event in ours:
         assert_like_tracee(event)
         assert [(a["name"], a["type"]) for a in event["args"]][:7] == NET_FLOW_TCP_FIELDS
