@@ -31,8 +31,10 @@ def test_events_lists_the_flow_event_and_its_sets() -> None:
     result = hostcore("events")
     assert result.returncode == 0, result.stderr
     assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in result.stdout
-    assert "set flows: net_flow_tcp_begin" in result.stdout
-    assert "set network_events: net_flow_tcp_begin" in result.stdout
+    lines = result.stdout.splitlines()
+    assert "set flows: net_flow_tcp_begin, net_flow_tcp_end" in lines
+    assert "set network_events: net_flow_tcp_begin, net_flow_tcp_end, net_flow_tcp_failed" in lines
+    assert "  option [events.net_flow_tcp_failed] syn_timeout_s: " in result.stdout
     assert "dst_port: uint16" in result.stdout and "dst_dns: []string" in result.stdout
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hostcore_net_flow import begin, end
 from support import one_connection_on_stdout
+from test_pipeline_dns import ListSink
 from tracee_sample import NET_FLOW_TCP_FIELDS, NET_PACKET_TCP
 
 from hostcore.accounting import Accounting
@@ -34,20 +35,6 @@ def assert_like_tracee(rendered: dict[str, Any]) -> None:
     assert rendered["argsNum"] == len(rendered["args"])
     for arg in rendered["args"]:
         assert list(arg) == list(SAMPLE["args"][0])
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def write(self, packed: bytes, event: Any) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_published_events_render_like_tracee() -> None:
