@@ -3,7 +3,8 @@
 The probe records the owner of every socket created or connected after it was
 attached. A listener or connection from before then has no record, so at
 start-up its cookie (which the probe's records carry) is matched to the
-processes holding it. Established connections are read for the flow events too.
+processes holding it. Established connections, of every network namespace,
+are read for the flow events too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import struct
 from pathlib import Path
 from typing import NamedTuple
 
+import structlog
+
+from hostcore import netns
 from hostcore.packet import OpenSocket, Owner, OwnerSource
 
 NETLINK_SOCK_DIAG = 4
@@ -27,6 +31,8 @@ NLMSG_DONE = 3
 TCP_ESTABLISHED = 1
 TCP_LISTEN = 10
 WILDCARDS = frozenset({"0.0.0.0", "::"})
+
+log = structlog.get_logger()
 
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _REQUEST = struct.Struct("=BBBBI48x")  # inet_diag_req_v2: family, protocol, ext, pad, states, id
@@ -94,7 +100,21 @@ def _both_families(states: int) -> list[DiagSocket]:
 
 
 def open_sockets() -> list[tuple[OpenSocket, int]]:
-    """This network namespace's established TCP sockets, each with its inode.
+    """The host's established TCP sockets, each with its inode, from every network
+    namespace (a namespace that cannot be read is skipped, with a warning)."""
+    here = netns.own()
+    found = _established()
+    for inode, path in netns.namespaces().items():
+        if inode != here:
+            try:
+                found += netns.run_in(path, _established)
+            except OSError as error:
+                log.warning("network namespace not read", namespace=str(path), error=str(error))
+    return found
+
+
+def _established() -> list[tuple[OpenSocket, int]]:
+    """This thread's network namespace's established TCP sockets, each with its inode.
 
     A socket whose local port a listener holds (on its address or a wildcard)
     is ``incoming``; the others connected out.

@@ -193,20 +193,46 @@ def test_connection_open_before_the_run_ends_as_pre_existing(tmp_path: Path) -> 
     assert hostcore.log("open connections read")["connections"] >= 2
 
 
-def test_connection_whose_begin_was_not_seen_still_ends(
+def test_connection_open_before_the_run_in_other_namespaces(
     tmp_path: Path, netns_server: tuple[str, str, int]
 ) -> None:
-    """Sockets of another network namespace are not read at start-up (sock_diag is per
-    namespace): their end is flagged ``missed``, with the local end as ``src``."""
+    """Each network namespace is read at start-up: the client's and the server's."""
     client_ns, server_ip, port = netns_server
     client = HeldConnection(client_ns, server_ip, port)
     with Hostcore(tmp_path) as hostcore:
         client.close()
         events = hostcore.stop()
     local = client.local
+    flow = (local[0], server_ip, local[1], port)
     assert flows(events, {port}, END, CLOSE) == Counter(
         {
-            ("unknown", local[0], server_ip, local[1], port, "remote", "fin", "missed"): 1,
-            ("unknown", server_ip, local[0], port, local[1], "local", "fin", "missed"): 1,
+            ("outgoing", *flow, "remote", "fin", "pre_existing"): 1,
+            ("incoming", *flow, "local", "fin", "pre_existing"): 1,
+        }
+    )
+    pids = {
+        e["data"]["conn_direction"]: e["context"]["pid"]
+        for e in events
+        if e["name"] == END and e["data"]["dst_port"] == port
+    }
+    assert pids["outgoing"] == client.process.pid
+
+
+def test_connection_closing_at_start_ends_with_its_begin_missed(tmp_path: Path) -> None:
+    """The server closed before the run: neither socket is established then, so none is
+    read; the client's close ends both sockets' connection, flagged ``missed``."""
+    with support.connected_pair() as (listener, client, server_side), support.no_syncookies():
+        port = listener.getsockname()[1]
+        local = client.getsockname()
+        server_side.shutdown(socket.SHUT_WR)  # a FIN; closed, its socket would be orphaned
+        assert client.recv(1) == b""  # the client is in CLOSE_WAIT, the server in FIN_WAIT2
+        with Hostcore(tmp_path) as hostcore:
+            client.close()
+            events = hostcore.stop()
+    # The direction is unknown; src is each socket's own end.
+    assert flows(events, {port}, END, CLOSE) == Counter(
+        {
+            ("unknown", local[0], "127.0.0.1", local[1], port, "local", "fin", "missed"): 1,
+            ("unknown", "127.0.0.1", local[0], port, local[1], "remote", "fin", "missed"): 1,
         }
     )
