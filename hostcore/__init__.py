@@ -19,6 +19,7 @@ from hostcore.events import (
     PreloadingHandler,
 )
 from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
+from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 
 hookimpl = pluggy.HookimplMarker("hostcore")
@@ -38,6 +39,10 @@ __all__ = [
     "Packet",
     "PacketKind",
     "PreloadingHandler",
+    "Report",
+    "Signature",
+    "SignatureContext",
+    "SignatureSpec",
     "Sink",
     "SinkClosed",
     "SinkOptionError",

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 
 # Counters under these names or prefixes mean events were or may have been lost.
-# Units: records (kernel, decode), packets (plugin), events (sink writes), flushes,
+# Units: records (kernel, decode), capture files, packets (plugin), events (sink writes, and
+# those a signature raised on: its findings may be lost), flushes,
 # DNS messages (malformed, truncated, segmented) and chains (evictions).
 LOSS_COUNTERS = (
     "kernel_reserve_failures",
+    "capture_errors.",  # capture files that break off: the rest of the file is unread
     "decode_errors.",
     "plugin_errors.",
+    "signature_errors.",
     "sink_errors.",
     "sink_flush_failures.",
     "dns.malformed.",  # DNS answers whose names were lost

@@ -63,6 +63,8 @@ class Config:
     scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
     event_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [events.NAME]
     format: str = "hostcore"  # the event map every sink receives: hostcore's, or Tracee's
+    # [signatures.NAME] tables: options by signature, checked against it when a run starts
+    signatures: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -123,10 +125,15 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
             values["event_options"] = _option_tables(key, _table(key, value))
         elif key == "dns":
             values["dns"] = DnsConfig(**_typed_table(key, _table(key, value), _DNS))
+        elif key == "signatures":
+            tables = _table(key, value)
+            values[key] = {name: _table(f"{key}.{name}", t) for name, t in tables.items()}
         elif key in _TOP_LEVEL:
             values[key] = _typed(key, value, _TOP_LEVEL[key])
         else:
-            known = ", ".join(sorted([*_TOP_LEVEL, "dns", "events", "plugins", "sinks"]))
+            known = ", ".join(
+                sorted([*_TOP_LEVEL, "dns", "events", "plugins", "signatures", "sinks"])
+            )
             raise ConfigError(f"unknown key {key!r} (known keys: {known})")
     for key in ("enable", "scope"):
         if key in values:

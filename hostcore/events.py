@@ -31,6 +31,19 @@ class Field:
     type: str  # "string", "uint16", "[]string", ...
 
 
+class Declared(Protocol):
+    """What events and signatures both declare, and what selection and data filters read."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def id(self) -> int: ...
+    @property
+    def fields(self) -> tuple[Field, ...]: ...
+    @property
+    def sets(self) -> tuple[str, ...]: ...
+
+
 class DnsNames(Protocol):
     """The core's DNS store, as event handlers see it."""
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pluggy
 
 from hostcore.events import EventSpec
+from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 
 hookspec = pluggy.HookspecMarker("hostcore")
@@ -38,4 +39,19 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
 
     Called once per process. A sink is opened only when a user selects it by
     name (``--sink NAME`` or a ``[sinks.NAME]`` table in the config file).
+    """
+
+
+@hookspec
+def hostcore_register_signatures(register: Callable[[SignatureSpec], None]) -> None:
+    """Declare the signatures this plugin provides.
+
+    :param register: call it once per signature with its
+        :class:`hostcore.SignatureSpec`. A finding name or id that an event or
+        another signature already uses is a load error naming both plugins.
+
+    Called once per process, after every plugin's events are declared. A
+    signature that consumes an event no plugin provides, or that is in a cycle
+    of signatures consuming each other's findings, is not loaded: its plugin
+    is reported with the reason (fatal in strict mode).
     """

@@ -23,5 +23,7 @@ def configure(level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: a configure() later in the process (one per cli.main call) takes
+        # effect in loggers already used; logging is never per packet, so it costs nothing.
+        cache_logger_on_first_use=False,
     )

@@ -47,6 +47,17 @@ def tcp_kind(flags: int) -> PacketKind:
     return _KIND_BY_FLAGS[flags & 0xFF]
 
 
+def kinds_wanted(needs: PacketKind) -> tuple[PacketKind, ...]:
+    """Every kind a packet can have (a flag, or a TCP kind with DNS_ANSWER) that ``needs`` wants.
+
+    Testing membership in this tuple compares by identity: IntFlag arithmetic
+    per packet costs about 0.2 us.
+    """
+    every = [PacketKind.NONE, *PacketKind]
+    combined = {kind | dns for kind in every for dns in (PacketKind.NONE, PacketKind.DNS_ANSWER)}
+    return tuple(kind for kind in combined if kind & needs)
+
+
 class OwnerSource(enum.IntEnum):
     """How a socket's owner was found (bpf/net_packet_flow_base.c OWNER_*, then user space)."""
 

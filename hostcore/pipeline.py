@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import msgpack
 import structlog
 
-from hostcore import tracee
+from hostcore import findings, tracee
 from hostcore.accounting import Accounting
 from hostcore.config import DnsConfig
 from hostcore.context import UNKNOWN, Contexts
 from hostcore.decoder import DNS_PORT
+from hostcore.detection import Enabled
 from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.store import NameStore
 from hostcore.events import (
@@ -26,8 +27,9 @@ from hostcore.events import (
     EventSpec,
 )
 from hostcore.filters import Test
-from hostcore.packet import OpenSocket, Packet, PacketKind
+from hostcore.packet import OpenSocket, Packet, PacketKind, kinds_wanted
 from hostcore.plugins import PluginError
+from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed
 
 SCHEMA_VERSION = 1
@@ -46,15 +48,13 @@ def _start(spec: EventSpec, context: EventContext) -> EventHandler:
         ) from error
 
 
-def _kinds(needs: PacketKind) -> tuple[PacketKind, ...]:
-    """The packet kinds (a flag, or a TCP kind with DNS_ANSWER) that ``needs`` wants."""
-    every = [PacketKind.NONE, *PacketKind]
-    combined = {kind | dns for kind in every for dns in (PacketKind.NONE, PacketKind.DNS_ANSWER)}
-    return tuple(kind for kind in combined if kind & needs)
-
-
 class Pipeline:
-    """Owns the handlers of the enabled events and the open sinks of one run."""
+    """Owns the handlers of the enabled events and signatures, and the open sinks of one run.
+
+    Events not in ``published`` (None: all are) are produced only for the
+    signatures that consume them. A finding goes through the same delivery as
+    any event: scope and data filters, every sink, then its own consumers.
+    """
 
     def __init__(
         self,
@@ -66,6 +66,8 @@ class Pipeline:
         contexts: Contexts | None = None,
         scope: Test | None = None,
         data_filters: Mapping[str, Test] | None = None,
+        signatures: Sequence[Enabled] = (),
+        published: Collection[str] | None = None,
         event_options: Mapping[str, Mapping[str, str]] | None = None,
         output_format: str = "hostcore",
     ) -> None:
@@ -78,9 +80,16 @@ class Pipeline:
         self._contexts = contexts or Contexts(None, {})
         self._scope = scope
         self._data_filters = data_filters or {}
+        self._published = published
+        # Sinks get Tracee's map in the "tracee" format; consumers always get hostcore's.
         self._tracee_types: dict[str, dict[str, str]] | None = None
         if output_format == "tracee":
-            self._tracee_types = {s.name: {f.name: f.type for f in s.fields} for s in events}
+            specs: list[EventSpec | SignatureSpec] = [*events, *(e.spec for e in signatures)]
+            self._tracee_types = {s.name: {f.name: f.type for f in s.fields} for s in specs}
+        # Filled below, once every signature has started; deliveries hold these lists.
+        self._consumers: dict[str, list[findings.Consumer]] = {
+            name: [] for enabled in signatures for name in enabled.consumes
+        }
         context = EventContext(count=accounting.count)
         self._dns: DnsAnswers | None = None
         if any(spec.uses_dns for spec in events):
@@ -94,35 +103,56 @@ class Pipeline:
             )
             self._dns = DnsAnswers(store, accounting.count)
             context.dns = store
-        self._dns_kinds = _kinds(PacketKind.DNS_ANSWER)
-        # Each event's wanted kinds as a tuple of members: a containment test on it
-        # compares by identity, where IntFlag arithmetic per packet costs ~0.2 us.
+        self._dns_kinds = kinds_wanted(PacketKind.DNS_ANSWER)
         options = event_options or {}
         self._handlers: list[tuple[EventSpec, EventHandler, Emit, tuple[PacketKind, ...]]] = [
             (
                 spec,
                 _start(spec, replace(context, options=options.get(spec.name, {}))),
                 self._emitter(spec),
-                _kinds(spec.needs),
+                kinds_wanted(spec.needs),
             )
             for spec in events
         ]
+        for enabled in signatures:
+            spec = enabled.spec
+            signature = findings.start(enabled, accounting.count)
+            report = findings.reporter(spec, self._deliverer(spec.name, spec.id))
+            for name, test in enabled.consumes.items():
+                consume = findings.consumer(spec, signature, test, report, self._signature_failed)
+                self._consumers[name].append(consume)
 
     def _emitter(self, spec: EventSpec) -> Emit:
-        counter = f"events.{spec.name}"
-        filtered = f"events_filtered.{spec.name}"
-        contexts, scope = self._contexts, self._scope
-        data_filter = self._data_filters.get(spec.name)
+        deliver, contexts = self._deliverer(spec.name, spec.id), self._contexts
 
         def emit(timestamp_ns: int, data: Mapping[str, Any], source: Packet | None = None) -> None:
-            context = contexts.of(source)
-            if (scope and not scope(context)) or (data_filter and not data_filter(data)):
-                self._accounting.count(filtered)
-                return
-            self._accounting.count(counter)
-            self.publish(spec.name, spec.id, timestamp_ns, data, context)
+            deliver(timestamp_ns, data, contexts.of(source))
 
         return emit
+
+    def _deliverer(self, name: str, event_id: int) -> findings.Deliver:
+        """Publish an event that passes the filters, then hand it to its consumers."""
+        counter, filtered = f"events.{name}", f"events_filtered.{name}"
+        scope, data_filter = self._scope, self._data_filters.get(name)
+        published = self._published is None or name in self._published
+        consumers = self._consumers.get(name, [])
+
+        def deliver(timestamp_ns: int, data: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+            event = self._event(name, event_id, timestamp_ns, data, context)
+            if published:
+                if (scope and not scope(context)) or (data_filter and not data_filter(data)):
+                    self._accounting.count(filtered)
+                else:
+                    self._accounting.count(counter)
+                    self._publish(event)
+            for consume in consumers:
+                consume(event)
+
+        return deliver
+
+    def _signature_failed(self, spec: SignatureSpec) -> None:
+        self._accounting.count(f"signature_errors.{spec.name}")
+        self._log_error(f"signature:{spec.name}", "signature failed", signature=spec.name)
 
     def feed(self, packets: Sequence[Packet]) -> None:
         """Hand each enabled event the packets it needs, in order, then flush the sinks.
@@ -184,8 +214,18 @@ class Pipeline:
         data: Mapping[str, Any],
         context: Mapping[str, Any] = UNKNOWN,
     ) -> None:
-        """Build the event map (in the run's format), pack it once, give it to every sink."""
-        event: dict[str, Any] = {
+        """Build the event map, pack it once, and give it to every sink."""
+        self._publish(self._event(name, event_id, timestamp_ns, data, context))
+
+    def _event(
+        self,
+        name: str,
+        event_id: int,
+        timestamp_ns: int,
+        data: Mapping[str, Any],
+        context: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        return {
             "v": SCHEMA_VERSION,
             "name": name,
             "id": event_id,
@@ -194,8 +234,10 @@ class Pipeline:
             "context": context,
             "data": data,
         }
+
+    def _publish(self, event: Mapping[str, Any]) -> None:
         if self._tracee_types is not None:
-            event = tracee.render(event, self._tracee_types.get(name, {}))
+            event = tracee.render(event, self._tracee_types.get(event["name"], {}))
         packed = self._packer.pack(event)
         self._unflushed = True
         closed: list[tuple[str, SinkClosed]] = []

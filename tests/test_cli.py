@@ -105,8 +105,9 @@ def test_unknown_event() -> None:
     expect_error(
         ["run", "--events", "flows,net_flow_tcp_nope"],
         "unknown event or event set 'net_flow_tcp_nope'",
-        "events: net_flow_tcp_begin",
-        "sets: flows, network_events",
+        "events: connection_scan, denied_domain, net_flow_tcp_begin, net_flow_tcp_end, "
+        "net_flow_tcp_failed, unexpected_listener;",
+        "sets: flows, network_events, signatures",
     )
 
 
@@ -181,10 +182,10 @@ def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) 
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("[events.net_flow_tcp_nope]\nx = 1", "[events.net_flow_tcp_nope]: no such event"),
+        ("[events.net_flow_tcp_nope]\nx = 1", "[events.net_flow_tcp_nope] names no installed event"),
         (
             "[events.net_flow_tcp_failed]\ntimeout = 1",
-            "[events.net_flow_tcp_failed] has no option timeout; its options: syn_timeout_s",
+            "event 'net_flow_tcp_failed' has no option timeout; its options: syn_timeout_s",
         ),
         (
             "[events.net_flow_tcp_failed]\nsyn_timeout_s = 'soon'",
@@ -267,3 +268,51 @@ def test_a_listing_whose_reader_is_gone_ends_quietly() -> None:
     os.close(read_end)  # gone before the first write
     assert writer.wait(timeout=60) == 0
     assert writer.stderr is not None and writer.stderr.read() == b""
+
+
+def test_signatures_lists_the_built_in_signatures_with_their_metadata() -> None:
+    result = hostcore("signatures")
+    assert result.returncode == 0, result.stderr
+    for line in [
+        "denied_domain (id 6001, plugin signatures): Connection to a denied domain",
+        "  HCS-2 version 1.0.0, severity medium",
+        "  tags: mitre-attack:T1046, discovery",
+        "  consumes: net_flow_tcp_begin.data.conn_direction=outgoing, "
+        "net_flow_tcp_failed.data.conn_direction=outgoing (if installed)",
+        "  option allowed_ports: local ports that may accept connections (default [22, 80, 443])",
+    ]:
+        assert line in result.stdout.splitlines()
+    events = hostcore("events")
+    assert "set signatures: denied_domain, connection_scan, unexpected_listener" in events.stdout
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ("[signatures.nope]\n", "[signatures.nope] names no installed signature; installed: "),
+        (
+            "[signatures.connection_scan]\nwindow = 3\n",
+            "signature 'connection_scan' has no option window; its options: max_distinct, "
+            "window_s, max_processes",
+        ),
+        (
+            "[signatures.connection_scan]\nwindow_s = 'soon'\n",
+            "signature 'connection_scan' from plugin 'signatures' failed to start: "
+            "ValueError: option 'window_s' must be a number > 0, got 'soon'",
+        ),
+        (
+            '[signatures.unexpected_listener]\nallowed_ports = ["ssh"]\n',
+            "option 'allowed_ports' must be a list of port numbers, got ['ssh']",
+        ),
+    ],
+    ids=["unknown-signature", "unknown-option", "bad-number", "bad-ports"],
+)
+def test_bad_signature_options_stop_the_run_with_a_clear_error(
+    tmp_path: Path, table: str, needle: str
+) -> None:
+    config = tmp_path / "hostcore.toml"
+    config.write_text(table)
+    result = hostcore("run", "--events", "signatures", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("hostcore: error: ")
+    assert needle in result.stderr
