@@ -182,7 +182,7 @@ def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) 
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("[events.net_flow_tcp_nope]\nx = 1", "[events.net_flow_tcp_nope] names no installed event"),
+        ("[events.net_flow_tcp_nope]\nx = 1", "[events.net_flow_tcp_nope] names no installed"),
         (
             "[events.net_flow_tcp_failed]\ntimeout = 1",
             "event 'net_flow_tcp_failed' has no option timeout; its options: syn_timeout_s",

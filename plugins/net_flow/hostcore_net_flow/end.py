@@ -19,6 +19,13 @@ ENDED_CONNECTIONS = 65536
 ENDED_WINDOW_NS = 120 * 10**9
 
 CLOSED_BY = {Direction.EGRESS: "local", Direction.INGRESS: "remote"}
+# What the end adds to the flow fields: name, type.
+END_FIELDS = (
+    ("closed_by", "string"),
+    ("closed_with", "string"),
+    ("begin", "string"),
+    ("duration_ns", "uint64"),
+)
 
 
 class _Open(NamedTuple):
@@ -120,13 +127,7 @@ def _no_names(address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
 SPEC = EventSpec(
     name="net_flow_tcp_end",
     id=2013,
-    fields=(
-        *FLOW_FIELDS,
-        Field("closed_by", "string"),
-        Field("closed_with", "string"),
-        Field("begin", "string"),
-        Field("duration_ns", "uint64"),
-    ),
+    fields=(*FLOW_FIELDS, *(Field(name, kind) for name, kind in END_FIELDS)),
     sets=("network_events", "flows"),
     depends_on="net_packet_flow_base",
     needs=PacketKind.TCP_SYN_ACK | PacketKind.TCP_FIN_RST,
