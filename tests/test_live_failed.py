@@ -111,3 +111,32 @@ def test_peer_dropping_syns_leaves_the_attempt_unanswered(
     assert before_ns + 10**9 <= failed["timestamp"] < gave_up_ns
     assert flows(events, {answered}, FAILED) == Counter()
     assert flows(events, {answered}) == Counter(support.both_ends(*control))
+
+
+def test_nmap_scan_of_closed_ports_is_refused_and_found_by_connection_scan(
+    tmp_path: Path, netns_pair: tuple[str, str, str]
+) -> None:
+    """Nothing listens in the server namespace: every probe is refused, and the signature
+    that consumes net_flow_tcp_failed (issue 10's connection_scan) reports the scan."""
+    client_ns, _, server_ip = netns_pair
+    ports = list(range(40001, 40031))
+    config = tmp_path / "scan.toml"
+    config.write_text("[signatures.connection_scan]\nmax_distinct = 20\nwindow_s = 60\n")
+    args = ["--events", "connection_scan,network_events", "--config", str(config)]
+    with Hostcore(tmp_path, args) as hostcore:
+        command = ["nmap", "-sT", "-Pn", "-n", "-p", ",".join(map(str, ports)), server_ip]
+        nmap = subprocess.Popen(
+            support.in_place(command, client_ns, None), stdout=subprocess.PIPE, text=True
+        )
+        report = nmap.communicate(timeout=120)[0]
+        events = hostcore.stop()
+    assert nmap.returncode == 0 and f"{len(ports)} closed tcp ports (conn-refused)" in report
+    by_nmap = [e for e in events if e["name"] == FAILED and e["context"]["pid"] == nmap.pid]
+    assert Counter((e["data"]["dst_port"], e["data"]["reason"]) for e in by_nmap) == Counter(
+        (port, "refused") for port in ports
+    )
+    [scan] = [
+        e for e in events if e["name"] == "connection_scan" and e["context"]["pid"] == nmap.pid
+    ]
+    assert len(scan["data"]["distinct_ports"]) == 21
+    assert set(scan["data"]["distinct_ports"]) <= set(ports)
