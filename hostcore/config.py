@@ -52,7 +52,7 @@ class Config:
     enable: tuple[str, ...] = ("flows",)
     host_name: str = field(default_factory=socket.gethostname)
     cgroup: str = ""  # "" means the root of the cgroup v2 hierarchy
-    ring_buffer_kib: int = 4096
+    ring_buffer_kib: int = 16384  # flows' bursts: 4 MiB dropped 4% of a 20k-connection one
     poll_interval_ms: int = 10
     stats_interval_s: float = 60.0
     sinks: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {"stdout": {}})

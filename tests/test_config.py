@@ -14,7 +14,7 @@ def test_defaults_enable_flows_and_print_to_stdout() -> None:
     defaults = Config()
     assert defaults.enable == ("flows",)
     assert defaults.sinks == {"stdout": {}}
-    assert defaults.ring_buffer_kib == 4096
+    assert defaults.ring_buffer_kib == 16384
     assert defaults.dns == config.DnsConfig(16384, 0, 86400, "cgroup")
 
 
