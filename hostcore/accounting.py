@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 # Counters under these names or prefixes mean events were or may have been lost.
-# Units: records (kernel, decode), packets (plugin), events (sink writes), flushes,
+# Units: records (kernel, decode), packets (plugin), events (sink writes, drops,
+# undelivered), flushes,
 # DNS messages (malformed, truncated, segmented) and chains (evictions).
 LOSS_COUNTERS = (
     "kernel_reserve_failures",
@@ -13,6 +14,8 @@ LOSS_COUNTERS = (
     "plugin_errors.",
     "sink_errors.",
     "sink_flush_failures.",
+    "sink_drops.",  # events a sink's full queue turned away
+    "sink_undelivered.",  # events a sink still held when it closed or the run ended
     "dns.malformed.",  # DNS answers whose names were lost
     "dns.truncated",
     "dns.tcp_segmented",

@@ -60,6 +60,7 @@ class Config:
     strict_plugins: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)
     scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
+    sink_drain_timeout_s: float = 5.0  # at exit, how long sinks may take to write what they hold
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -71,6 +72,8 @@ class Config:
             raise ConfigError(f"stats_interval_s must be > 0, got {self.stats_interval_s}")
         if not self.enable:
             raise ConfigError("enable must name at least one event or event set")
+        if self.sink_drain_timeout_s < 0:
+            raise ConfigError(f"sink_drain_timeout_s must be >= 0, got {self.sink_drain_timeout_s}")
         if not self.sinks:
             raise ConfigError("sinks must name at least one sink, e.g. [sinks.stdout]")
 
@@ -83,6 +86,7 @@ _TOP_LEVEL: dict[str, type] = {
     "poll_interval_ms": int,
     "stats_interval_s": float,
     "scope": list,
+    "sink_drain_timeout_s": float,
 }
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
 _DNS: dict[str, type] = {"store_size": int, "ttl_floor_s": int, "ttl_ceiling_s": int, "scope": str}

@@ -26,6 +26,7 @@ from hostcore.selection import resolve
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
 LOSS_CHECK_INTERVAL_NS = 10**9
+QUEUE_SIZE_OPTION = "queue_size"  # the core's own option, taken by every sink
 
 log = structlog.get_logger()
 
@@ -68,13 +69,28 @@ def plan(config: Config, plugins: Plugins) -> Plan:
     return Plan(events, needs, uses_probe, data_filters, in_kernel)
 
 
+def queue_sizes(wanted: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
+    """The ``queue_size`` each sink was given, checked."""
+    sizes = {}
+    for name, options in wanted.items():
+        if QUEUE_SIZE_OPTION in options:
+            text = options[QUEUE_SIZE_OPTION]
+            if not text.isdigit() or int(text) < 1:
+                raise RunError(
+                    f"sink {name!r}: queue_size must be a whole number >= 1, got {text!r}"
+                )
+            sizes[name] = int(text)
+    return sizes
+
+
 def open_sinks(
     specs: Mapping[str, SinkSpec], wanted: Mapping[str, Mapping[str, str]]
 ) -> dict[str, Sink]:
     """Open every wanted sink, or none: a bad name or option closes those already open."""
     opened: dict[str, Sink] = {}
     try:
-        for name, options in wanted.items():
+        for name, all_options in wanted.items():
+            options = {k: v for k, v in all_options.items() if k != QUEUE_SIZE_OPTION}
             spec = specs.get(name)
             if spec is None:
                 raise RunError(
@@ -85,7 +101,7 @@ def open_sinks(
             if unknown:
                 raise RunError(
                     f"sink {name!r} has no option {', '.join(sorted(unknown))}; "
-                    f"its options: {', '.join(spec.options) or '(none)'}"
+                    f"its options: {', '.join([*spec.options, QUEUE_SIZE_OPTION])}"
                 )
             try:
                 opened[name] = spec.open(options)
@@ -127,6 +143,7 @@ def run(config: Config, plugins: Plugins) -> int:
         )
     cgroups = CgroupIndex(cgroup.cgroup2_mount()) if the_plan.uses_probe else None
     scope_test = filters.scope(config.scope, cgroups.path if cgroups else lambda _: None)
+    sizes = queue_sizes(config.sinks)
     sinks = open_sinks(sink_specs, config.sinks)
     accounting = Accounting(time.time_ns())
     found_owners: dict[int, Owner] = {}  # filled once the probe records new sockets
@@ -140,6 +157,8 @@ def run(config: Config, plugins: Plugins) -> int:
             Contexts(cgroups, found_owners),
             scope_test,
             filters.data_tests(the_plan.data_filters),
+            sizes,
+            config.sink_drain_timeout_s,
         )
     except PluginError:
         for sink in sinks.values():

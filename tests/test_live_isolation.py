@@ -26,6 +26,8 @@ from hostcore.cgroup import cgroup2_mount
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
 FAILING_PLUGINS = """
+import time
+
 from hostcore import EventSpec, PacketKind, SinkSpec, hookimpl
 
 
@@ -40,6 +42,24 @@ class Broken:
         pass
 
 
+class Slow:
+    # Takes 1 s per event; records the name of each event it took.
+
+    def __init__(self, path):
+        self.file = open(path, "a")
+
+    def write(self, packed, event):
+        time.sleep(1)
+        self.file.write(event["name"] + "\\n")
+        self.file.flush()
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.file.close()
+
+
 class Raises:
     def __init__(self, context):
         pass
@@ -51,6 +71,8 @@ class Raises:
 @hookimpl
 def hostcore_register_sinks(register):
     register(SinkSpec(name="broken", open=lambda options: Broken()))
+    register(SinkSpec(name="slow", open=lambda options: Slow(options["path"]),
+                      options={"path": "where it records what it took"}))
 
 
 @hookimpl
@@ -78,14 +100,72 @@ def test_failing_sink_and_handler_do_not_stop_the_others(tmp_path: Path) -> None
     begins = totals["events.net_flow_tcp_begin"]
     assert totals["sink_errors.broken"] >= begins  # every event it could not take, counted
     assert totals["plugin_errors.raises"] >= len(clients) * 2  # packets the bad handler lost
-    reported: Counter[str] = Counter()
-    for event in events:
-        if event["name"] == "lost_events":
-            reported.update(event["data"]["lost"])
+    reported = lost_by_marker(events)
     assert reported["plugin_errors.raises"] == totals["plugin_errors.raises"]
     # Every begin event's failed write is reported; the markers' own failed writes are not.
     assert reported["sink_errors.broken"] == begins
     assert sum(1 for line in hostcore.stderr_lines if '"sink write failed"' in line) == 1
+
+
+def lost_by_marker(events: list[dict[str, object]]) -> Counter[str]:
+    reported: Counter[str] = Counter()
+    for event in events:
+        if event["name"] == "lost_events":
+            reported.update(event["data"]["lost"])  # type: ignore[index]
+    return reported
+
+
+def test_slow_and_raising_sinks_do_not_stall_capture_or_the_file_sink(tmp_path: Path) -> None:
+    fake_distribution(tmp_path, "faulty", FAILING_PLUGINS)
+    took = tmp_path / "slow.txt"
+    config = tmp_path / "hostcore.toml"
+    config.write_text("sink_drain_timeout_s = 60\n")  # the slow sink drains its 3 at exit
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    slow = f"slow:path={took},queue_size=3"
+    args = ["--config", str(config), "--sink", slow, "--sink", "broken"]
+    with (
+        AcceptServer() as server,
+        no_syncookies(),
+        Hostcore(tmp_path, args, env=env) as hostcore,
+    ):
+        clients = [connect_once("127.0.0.1", server.port) for _ in range(20)]
+        events = hostcore.stop()
+    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
+    assert flows(events, {server.port}) == expected  # capture and the file sink: exact
+    totals = hostcore.log("totals")
+    begins = totals["events.net_flow_tcp_begin"]
+    taken = Counter(took.read_text().splitlines())
+    drops = totals["sink_drops.slow"]
+    assert drops > 0 and "sink_undelivered.slow" not in totals
+    assert taken["net_flow_tcp_begin"] + drops == begins  # each begin taken or counted dropped
+    assert totals["sink_errors.broken"] == begins  # each of its failed writes counted
+    # Every sink is told of the slow sink's drops: the slow one too, once it had room.
+    assert lost_by_marker(events)["sink_drops.slow"] == drops
+    slow_markers = taken["lost_events"]
+    assert 0 < slow_markers <= sum(1 for e in events if e["name"] == "lost_events")
+    failed_writes = sum(1 for line in hostcore.stderr_lines if '"sink write failed"' in line)
+    assert failed_writes == 1  # logged once a minute, not once per event
+
+
+def test_a_stuck_sink_is_abandoned_at_exit_and_what_it_held_counted(tmp_path: Path) -> None:
+    fake_distribution(tmp_path, "faulty", FAILING_PLUGINS)
+    took = tmp_path / "slow.txt"
+    config = tmp_path / "hostcore.toml"
+    config.write_text("sink_drain_timeout_s = 0.5\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    args = ["--config", str(config), "--sink", f"slow:path={took}"]
+    with AcceptServer() as server, no_syncookies(), Hostcore(tmp_path, args, env=env) as hostcore:
+        clients = [connect_once("127.0.0.1", server.port) for _ in range(5)]
+        events = hostcore.stop()
+    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
+    assert flows(events, {server.port}) == expected
+    totals = hostcore.log("totals")
+    taken = len(took.read_text().splitlines())
+    undelivered = totals["sink_undelivered.slow"]
+    assert undelivered > 0 and "sink_drops.slow" not in totals
+    assert taken + undelivered == totals["events.net_flow_tcp_begin"]
+    stuck = [log for log in hostcore.logs if log["event"] == "sink did not drain in time"]
+    assert [(log["sink"], log["undelivered"]) for log in stuck] == [("slow", undelivered)]
 
 
 def test_closed_stdout_ends_the_run_cleanly(tmp_path: Path) -> None:
