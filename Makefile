@@ -7,8 +7,9 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
 APT_run := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
 	python3-venv python3-pip
-# Tests: real clients and servers (a DNS server and dig too) and the tools that check the probe.
-APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils
+# Tests: real clients and servers (a DNS server and dig, a NATS server with JetStream too)
+# and the tools that check the probe.
+APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils nats-server
 # The benchmark: ab drives nginx (from the test set); tcpstates-bpfcc is in bpfcc-tools.
 APT_bench := apache2-utils
 

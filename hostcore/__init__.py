@@ -11,6 +11,7 @@ import pluggy
 from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
 from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sources import SourceError, SourceSpec, TailQuery
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
@@ -30,5 +31,8 @@ __all__ = [
     "SinkClosed",
     "SinkOptionError",
     "SinkSpec",
+    "SourceError",
+    "SourceSpec",
+    "TailQuery",
     "hookimpl",
 ]

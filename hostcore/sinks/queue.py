@@ -121,7 +121,9 @@ class QueuedSink:
         self._thread.join(max(CLOSE_GRACE_S, deadline - time.monotonic()))
         # Left behind: a sink that closed itself, or one still blocked (its thread, a
         # daemon, ends with the process).
-        self.undelivered += len(self._queue) + self._thread.is_alive() * self._writing
+        if self._thread.is_alive():
+            self.undelivered += self._in_hand()
+        self.undelivered += len(self._queue)
         self._queue.clear()
         if self._thread.is_alive():
             log.warning("sink did not drain in time", sink=self.name, undelivered=self.undelivered)
@@ -129,6 +131,12 @@ class QueuedSink:
     def close(self, deadline: float) -> None:
         self.stop()
         self.join(deadline)
+
+    def _in_hand(self) -> int:
+        """Events taken from the queue and not yet delivered, by a sink that is stuck:
+        the one being written, or as many as a sink that batches says it ``held``."""
+        held = getattr(self._sink, "held", None)
+        return held if isinstance(held, int) else int(self._writing)
 
     def _serve(self) -> None:
         while not self.closed_reason:

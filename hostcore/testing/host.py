@@ -29,9 +29,10 @@ class SinkHost:
         specs = Plugins(frozenset(), frozenset(), strict=True).sinks()
         sizes = queue_sizes(sinks)
         self.accounting = Accounting(time.time_ns())
+        self.sinks = open_sinks(specs, sinks)  # the sink objects, to look at their state
         self.pipeline = Pipeline(
             [],
-            open_sinks(specs, sinks),
+            self.sinks,
             host_name,
             self.accounting,
             queue_sizes=sizes,
