@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgpack
 import structlog
 
 from hostcore import hookimpl
@@ -21,7 +22,8 @@ from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
 FIRST_BACKOFF_S = 0.05
 DEFAULT_MAX_BACKOFF_S = 5.0
-# Readable or hung up: the collector never sends, so either means it has gone.
+ACK_TIMEOUT_S = 10.0
+# Readable or hung up: the collector sends nothing unasked, so either means it has gone.
 _GONE = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 
 log = structlog.get_logger()
@@ -49,7 +51,9 @@ class Connection:
     """A stream to one address that reconnects, with backoff, until a send goes through.
 
     A send that fails is sent again, whole, on the next connection: the collector
-    discards the cut-off start of it with the connection that broke.
+    discards the cut-off start of it with the connection that broke. A send may ask
+    for an acknowledgement (a msgpack map ``{"ack": ID}``, as Fluent Forward has it):
+    without one in time, it is sent again.
     """
 
     def __init__(self, address: Address, max_backoff_s: float, name: str) -> None:
@@ -60,11 +64,11 @@ class Connection:
         self._poll = select.poll()
         self.reconnects = 0
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, ack: str | None = None) -> None:
         backoff = FIRST_BACKOFF_S
         while True:
             try:
-                self._send_once(data)
+                self._send_once(data, ack)
                 return
             except OSError as error:
                 self._disconnect()
@@ -79,13 +83,32 @@ class Connection:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
 
-    def _send_once(self, data: bytes) -> None:
+    def _send_once(self, data: bytes, ack: str | None) -> None:
         if self._sock is None:
             self._connect()
         assert self._sock is not None
         if self._poll.poll(0):  # checked before sending: a send to a closed TCP peer succeeds
             raise ConnectionResetError("the collector closed the connection")
         self._sock.sendall(data)
+        if ack is not None:
+            self._await_ack(self._sock, ack)
+
+    @staticmethod
+    def _await_ack(sock: socket.socket, ack: str) -> None:
+        sock.settimeout(ACK_TIMEOUT_S)  # a TimeoutError is an OSError: sent again
+        try:
+            replies = msgpack.Unpacker(raw=False)
+            while True:
+                received = sock.recv(4096)
+                if not received:
+                    raise ConnectionResetError("the collector closed before acknowledging")
+                replies.feed(received)
+                for reply in replies:
+                    if not isinstance(reply, dict) or reply.get("ack") != ack:
+                        raise ConnectionError(f"expected ack {ack!r}, got {reply!r}")
+                    return
+        finally:
+            sock.settimeout(None)
 
     def _connect(self) -> None:
         sock = socket.socket(self._family, socket.SOCK_STREAM)
