@@ -25,7 +25,7 @@ def open_sink(options: Mapping[str, str]) -> Sink:
         raise SinkOptionError(
             f"cannot use JetStream at {url} (stream {stream!r}): {type(error).__name__}: {error}"
         ) from error
-    return NatsSink(bus, stream)
+    return NatsSink(bus)
 
 
 @hookimpl
