@@ -26,21 +26,27 @@ class Bus:
 
     def __init__(self, url: str, name: str) -> None:
         self._loop = asyncio.new_event_loop()
+        self._closing = False
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
-        self.client = self.run(
-            nats.connect(
-                url,
-                name=name,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.2,
-                allow_reconnect=True,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
+        # Reconnects are attempted forever, and the client counts its first connection
+        # among them: only a deadline makes an unreachable server an error at start.
+        connect = nats.connect(
+            url,
+            name=name,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            allow_reconnect=True,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
         )
+        try:
+            self.client = self.run(asyncio.wait_for(connect, CONNECT_TIMEOUT_S))
+        except TimeoutError as error:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise ConnectionError(f"no connection within {CONNECT_TIMEOUT_S:g} s") from error
         self.jetstream: JetStreamContext = self.client.jetstream()
 
     # The client's own errors arrive here (its default logs each with a traceback); the
@@ -49,7 +55,8 @@ class Bus:
         log.debug("nats client error", error=repr(error))
 
     async def _on_disconnected(self) -> None:
-        log.warning("nats disconnected, reconnecting", name=self._thread.name)
+        if not self._closing:
+            log.warning("nats disconnected, reconnecting", name=self._thread.name)
 
     async def _on_reconnected(self) -> None:
         log.info("nats reconnected", name=self._thread.name)
@@ -73,6 +80,7 @@ class Bus:
             )
 
     def close(self) -> None:
+        self._closing = True
         try:
             self.run(self.client.drain(), timeout_s=CONNECT_TIMEOUT_S)
         finally:

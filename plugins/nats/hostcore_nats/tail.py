@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import msgpack
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -66,7 +67,7 @@ async def _read(bus: Bus, stream: str, query: TailQuery, output: Output) -> None
         config=consumer_config(query),
     )
     try:
-        if not query.follow and (await subscription.consumer_info()).num_pending == 0:
+        if not query.follow and await _nothing_to_deliver(subscription):
             return
         async for message in subscription.messages:
             event = msgpack.unpackb(message.data, raw=False)
@@ -76,3 +77,10 @@ async def _read(bus: Bus, stream: str, query: TailQuery, output: Output) -> None
                 return
     finally:
         await subscription.unsubscribe()
+
+
+async def _nothing_to_deliver(subscription: JetStreamContext.PushSubscription) -> bool:
+    """True if the new consumer has nothing to deliver. Pushing starts at its creation,
+    so what it already sent counts too: pending alone may be 0 with messages on the way."""
+    info = await subscription.consumer_info()
+    return info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq)
