@@ -7,6 +7,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import (
@@ -22,6 +23,7 @@ from support import (
 )
 
 from hostcore.cgroup import cgroup2_mount
+from hostcore.testing import reported_losses
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -83,55 +85,42 @@ def hostcore_register_events(register):
 """
 
 
-def test_failing_sink_and_handler_do_not_stop_the_others(tmp_path: Path) -> None:
+def run_with_faulty_plugins(
+    tmp_path: Path, args: list[str], connections: int
+) -> tuple[list[dict[str, Any]], Hostcore]:
+    """Run hostcore (a file sink, and ``args``) over ``connections`` loopback connections
+    with the plugins above installed; checks that capture and the file sink were exact."""
     fake_distribution(tmp_path, "faulty", FAILING_PLUGINS)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    args = ["--events", "flows,faulty", "--sink", "broken"]
-    with (
-        AcceptServer() as server,
-        no_syncookies(),
-        Hostcore(tmp_path, args, env=env) as hostcore,
-    ):
-        clients = [connect_once("127.0.0.1", server.port) for _ in range(10)]
+    with AcceptServer() as server, no_syncookies(), Hostcore(tmp_path, args, env=env) as hostcore:
+        clients = [connect_once("127.0.0.1", server.port) for _ in range(connections)]
         events = hostcore.stop()
     expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
     assert flows(events, {server.port}) == expected  # the file sink got every begin event
+    return events, hostcore
+
+
+def test_failing_sink_and_handler_do_not_stop_the_others(tmp_path: Path) -> None:
+    args = ["--events", "flows,faulty", "--sink", "broken"]
+    events, hostcore = run_with_faulty_plugins(tmp_path, args, connections=10)
     totals = hostcore.log("totals")
     begins = totals["events.net_flow_tcp_begin"]
     assert totals["sink_errors.broken"] >= begins  # every event it could not take, counted
-    assert totals["plugin_errors.raises"] >= len(clients) * 2  # packets the bad handler lost
-    reported = lost_by_marker(events)
+    assert totals["plugin_errors.raises"] >= 10 * 2  # packets the bad handler lost
+    reported = reported_losses(events)
     assert reported["plugin_errors.raises"] == totals["plugin_errors.raises"]
     # Every begin event's failed write is reported; the markers' own failed writes are not.
     assert reported["sink_errors.broken"] == begins
     assert sum(1 for line in hostcore.stderr_lines if '"sink write failed"' in line) == 1
 
 
-def lost_by_marker(events: list[dict[str, object]]) -> Counter[str]:
-    reported: Counter[str] = Counter()
-    for event in events:
-        if event["name"] == "lost_events":
-            reported.update(event["data"]["lost"])  # type: ignore[index]
-    return reported
-
-
 def test_slow_and_raising_sinks_do_not_stall_capture_or_the_file_sink(tmp_path: Path) -> None:
-    fake_distribution(tmp_path, "faulty", FAILING_PLUGINS)
     took = tmp_path / "slow.txt"
     config = tmp_path / "hostcore.toml"
     config.write_text("sink_drain_timeout_s = 60\n")  # the slow sink drains its 3 at exit
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     slow = f"slow:path={took},queue_size=3"
     args = ["--config", str(config), "--sink", slow, "--sink", "broken"]
-    with (
-        AcceptServer() as server,
-        no_syncookies(),
-        Hostcore(tmp_path, args, env=env) as hostcore,
-    ):
-        clients = [connect_once("127.0.0.1", server.port) for _ in range(20)]
-        events = hostcore.stop()
-    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
-    assert flows(events, {server.port}) == expected  # capture and the file sink: exact
+    events, hostcore = run_with_faulty_plugins(tmp_path, args, connections=20)
     totals = hostcore.log("totals")
     begins = totals["events.net_flow_tcp_begin"]
     taken = Counter(took.read_text().splitlines())
@@ -140,7 +129,7 @@ def test_slow_and_raising_sinks_do_not_stall_capture_or_the_file_sink(tmp_path: 
     assert taken["net_flow_tcp_begin"] + drops == begins  # each begin taken or counted dropped
     assert totals["sink_errors.broken"] == begins  # each of its failed writes counted
     # Every sink is told of the slow sink's drops: the slow one too, once it had room.
-    assert lost_by_marker(events)["sink_drops.slow"] == drops
+    assert reported_losses(events)["sink_drops.slow"] == drops
     slow_markers = taken["lost_events"]
     assert 0 < slow_markers <= sum(1 for e in events if e["name"] == "lost_events")
     failed_writes = sum(1 for line in hostcore.stderr_lines if '"sink write failed"' in line)
@@ -148,17 +137,11 @@ def test_slow_and_raising_sinks_do_not_stall_capture_or_the_file_sink(tmp_path: 
 
 
 def test_a_stuck_sink_is_abandoned_at_exit_and_what_it_held_counted(tmp_path: Path) -> None:
-    fake_distribution(tmp_path, "faulty", FAILING_PLUGINS)
     took = tmp_path / "slow.txt"
     config = tmp_path / "hostcore.toml"
     config.write_text("sink_drain_timeout_s = 0.5\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     args = ["--config", str(config), "--sink", f"slow:path={took}"]
-    with AcceptServer() as server, no_syncookies(), Hostcore(tmp_path, args, env=env) as hostcore:
-        clients = [connect_once("127.0.0.1", server.port) for _ in range(5)]
-        events = hostcore.stop()
-    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
-    assert flows(events, {server.port}) == expected
+    _, hostcore = run_with_faulty_plugins(tmp_path, args, connections=5)
     totals = hostcore.log("totals")
     taken = len(took.read_text().splitlines())
     undelivered = totals["sink_undelivered.slow"]

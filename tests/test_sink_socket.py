@@ -10,21 +10,13 @@ import pytest
 
 from hostcore.sinks.base import SinkOptionError
 from hostcore.sinks.stream import parse_address
-from hostcore.testing import Collector, SinkHost, synthetic_flows
+from hostcore.testing import Collector, SinkHost, reported_losses, synthetic_flows
 
 MakeHost = Callable[..., SinkHost]
 
 
 def seqs(events: list[dict[str, Any]]) -> Counter[int]:
     return Counter(e["data"]["seq"] for e in events if e["name"] == "net_flow_tcp_begin")
-
-
-def lost(events: list[dict[str, Any]]) -> Counter[str]:
-    reported: Counter[str] = Counter()
-    for event in events:
-        if event["name"] == "lost_events":
-            reported.update(event["data"]["lost"])
-    return reported
 
 
 def test_restarted_collector_gets_everything_within_the_queue(
@@ -71,7 +63,7 @@ def test_beyond_the_queue_drops_are_counted_and_reported_to_the_collector(
     # 100 queued, and one more if the sink's thread took the first before the queue filled.
     assert drops in (399, 400)
     assert seqs(events) == Counter(range(600 - drops))  # the oldest kept, each once
-    assert lost(events) == {"sink_drops.socket": drops}  # the collector is told
+    assert reported_losses(events) == {"sink_drops.socket": drops}  # the collector is told
 
 
 @pytest.mark.parametrize(

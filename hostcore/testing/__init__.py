@@ -7,6 +7,6 @@ are in :mod:`hostcore.testing.fixtures`.
 from __future__ import annotations
 
 from hostcore.testing.collector import Collector
-from hostcore.testing.host import SinkHost, synthetic_flows
+from hostcore.testing.host import SinkHost, reported_losses, synthetic_flows
 
-__all__ = ["Collector", "SinkHost", "synthetic_flows"]
+__all__ = ["Collector", "SinkHost", "reported_losses", "synthetic_flows"]

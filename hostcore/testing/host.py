@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from hostcore.accounting import Accounting
 from hostcore.context import UNKNOWN
+from hostcore.events import LOST_EVENTS_NAME
 from hostcore.pipeline import DEFAULT_DRAIN_TIMEOUT_S, Pipeline
 from hostcore.plugins import Plugins
 from hostcore.run import open_sinks, queue_sizes
@@ -77,3 +79,12 @@ def synthetic_flows(count: int, first_port: int = 10000) -> Iterator[dict[str, A
             "dst_dns": ["example.test"],
             "seq": n,  # which synthetic event this is, so a test can find gaps and repeats
         }
+
+
+def reported_losses(events: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """What the ``lost_events`` events among ``events`` reported, summed by counter."""
+    lost: Counter[str] = Counter()
+    for event in events:
+        if event["name"] == LOST_EVENTS_NAME:
+            lost.update(event["data"]["lost"])
+    return lost
