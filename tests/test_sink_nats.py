@@ -79,14 +79,19 @@ def test_server_killed_mid_burst_every_event_arrives_once(
     assert future == []
 
 
+@pytest.mark.usefixtures("root")  # `hostcore run` checks its capabilities first
 def test_tail_errors_say_what_is_wrong(tmp_path: Path) -> None:
     with NatsServer(tmp_path / "store") as server:
         empty = subprocess.run(
             [HOSTCORE, "tail", server.url, "--no-follow"], capture_output=True, text=True
         )
     gone = subprocess.run([HOSTCORE, "tail", server.url], capture_output=True, text=True)
+    sink = f"nats:url={server.url}"
+    no_bus = subprocess.run([HOSTCORE, "run", "--sink", sink], capture_output=True, text=True)
     unknown = subprocess.run([HOSTCORE, "tail", "kafka://x:9092"], capture_output=True, text=True)
     assert (empty.returncode, gone.returncode, unknown.returncode) == (2, 2, 2)
+    assert no_bus.returncode == 2
+    assert f"sink 'nats': cannot use JetStream at {server.url}" in no_bus.stderr
     assert "no stream 'HOSTCORE' on the server" in empty.stderr
     assert f"cannot reach NATS at {server.url}" in gone.stderr
     assert "no source reads 'kafka://x:9092'; sources: nats://" in unknown.stderr
