@@ -185,4 +185,5 @@ class Plugins:
                 continue
             for spec in declared:
                 add(name, spec)
-                self.infos[name].provides.append(spec.name)
+                shown = f"{spec.name}://" if isinstance(spec, SourceSpec) else spec.name
+                self.infos[name].provides.append(shown)

@@ -150,3 +150,8 @@ def test_subjects_keep_host_names_to_one_token() -> None:
     assert subject("web.prod.example", "x") == "hostcore.web_prod_example.x"
     assert token("a*b>c d\te") == "a_b_c_d_e"
     assert token("") == "_"
+
+
+def test_the_plugin_provides_the_sink_and_the_source() -> None:
+    listing = subprocess.run([HOSTCORE, "plugins"], capture_output=True, text=True, check=True)
+    assert "nats: loaded (hostcore-nats 0.1.0) provides nats, nats://" in listing.stdout
