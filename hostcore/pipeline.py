@@ -220,7 +220,6 @@ class Pipeline:
         )
         for queued in self._sinks.values():
             queued.tell(lost, start_ns, now_ns)
-        self.flush()
         self._accounting.mark_reported(now_ns)
 
     def _count_sink_losses(self) -> None:

@@ -22,6 +22,7 @@ from hostcore.sinks.base import Sink, SinkClosed
 DEFAULT_QUEUE_SIZE = 16384
 CLOSE_GRACE_S = 0.2  # what a sink that has nothing left to write gets to close, past the deadline
 ERROR_LOG_INTERVAL_NS = 60 * 10**9
+IDLE_POLL_S = 0.01
 
 MarkerBuilder = Callable[[Mapping[str, Any]], tuple[bytes, Mapping[str, Any]]]
 """Builds a ``lost_events`` event (packed, map) from its data."""
@@ -39,7 +40,7 @@ class QueuedSink:
         self._build_marker = build_marker
         self._queue: deque[tuple[bytes, Mapping[str, Any], bool]] = deque()
         self._wake = threading.Event()
-        self._idle = threading.Event()  # set while everything queued has been written
+        self._busy = False  # the sink's thread is in a pass: writing, then flushing
         self._stopping = False
         self._writing = False
         self._pending: Counter[str] = Counter()  # losses this sink has not been told of
@@ -89,15 +90,21 @@ class QueuedSink:
         packed, event = self._build_marker(data)
         self._queue.append((packed, event, True))
         self._pending.clear()
+        self._wake.set()  # markers come once a second at most, outside any batch
 
     def wake(self) -> None:
         """Let the sink's thread write what was queued (once per batch)."""
-        self._idle.clear()
         self._wake.set()
 
     def wait_idle(self, deadline: float) -> None:
-        """Wait, at most until ``deadline`` (``time.monotonic()``), for the queue to empty."""
-        self._idle.wait(max(0.0, deadline - time.monotonic()))
+        """Wait, at most until ``deadline`` (``time.monotonic()``), until the sink has
+        written and flushed everything queued (polled: this is for the end of a run)."""
+        # The thread is busy from before it clears a wake-up until its pass ends, so a
+        # queued event always shows in one of the three.
+        while self._busy or self._wake.is_set() or self._queue:
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return
+            time.sleep(IDLE_POLL_S)
 
     def counters(self) -> dict[str, int]:
         """This sink's counters, named as the run's totals name them; zeros left out."""
@@ -141,12 +148,12 @@ class QueuedSink:
     def _serve(self) -> None:
         while not self.closed_reason:
             self._wake.wait()
+            self._busy = True
             self._wake.clear()
             wrote = self._write_queued()
             if wrote and not self.closed_reason:
                 self._call("flush", self._sink.flush)
-            if not self._queue:
-                self._idle.set()
+            self._busy = False
             if self._stopping and not self._queue:
                 break
         self._call("close", self._sink.close)
