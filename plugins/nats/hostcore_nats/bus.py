@@ -63,7 +63,12 @@ class Bus:
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run ``coroutine`` on the bus's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(timeout_s)
+        except BaseException:  # Ctrl-C too: the coroutine's own clean-up runs before close
+            future.cancel()
+            raise
 
     def ensure_stream(self, stream: str) -> None:
         """Create the stream of ``hostcore.>`` on file storage unless it exists."""
