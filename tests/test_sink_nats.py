@@ -114,7 +114,10 @@ def test_two_hosts_into_one_stream_and_tail_follows_both(tmp_path: Path) -> None
         for run in runs.values():
             run.start()
         follower = subprocess.Popen(
-            [HOSTCORE, "tail", server.url], stdout=subprocess.PIPE, text=True
+            [HOSTCORE, "tail", server.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         followed: list[dict[str, Any]] = []
         reader = threading.Thread(target=read_lines, args=(follower, followed), daemon=True)
@@ -134,6 +137,8 @@ def test_two_hosts_into_one_stream_and_tail_follows_both(tmp_path: Path) -> None
             follower.send_signal(signal.SIGINT)  # the way to end a follow
             assert follower.wait(READY_TIMEOUT_S) == 0
             reader.join(READY_TIMEOUT_S)
+        assert follower.stderr is not None
+        assert follower.stderr.read() == ""  # ended quietly
         for name in runs:
             assert flows(files[name], {accept.port}) == expected  # each host saw each end
             # tail prints each host's events as that host's run wrote them, in its order (it
