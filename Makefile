@@ -7,9 +7,11 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
 APT_run := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
 	python3-venv python3-pip
-# Tests: real clients and servers (a DNS server and dig, a NATS server with JetStream too)
-# and the tools that check the probe.
-APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils nats-server
+# Tests: real clients and servers (a DNS server and dig too, nmap for a real scan, a NATS
+# server with JetStream) and the tools that check the probe; tshark is the replay tests'
+# oracle, tcpdump writes their captures; nftables makes a peer that drops SYNs.
+APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils nmap tshark tcpdump \
+	nftables nats-server
 # The benchmark: ab drives nginx (from the test set); tcpstates-bpfcc is in bpfcc-tools.
 APT_bench := apache2-utils
 
@@ -25,9 +27,10 @@ test: setup-test
 	$(PY) -m mypy hostcore $(dir $(wildcard plugins/*/hostcore_*/__init__.py))
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# Not part of `make test`: about 5 minutes of load; prints a table (README: Performance).
+# Not part of `make test`: about 6 minutes of load; prints two tables (README: Performance).
 bench: setup-test .apt-bench
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)
+	$(PY) tests/bench/replay_bench.py
 
 setup: .apt-run $(VENV)/.installed
 	@$(VENV)/bin/hostcore doctor --fix >&2

@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import pluggy
 
-from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
-from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
+from hostcore.events import (
+    DnsNames,
+    Emit,
+    EventContext,
+    EventHandler,
+    EventSpec,
+    ExpiringHandler,
+    Field,
+    PreloadingHandler,
+)
+from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
+from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 from hostcore.sources import SourceError, SourceSpec, TailQuery
 
@@ -22,11 +32,18 @@ __all__ = [
     "EventContext",
     "EventHandler",
     "EventSpec",
+    "ExpiringHandler",
     "Field",
+    "OpenSocket",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
+    "PreloadingHandler",
+    "Report",
+    "Signature",
+    "SignatureContext",
+    "SignatureSpec",
     "Sink",
     "SinkClosed",
     "SinkOptionError",

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections import Counter
 
 # Counters under these names or prefixes mean events were or may have been lost.
-# Units: records (kernel, decode), packets (plugin), events (sink writes, drops,
-# undelivered), flushes,
+# Units: records (kernel, decode), capture files, packets (plugin), events (sink writes,
+# drops, undelivered, and those a signature raised on: its findings may be lost), flushes,
 # DNS messages (malformed, truncated, segmented) and chains (evictions).
 LOSS_COUNTERS = (
     "kernel_reserve_failures",
+    "capture_errors.",  # capture files that break off: the rest of the file is unread
     "decode_errors.",
     "plugin_errors.",
+    "signature_errors.",
     "sink_errors.",
     "sink_flush_failures.",
     "sink_drops.",  # events a sink's full queue turned away
@@ -21,10 +23,13 @@ LOSS_COUNTERS = (
     "dns.tcp_segmented",
     "dns.evictions",
 )
+# Per-event counters (``<event>.<suffix>``) that mean events were lost or degraded:
+# state a flow event's bounded table dropped early.
+LOSS_SUFFIXES = (".flow_table_evictions",)
 
 
 def is_loss(name: str) -> bool:
-    return name.startswith(LOSS_COUNTERS)
+    return name.startswith(LOSS_COUNTERS) or name.endswith(LOSS_SUFFIXES)
 
 
 class Accounting:

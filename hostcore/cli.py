@@ -13,16 +13,20 @@ from typing import Any
 
 from hostcore import config as config_module
 from hostcore import doctor, log, probe
+from hostcore.capture.direction import LocalNets, parse_networks
 from hostcore.cgroup import CgroupError
 from hostcore.config import Config, ConfigError
 from hostcore.filters import FilterError
 from hostcore.plugins import PluginError, Plugins
+from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
 from hostcore.sinks.base import SinkClosed
 from hostcore.sinks.stdout import StdoutSink
 from hostcore.sources import SourceError, TailQuery
+from hostcore.tracee import FORMATS
 
+REPLAY_HOST = "replay"  # the host field of replayed events without --host-name
 USER_ERRORS = (
     ConfigError,
     PluginError,
@@ -48,18 +52,33 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="a plugin that fails to load is fatal (also HOSTCORE_STRICT_PLUGINS=1)",
     )
-    parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run_parser = commands.add_parser(
-        "run", parents=[common], help="capture events until SIGINT or SIGTERM"
-    )
-    run_parser.add_argument(
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
         "--events",
         action="append",
         metavar="NAMES",
         help="events or event sets, comma-separated, repeatable (default: flows); "
         "or one data filter, EVENT.data.FIELD=VALUE[,VALUE...] (or !=), per flag",
+    )
+    output.add_argument(
+        "--sink",
+        action="append",
+        metavar="NAME[:key=value,...]",
+        help="where events go, repeatable (default: stdout); replaces the config's sinks",
+    )
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the event map sinks receive: hostcore's (default) or Tracee's trace.Event JSON",
+    )
+    output.add_argument(
+        "--host-name", help=f"the event map's host field (replay's default: {REPLAY_HOST})"
+    )
+    parser = argparse.ArgumentParser(prog="hostcore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_parser = commands.add_parser(
+        "run", parents=[common, output], help="capture events until SIGINT or SIGTERM"
     )
     run_parser.add_argument(
         "--scope",
@@ -69,13 +88,6 @@ def _parser() -> argparse.ArgumentParser:
         "cgroup= (path or id), container, !container, container=ID (= or !=, values "
         "comma-separated, * for prefix/suffix); replaces the config's scope",
     )
-    run_parser.add_argument(
-        "--sink",
-        action="append",
-        metavar="NAME[:key=value,...]",
-        help="where events go, repeatable (default: stdout); replaces the config's sinks",
-    )
-    run_parser.add_argument("--host-name", help="the event map's host field")
     run_parser.add_argument("--cgroup", help="attach to this cgroup v2 directory, not the root")
     run_parser.add_argument(
         "--print-bpf",
@@ -107,8 +119,27 @@ def _parser() -> argparse.ArgumentParser:
     tail_parser.add_argument(
         "--no-follow", action="store_true", help="stop after the events stored now"
     )
+    replay_parser = commands.add_parser(
+        "replay",
+        parents=[common, output],
+        help="turn pcap/pcapng files into events, as the live probe would have",
+    )
+    replay_parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    replay_parser.add_argument(
+        "--local-net",
+        action="append",
+        metavar="CIDR",
+        help="this host's addresses, repeatable; decides direction where the capture "
+        "does not record it (default: private, carrier-grade NAT, loopback and link-local "
+        "ranges)",
+    )
     commands.add_parser(
         "events", parents=[common], help="list the events and event sets plugins provide"
+    )
+    commands.add_parser(
+        "signatures",
+        parents=[common],
+        help="list installed signatures: metadata, consumed events, options",
     )
     commands.add_parser(
         "plugins", parents=[common], help="list installed plugins and their load errors"
@@ -173,12 +204,16 @@ def _config(args: argparse.Namespace) -> Config:
             if name
         )
     scope = getattr(args, "scope", None)
+    host_name = getattr(args, "host_name", None)
+    if args.command == "replay" and host_name is None:  # not this host's name: not its events
+        host_name = REPLAY_HOST
     return config_module.with_overrides(
         loaded,
         enable=enable,
         scope=tuple(scope) if scope else None,
         sinks=sinks,
-        host_name=getattr(args, "host_name", None),
+        host_name=host_name,
+        format=getattr(args, "format", None),
         cgroup=getattr(args, "cgroup", None),
         # Any of the flag, the environment or the file asks for strict: CI's
         # environment must not be undone by a config file that says false.
@@ -190,6 +225,13 @@ def _plugins(config: Config) -> Plugins:
     return Plugins(config.plugins_allow, config.plugins_deny, config.strict_plugins)
 
 
+def _local_nets(texts: Sequence[str] | None) -> LocalNets:
+    try:
+        return LocalNets(parse_networks(texts or ()))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
 def _print_bpf(config: Config) -> int:
     the_plan = plan(config, _plugins(config))
     flags = probe.cflags(the_plan.needs, config.ring_buffer_kib, the_plan.kernel_scope)
@@ -199,22 +241,43 @@ def _print_bpf(config: Config) -> int:
 
 
 def _events(config: Config) -> int:
-    specs = _plugins(config).events()
+    plugins = _plugins(config)
+    specs = plugins.events()
+    signatures = plugins.signatures(specs)
     for spec in sorted(specs.values(), key=lambda spec: spec.id):
         fields = ", ".join(f"{field.name}: {field.type}" for field in spec.fields)
         print(f"{spec.name} (id {spec.id}, plugin {spec.plugin})")
         print(f"  sets: {', '.join(spec.sets)}  depends on: {spec.depends_on or '-'}")
         print(f"  fields: {fields}")
+        for option, help_text in spec.options.items():
+            print(f"  option [events.{spec.name}] {option}: {help_text}")
         if spec.description:
             print(f"  {spec.description}")
-    for name, members in sorted(event_sets(specs).items()):
+    for name, members in sorted(event_sets({**specs, **signatures}).items()):
         print(f"set {name}: {', '.join(members)}")
+    return 0
+
+
+def _signatures(config: Config) -> int:
+    plugins = _plugins(config)
+    signatures = plugins.signatures(plugins.events())
+    for spec in sorted(signatures.values(), key=lambda spec: spec.id):
+        print(f"{spec.name} (id {spec.id}, plugin {spec.plugin}): {spec.title}")
+        print(f"  {spec.signature_id} version {spec.version}, severity {spec.severity}")
+        print(f"  tags: {', '.join(spec.tags) or '-'}")
+        optional = [f"{text} (if installed)" for text in spec.consumes_if_installed]
+        print(f"  consumes: {', '.join([*spec.consumes, *optional])}")
+        fields = ", ".join(f"{field.name}: {field.type}" for field in spec.fields)
+        print(f"  fields: {fields or '-'} (and signature, triggered_by)")
+        for option, help_text in spec.options.items():
+            print(f"  option {option}: {help_text}")
+        print(f"  {spec.description}")
     return 0
 
 
 def _list_plugins(config: Config) -> int:
     plugins = _plugins(config)
-    plugins.events()
+    plugins.signatures(plugins.events())
     plugins.sinks()
     plugins.sources()
     failed = False
@@ -244,8 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _print_bpf(config) if args.print_bpf else run(config, _plugins(config))
         if args.command == "tail":
             return _tail(config, args)
+        if args.command == "replay":
+            return replay(config, _plugins(config), args.files, _local_nets(args.local_net))
         if args.command == "events":
             return _events(config)
+        if args.command == "signatures":
+            return _signatures(config)
         if args.command == "plugins":
             return _list_plugins(config)
         return _doctor(args.fix)

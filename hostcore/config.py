@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hostcore import filters
+from hostcore.tracee import FORMATS
 
 DEFAULT_PATH = Path("/etc/hostcore/hostcore.toml")
 STRICT_PLUGINS_ENV = "HOSTCORE_STRICT_PLUGINS"
@@ -60,6 +61,10 @@ class Config:
     strict_plugins: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)
     scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
+    event_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [events.NAME]
+    format: str = "hostcore"  # the event map every sink receives: hostcore's, or Tracee's
+    # [signatures.NAME] tables: options by signature, checked against it when a run starts
+    signatures: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sink_drain_timeout_s: float = 5.0  # at exit, how long sinks may take to write what they hold
 
     def __post_init__(self) -> None:
@@ -76,6 +81,8 @@ class Config:
             raise ConfigError(f"sink_drain_timeout_s must be >= 0, got {self.sink_drain_timeout_s}")
         if not self.sinks:
             raise ConfigError("sinks must name at least one sink, e.g. [sinks.stdout]")
+        if self.format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
 
 
 _TOP_LEVEL: dict[str, type] = {
@@ -86,6 +93,7 @@ _TOP_LEVEL: dict[str, type] = {
     "poll_interval_ms": int,
     "stats_interval_s": float,
     "scope": list,
+    "format": str,
     "sink_drain_timeout_s": float,
 }
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
@@ -116,13 +124,20 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
         if key == "plugins":
             values.update(_plugins(_table(key, value)))
         elif key == "sinks":
-            values["sinks"] = _sinks(_table(key, value))
+            values["sinks"] = _option_tables(key, _table(key, value))
+        elif key == "events":
+            values["event_options"] = _option_tables(key, _table(key, value))
         elif key == "dns":
             values["dns"] = DnsConfig(**_typed_table(key, _table(key, value), _DNS))
+        elif key == "signatures":
+            tables = _table(key, value)
+            values[key] = {name: _table(f"{key}.{name}", t) for name, t in tables.items()}
         elif key in _TOP_LEVEL:
             values[key] = _typed(key, value, _TOP_LEVEL[key])
         else:
-            known = ", ".join(sorted([*_TOP_LEVEL, "dns", "plugins", "sinks"]))
+            known = ", ".join(
+                sorted([*_TOP_LEVEL, "dns", "events", "plugins", "signatures", "sinks"])
+            )
             raise ConfigError(f"unknown key {key!r} (known keys: {known})")
     for key in ("enable", "scope"):
         if key in values:
@@ -154,15 +169,16 @@ def _plugins(table: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _sinks(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    sinks = {}
+def _option_tables(kind: str, table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """``[sinks.NAME]`` or ``[events.NAME]`` tables: options as text, checked when a run starts."""
+    tables = {}
     for name, options in table.items():
-        options = _table(f"sinks.{name}", options)
+        options = _table(f"{kind}.{name}", options)
         for key, value in options.items():
             if not isinstance(value, str | int | float | bool):
-                raise ConfigError(f"'sinks.{name}.{key}' must be a string or number")
-        sinks[name] = {key: str(value) for key, value in options.items()}
-    return sinks
+                raise ConfigError(f"'{kind}.{name}.{key}' must be a string or number")
+        tables[name] = {key: str(value) for key, value in options.items()}
+    return tables
 
 
 def _table(key: str, value: Any) -> Mapping[str, Any]:

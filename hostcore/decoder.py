@@ -68,13 +68,20 @@ def decode(
         raise DecodeError("empty")
     version = data[0] >> 4
     if version == 4:
-        src, dst, offset, end, protocol = _ipv4(data)
+        src, dst, offset, end, protocol, first_fragment = _ipv4(data)
     elif version == 6:
-        src, dst, offset, end, protocol = _ipv6(data)
+        src, dst, offset, end, protocol, first_fragment = _ipv6(data)
     else:
         raise DecodeError("bad_ip_version")
     transport = _tcp if protocol == IPPROTO_TCP else _udp
-    kind, src_port, dst_port, seq, ack, flags, payload, payload_size = transport(data, offset, end)
+    try:
+        kind, src_port, dst_port, seq, ack, flags, payload, payload_size = transport(
+            data, offset, end
+        )
+    except DecodeError:
+        if first_fragment:  # the rest is in later fragments, which are not reassembled
+            raise DecodeError("ip_fragment_incomplete") from None
+        raise
     return _packet(
         Packet,
         (
@@ -98,7 +105,11 @@ def decode(
     )
 
 
-def _ipv4(data: bytes) -> tuple[str, str, int, int, int]:
+# src, dst, transport offset, end, protocol, whether it is a first fragment
+_Network = tuple[str, str, int, int, int, bool]
+
+
+def _ipv4(data: bytes) -> _Network:
     if len(data) < 20:
         raise DecodeError("truncated_ip")
     header_len = (data[0] & 0x0F) * 4
@@ -106,7 +117,8 @@ def _ipv4(data: bytes) -> tuple[str, str, int, int, int]:
         raise DecodeError("bad_ip_header_length")
     if len(data) < header_len:
         raise DecodeError("truncated_ip")
-    if (data[6] << 8 | data[7]) & 0x1FFF:
+    fragment = data[6] << 8 | data[7]
+    if fragment & 0x1FFF:  # not the first: no transport header here
         raise DecodeError("ip_fragment")
     protocol = data[9]
     if protocol not in _TRANSPORTS:
@@ -118,16 +130,17 @@ def _ipv4(data: bytes) -> tuple[str, str, int, int, int]:
         raise DecodeError("bad_ip_length")
     src = _address(socket.AF_INET, data[12:16])
     dst = _address(socket.AF_INET, data[16:20])
-    return src, dst, header_len, total_length, protocol
+    return src, dst, header_len, total_length, protocol, bool(fragment & 0x2000)
 
 
-def _ipv6(data: bytes) -> tuple[str, str, int, int, int]:
+def _ipv6(data: bytes) -> _Network:
     if len(data) < 40:
         raise DecodeError("truncated_ip")
     payload_length = data[4] << 8 | data[5]
     end = 40 + payload_length if payload_length else len(data)  # 0: a jumbogram
     next_header = data[6]
     offset = 40
+    first_fragment = False
     for _ in range(MAX_IPV6_EXT_HEADERS):
         if next_header in _TRANSPORTS:
             break
@@ -136,8 +149,10 @@ def _ipv6(data: bytes) -> tuple[str, str, int, int, int]:
         if next_header in _IPV6_EXTENSIONS:
             length = (data[offset + 1] + 1) * 8
         elif next_header == _IPV6_FRAGMENT:
-            if int.from_bytes(data[offset + 2 : offset + 4], "big") & 0xFFF8:
+            fragment = data[offset + 2] << 8 | data[offset + 3]
+            if fragment & 0xFFF8:  # not the first: no transport header here
                 raise DecodeError("ip_fragment")
+            first_fragment = bool(fragment & 1)  # more follow; 0 here is an atomic fragment
             length = 8
         elif next_header == _IPV6_AH:
             length = (data[offset + 1] + 2) * 4
@@ -153,7 +168,7 @@ def _ipv6(data: bytes) -> tuple[str, str, int, int, int]:
         raise DecodeError("bad_ip_length")
     src = _address(socket.AF_INET6, data[8:24])
     dst = _address(socket.AF_INET6, data[24:40])
-    return src, dst, offset, end, next_header
+    return src, dst, offset, end, next_header, first_fragment
 
 
 # kind, src_port, dst_port, seq, ack, tcp_flags, payload, payload_size

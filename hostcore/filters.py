@@ -10,12 +10,13 @@ all pass. A field whose value is unknown (null) never passes a filter.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hostcore.events import EventSpec
+from hostcore.events import Declared
 
 Test = Callable[[Mapping[str, Any]], bool]
 
@@ -35,12 +36,20 @@ class Match:
     field: str
     values: tuple[Any, ...]
     negate: bool
+    # The values as a set when none has a wildcard: one lookup per scalar (filters run per event).
+    exact: frozenset[Any] | None = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        wildcard = any(isinstance(v, str) and (v[:1] == "*" or v[-1:] == "*") for v in self.values)
+        object.__setattr__(self, "exact", None if wildcard else frozenset(self.values))
 
     def __call__(self, values: Mapping[str, Any]) -> bool:
         """Whether ``values[field]`` passes (a list passes if any of its items matches)."""
         value = values.get(self.field)
         if value is None:
             return False
+        if self.exact is not None and not isinstance(value, list):
+            return (value in self.exact) != self.negate
         if isinstance(value, list):
             hit = any(_equal(item, wanted) for item in value for wanted in self.values)
         else:
@@ -156,7 +165,7 @@ def parse_selector(text: str) -> tuple[str, str | None]:
     return name, (rest if separator else None)
 
 
-def data_filter(event: str, text: str, specs: Mapping[str, EventSpec]) -> DataFilter:
+def data_filter(event: str, text: str, specs: Mapping[str, Declared]) -> DataFilter:
     """Parse ``FIELD=VALUES`` for ``event``, checked against the event's declared fields."""
     where = f"filter {event}.data.{text!r}"
     if "," in event:
@@ -177,7 +186,10 @@ def data_tests(filters: Sequence[DataFilter]) -> dict[str, Test]:
     by_event: dict[str, list[Match]] = {}
     for data in filters:
         by_event.setdefault(data.event, []).append(data.match)
-    return {event: _All(tuple(matches)) for event, matches in by_event.items()}
+    return {
+        event: matches[0] if len(matches) == 1 else _All(tuple(matches))
+        for event, matches in by_event.items()
+    }
 
 
 def kernel_scope(expressions: Iterable[str]) -> list[str]:

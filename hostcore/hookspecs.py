@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pluggy
 
 from hostcore.events import EventSpec
+from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
 
@@ -51,4 +52,19 @@ def hostcore_register_sources(register: Callable[[SourceSpec], None]) -> None:
 
     Called once per process, by ``hostcore tail`` only; the source whose name is the
     URL's scheme reads it.
+    """
+
+
+@hookspec
+def hostcore_register_signatures(register: Callable[[SignatureSpec], None]) -> None:
+    """Declare the signatures this plugin provides.
+
+    :param register: call it once per signature with its
+        :class:`hostcore.SignatureSpec`. A finding name or id that an event or
+        another signature already uses is a load error naming both plugins.
+
+    Called once per process, after every plugin's events are declared. A
+    signature that consumes an event no plugin provides, or that is in a cycle
+    of signatures consuming each other's findings, is not loaded: its plugin
+    is reported with the reason (fatal in strict mode).
     """

@@ -47,6 +47,17 @@ def tcp_kind(flags: int) -> PacketKind:
     return _KIND_BY_FLAGS[flags & 0xFF]
 
 
+def kinds_wanted(needs: PacketKind) -> tuple[PacketKind, ...]:
+    """Every kind a packet can have (a flag, or a TCP kind with DNS_ANSWER) that ``needs`` wants.
+
+    Testing membership in this tuple compares by identity: IntFlag arithmetic
+    per packet costs about 0.2 us.
+    """
+    every = [PacketKind.NONE, *PacketKind]
+    combined = {kind | dns for kind in every for dns in (PacketKind.NONE, PacketKind.DNS_ANSWER)}
+    return tuple(kind for kind in combined if kind & needs)
+
+
 class OwnerSource(enum.IntEnum):
     """How a socket's owner was found (bpf/net_packet_flow_base.c OWNER_*, then user space)."""
 
@@ -88,3 +99,14 @@ class Packet(NamedTuple):
     protocol: int  # IPPROTO_TCP or IPPROTO_UDP
     payload: bytes  # what was captured after the TCP/UDP header (none for TCP kinds)
     payload_size: int  # what the packet carried; more than len(payload) means truncated
+
+
+class OpenSocket(NamedTuple):
+    """An established TCP socket the kernel reported (sock_diag), addresses as in Packet."""
+
+    local: str
+    local_port: int
+    remote: str
+    remote_port: int
+    incoming: bool  # a listener holds its local port: a peer connected in
+    socket_cookie: int

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgpack
 import structlog
 
+from hostcore import findings, tracee
 from hostcore.accounting import Accounting
 from hostcore.config import DnsConfig
 from hostcore.context import UNKNOWN, Contexts
 from hostcore.decoder import DNS_PORT
+from hostcore.detection import Enabled
 from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.store import NameStore
 from hostcore.events import (
@@ -24,8 +27,9 @@ from hostcore.events import (
     EventSpec,
 )
 from hostcore.filters import Test
-from hostcore.packet import Packet, PacketKind
+from hostcore.packet import OpenSocket, Packet, PacketKind, kinds_wanted
 from hostcore.plugins import PluginError
+from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed
 from hostcore.sinks.queue import DEFAULT_QUEUE_SIZE, QueuedSink
 
@@ -46,15 +50,12 @@ def _start(spec: EventSpec, context: EventContext) -> EventHandler:
         ) from error
 
 
-def _kinds(needs: PacketKind) -> tuple[PacketKind, ...]:
-    """The packet kinds (a flag, or a TCP kind with DNS_ANSWER) that ``needs`` wants."""
-    every = [PacketKind.NONE, *PacketKind]
-    combined = {kind | dns for kind in every for dns in (PacketKind.NONE, PacketKind.DNS_ANSWER)}
-    return tuple(kind for kind in combined if kind & needs)
-
-
 class Pipeline:
-    """Owns the handlers of the enabled events and the open sinks of one run.
+    """Owns the handlers of the enabled events and signatures, and the open sinks of one run.
+
+    Events not in ``published`` (None: all are) are produced only for the
+    signatures that consume them. A finding goes through the same delivery as
+    any event: scope and data filters, every sink, then its own consumers.
 
     Each sink gets its own bounded queue and thread (hostcore/sinks/queue.py):
     ``queue_sizes`` gives a size by sink name, and ``close`` waits at most
@@ -71,16 +72,13 @@ class Pipeline:
         contexts: Contexts | None = None,
         scope: Test | None = None,
         data_filters: Mapping[str, Test] | None = None,
+        signatures: Sequence[Enabled] = (),
+        published: Collection[str] | None = None,
+        event_options: Mapping[str, Mapping[str, str]] | None = None,
+        output_format: str = "hostcore",
         queue_sizes: Mapping[str, int] | None = None,
         drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
     ) -> None:
-        sizes = queue_sizes or {}
-        self._sinks = {
-            name: QueuedSink(name, sink, sizes.get(name, DEFAULT_QUEUE_SIZE), self._marker)
-            for name, sink in sinks.items()
-        }
-        self._every_sink = list(self._sinks.values())  # closed ones too: their counters stay
-        self._drain_timeout_s = drain_timeout_s
         self._host = host
         self._accounting = accounting
         self._last_error_log: dict[str, int] = {}
@@ -89,6 +87,16 @@ class Pipeline:
         self._contexts = contexts or Contexts(None, {})
         self._scope = scope
         self._data_filters = data_filters or {}
+        self._published = published
+        # Sinks get Tracee's map in the "tracee" format; consumers always get hostcore's.
+        self._tracee_types: dict[str, dict[str, str]] | None = None
+        if output_format == "tracee":
+            specs: list[EventSpec | SignatureSpec] = [*events, *(e.spec for e in signatures)]
+            self._tracee_types = {s.name: {f.name: f.type for f in s.fields} for s in specs}
+        # Filled below, once every signature has started; deliveries hold these lists.
+        self._consumers: dict[str, list[findings.Consumer]] = {
+            name: [] for enabled in signatures for name in enabled.consumes
+        }
         context = EventContext(count=accounting.count)
         self._dns: DnsAnswers | None = None
         if any(spec.uses_dns for spec in events):
@@ -102,29 +110,70 @@ class Pipeline:
             )
             self._dns = DnsAnswers(store, accounting.count)
             context.dns = store
-        self._dns_kinds = _kinds(PacketKind.DNS_ANSWER)
-        # Each event's wanted kinds as a tuple of members: a containment test on it
-        # compares by identity, where IntFlag arithmetic per packet costs ~0.2 us.
+        self._dns_kinds = kinds_wanted(PacketKind.DNS_ANSWER)
+        options = event_options or {}
         self._handlers: list[tuple[EventSpec, EventHandler, Emit, tuple[PacketKind, ...]]] = [
-            (spec, _start(spec, context), self._emitter(spec), _kinds(spec.needs))
+            (
+                spec,
+                _start(spec, replace(context, options=options.get(spec.name, {}))),
+                self._emitter(spec),
+                kinds_wanted(spec.needs),
+            )
             for spec in events
         ]
+        for enabled in signatures:
+            spec = enabled.spec
+            signature = findings.start(enabled, accounting.count)
+            report = findings.reporter(spec, self._deliverer(spec.name, spec.id))
+            for name, test in enabled.consumes.items():
+                consume = findings.consumer(spec, signature, test, report, self._signature_failed)
+                self._consumers[name].append(consume)
+        # Last: a handler or signature that fails to start leaves no sink thread behind.
+        sizes = queue_sizes or {}
+        self._sinks = {
+            name: QueuedSink(name, sink, sizes.get(name, DEFAULT_QUEUE_SIZE), self._marker)
+            for name, sink in sinks.items()
+        }
+        self._every_sink = list(self._sinks.values())  # closed ones too: their counters stay
+        self._drain_timeout_s = drain_timeout_s
 
     def _emitter(self, spec: EventSpec) -> Emit:
-        counter = f"events.{spec.name}"
-        filtered = f"events_filtered.{spec.name}"
-        contexts, scope = self._contexts, self._scope
-        data_filter = self._data_filters.get(spec.name)
+        deliver, contexts = self._deliverer(spec.name, spec.id), self._contexts
 
         def emit(timestamp_ns: int, data: Mapping[str, Any], source: Packet | None = None) -> None:
-            context = contexts.of(source)
+            deliver(timestamp_ns, data, contexts.of(source))
+
+        return emit
+
+    def _deliverer(self, name: str, event_id: int) -> findings.Deliver:
+        """Publish an event that passes the filters, then hand it to its consumers."""
+        counter, filtered = f"events.{name}", f"events_filtered.{name}"
+        scope, data_filter = self._scope, self._data_filters.get(name)
+        published = self._published is None or name in self._published
+        consumers = self._consumers.get(name)  # filled once the signatures have started
+
+        def publish(timestamp_ns: int, data: Mapping[str, Any], context: Mapping[str, Any]) -> None:
             if (scope and not scope(context)) or (data_filter and not data_filter(data)):
                 self._accounting.count(filtered)
                 return
             self._accounting.count(counter)
-            self.publish(spec.name, spec.id, timestamp_ns, data, context)
+            self._publish(self._event(name, event_id, timestamp_ns, data, context))
 
-        return emit
+        if consumers is None:  # the common case, per event: nothing built before the filters pass
+            return publish
+
+        def deliver(timestamp_ns: int, data: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+            if published:
+                publish(timestamp_ns, data, context)
+            event = self._event(name, event_id, timestamp_ns, data, context)
+            for consume in consumers:
+                consume(event)
+
+        return deliver
+
+    def _signature_failed(self, spec: SignatureSpec) -> None:
+        self._accounting.count(f"signature_errors.{spec.name}")
+        self._log_error(f"signature:{spec.name}", "signature failed", signature=spec.name)
 
     def feed(self, packets: Sequence[Packet]) -> None:
         """Hand each enabled event the packets it needs, in order, then flush the sinks.
@@ -148,13 +197,35 @@ class Pipeline:
     def _dispatch(self, packets: Sequence[Packet]) -> None:
         for spec, handler, emit, kinds in self._handlers:
             wanted = [packet for packet in packets if packet.kind in kinds]
-            if not wanted:
-                continue
-            try:
-                handler.handle(wanted, emit)
-            except Exception:
-                self._accounting.count(f"plugin_errors.{spec.name}", len(wanted))
-                self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
+            if wanted:
+                self._call(spec, len(wanted), handler.handle, wanted, emit)
+
+    def _call(self, spec: EventSpec, lost: int, method: Callable[..., None], *args: Any) -> None:
+        """Call a handler; if it raises, ``lost`` (packets, or 1 for a call without) is
+        counted as the plugin's errors."""
+        try:
+            method(*args)
+        except Exception:
+            self._accounting.count(f"plugin_errors.{spec.name}", lost)
+            self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
+
+    @property
+    def wants_open_sockets(self) -> bool:
+        """True if an enabled event's handler takes the sockets open at start-up."""
+        return any(hasattr(handler, "preload") for _, handler, _, _ in self._handlers)
+
+    def preload(self, sockets: Sequence[OpenSocket]) -> None:
+        """Give the sockets open at start-up to every handler that takes them."""
+        for spec, handler, _, _ in self._handlers:
+            if hasattr(handler, "preload"):
+                self._call(spec, len(sockets), handler.preload, sockets)
+
+    def expire(self, now_ns: int) -> None:
+        """Let handlers with timeouts emit what is due at ``now_ns``, then flush the sinks."""
+        for spec, handler, emit, _ in self._handlers:
+            if hasattr(handler, "expire"):
+                self._call(spec, 1, handler.expire, now_ns, emit)
+        self.flush()
 
     def publish(
         self,
@@ -164,8 +235,35 @@ class Pipeline:
         data: Mapping[str, Any],
         context: Mapping[str, Any] = UNKNOWN,
     ) -> None:
-        """Build the event map, pack it once, and queue it for every sink."""
-        packed, event = self._packed(name, event_id, timestamp_ns, data, context)
+        """Build the event map, pack it once, and give it to every sink."""
+        self._publish(self._event(name, event_id, timestamp_ns, data, context))
+
+    def _event(
+        self,
+        name: str,
+        event_id: int,
+        timestamp_ns: int,
+        data: Mapping[str, Any],
+        context: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "v": SCHEMA_VERSION,
+            "name": name,
+            "id": event_id,
+            "timestamp": timestamp_ns,
+            "host": self._host,
+            "context": context,
+            "data": data,
+        }
+
+    def _rendered(self, event: Mapping[str, Any]) -> tuple[bytes, Mapping[str, Any]]:
+        """The event as the sinks receive it (Tracee's format, if chosen), packed once."""
+        if self._tracee_types is not None:
+            event = tracee.render(event, self._tracee_types.get(event["name"], {}))
+        return self._packer.pack(event), event
+
+    def _publish(self, event: Mapping[str, Any]) -> None:
+        packed, event = self._rendered(event)
         self._unflushed = True
         closed: list[tuple[str, SinkClosed]] = []
         for sink_name, queued in self._sinks.items():
@@ -176,27 +274,9 @@ class Pipeline:
         for sink_name, cause in closed:
             self._drop_sink(sink_name, cause)
 
-    def _packed(
-        self,
-        name: str,
-        event_id: int,
-        timestamp_ns: int,
-        data: Mapping[str, Any],
-        context: Mapping[str, Any],
-    ) -> tuple[bytes, dict[str, Any]]:
-        event = {
-            "v": SCHEMA_VERSION,
-            "name": name,
-            "id": event_id,
-            "timestamp": timestamp_ns,
-            "host": self._host,
-            "context": context,
-            "data": data,
-        }
-        return self._packer.pack(event), event
-
-    def _marker(self, data: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
-        return self._packed(LOST_EVENTS_NAME, LOST_EVENTS_ID, data["interval_end"], data, UNKNOWN)
+    def _marker(self, data: Mapping[str, Any]) -> tuple[bytes, Mapping[str, Any]]:
+        lost = self._event(LOST_EVENTS_NAME, LOST_EVENTS_ID, data["interval_end"], data, UNKNOWN)
+        return self._rendered(lost)
 
     def report_losses(self, now_ns: int) -> None:
         """Tell every sink, through a ``lost_events`` event, what was lost since the last one.

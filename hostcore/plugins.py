@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from hostcore import hookspecs
+from hostcore import detection, hookspecs
 from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
+from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
 
@@ -115,35 +116,39 @@ class Plugins:
     def _fail(self, info: PluginInfo, what: str, error: BaseException | None) -> None:
         info.status = "error"
         detail = f": {type(error).__name__}: {error}" if error else ""
-        info.error = f"plugin {info.name!r} ({info.distribution}) {what}{detail}"
+        message = f"plugin {info.name!r} ({info.distribution}) {what}{detail}"
         if self.strict:
-            raise PluginError(info.error) from error
+            raise PluginError(message) from error
         if error is not None:
-            info.error += "\n" + "".join(traceback.format_exception(error)).rstrip()
+            message += "\n" + "".join(traceback.format_exception(error)).rstrip()
+        info.error = f"{info.error}\n{message}" if info.error else message
 
     def events(self) -> dict[str, EventSpec]:
         """Every declared event by name; duplicate names or ids name both plugins."""
         specs: dict[str, EventSpec] = {}
-        by_id: dict[int, EventSpec] = {}
-        reserved = {LOST_EVENTS_NAME, LOST_EVENTS_ID}
+        self._collect("hostcore_register_events", EventSpec, _unique_event(specs, {}))
+        return specs
 
-        def add(plugin: str, spec: EventSpec) -> None:
-            spec = replace(spec, plugin=plugin)
-            if reserved & {spec.name, spec.id}:
-                raise PluginError(
-                    f"event {spec.name!r} (id {spec.id}) from plugin {plugin!r} clashes with "
-                    f"the core's {LOST_EVENTS_NAME!r} (id {LOST_EVENTS_ID})"
-                )
-            for existing in (specs.get(spec.name), by_id.get(spec.id)):
-                if existing is not None:
-                    raise PluginError(
-                        f"event {spec.name!r} (id {spec.id}) from plugin {plugin!r} clashes "
-                        f"with {existing.name!r} (id {existing.id}) from plugin "
-                        f"{existing.plugin!r}"
-                    )
-            specs[spec.name] = by_id[spec.id] = spec
+    def signatures(self, events: dict[str, EventSpec]) -> dict[str, SignatureSpec]:
+        """Every loadable signature by name, checked against ``events`` (from ``events()``).
 
-        self._collect("hostcore_register_events", EventSpec, add)
+        A finding name or id that clashes names both plugins; a signature that
+        cannot load (see hostcore/detection.py) marks its plugin as failed.
+        """
+        specs: dict[str, SignatureSpec] = {}
+        taken: dict[str, EventSpec | SignatureSpec] = dict(events)
+        by_id: dict[int, EventSpec | SignatureSpec] = {spec.id: spec for spec in events.values()}
+        unique = _unique_event(taken, by_id)
+
+        def add(plugin: str, spec: SignatureSpec) -> None:
+            unique(plugin, spec)
+            specs[spec.name] = replace(spec, plugin=plugin)
+
+        self._collect("hostcore_register_signatures", SignatureSpec, add)
+        for name, problem in detection.problems(specs, events).items():
+            spec = specs.pop(name)
+            self.infos[spec.plugin].provides.remove(name)
+            self._fail(self.infos[spec.plugin], f"cannot load signature {name!r}: {problem}", None)
         return specs
 
     def sinks(self) -> dict[str, SinkSpec]:
@@ -187,3 +192,28 @@ class Plugins:
                 add(name, spec)
                 shown = f"{spec.name}://" if isinstance(spec, SourceSpec) else spec.name
                 self.infos[name].provides.append(shown)
+
+
+def _unique_event(
+    by_name: dict[str, Any], by_id: dict[int, Any]
+) -> Callable[[str, EventSpec | SignatureSpec], None]:
+    """An ``add`` for ``_collect`` that keeps event (and finding) names and ids unique."""
+    reserved = {LOST_EVENTS_NAME, LOST_EVENTS_ID}
+
+    def add(plugin: str, spec: EventSpec | SignatureSpec) -> None:
+        kind = "signature" if isinstance(spec, SignatureSpec) else "event"
+        if reserved & {spec.name, spec.id}:
+            raise PluginError(
+                f"{kind} {spec.name!r} (id {spec.id}) from plugin {plugin!r} clashes with "
+                f"the core's {LOST_EVENTS_NAME!r} (id {LOST_EVENTS_ID})"
+            )
+        for existing in (by_name.get(spec.name), by_id.get(spec.id)):
+            if existing is not None:
+                raise PluginError(
+                    f"{kind} {spec.name!r} (id {spec.id}) from plugin {plugin!r} clashes "
+                    f"with {existing.name!r} (id {existing.id}) from plugin "
+                    f"{existing.plugin!r}"
+                )
+        by_name[spec.name] = by_id[spec.id] = replace(spec, plugin=plugin)
+
+    return add

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import structlog
 
-from hostcore import capabilities, cgroup, filters, probe, records, sockets
+from hostcore import capabilities, cgroup, detection, filters, probe, records, sockets
 from hostcore.accounting import Accounting
 from hostcore.cgroup import CgroupIndex
 from hostcore.clock import boot_to_epoch_offset_ns
 from hostcore.config import Config
 from hostcore.context import Contexts
+from hostcore.detection import Enabled
 from hostcore.events import EventSpec
 from hostcore.filters import DataFilter, data_filter, parse_selector
-from hostcore.packet import Owner, PacketKind
+from hostcore.packet import OpenSocket, Owner, PacketKind
 from hostcore.pipeline import Pipeline
-from hostcore.plugins import PluginError, Plugins
+from hostcore.plugins import Plugins
 from hostcore.selection import resolve
+from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
 LOSS_CHECK_INTERVAL_NS = 10**9
@@ -39,7 +42,9 @@ class RunError(RuntimeError):
 class Plan:
     """What a run will do, worked out and checked before anything is attached."""
 
-    events: list[EventSpec]
+    events: list[EventSpec]  # every event the run produces
+    published: frozenset[str]  # the events and findings selected: the others feed signatures
+    signatures: list[Enabled]
     needs: PacketKind
     uses_probe: bool
     data_filters: list[DataFilter]
@@ -48,13 +53,24 @@ class Plan:
 
 def plan(config: Config, plugins: Plugins) -> Plan:
     specs = plugins.events()
+    signature_specs = plugins.signatures(specs)
+    catalogue: dict[str, EventSpec | SignatureSpec] = {**specs, **signature_specs}
     selectors, data_filters = [], []
     for text in config.enable:
         name, filter_text = parse_selector(text)
         selectors.append(name)
         if filter_text is not None:
-            data_filters.append(data_filter(name, filter_text, specs))
-    events = resolve(specs, selectors)
+            data_filters.append(data_filter(name, filter_text, catalogue))
+    chosen = resolve(catalogue, selectors)
+    _check_options("signature", config.signatures, signature_specs)
+    _check_options("event", config.event_options, specs)
+    signatures = detection.enable(
+        [spec for spec in chosen if isinstance(spec, SignatureSpec)], catalogue, config.signatures
+    )
+    # Selecting a signature enables the events it consumes, as Tracee does.
+    consumed = {name for enabled in signatures for name in enabled.consumes if name in specs}
+    selected = {spec.name for spec in chosen if isinstance(spec, EventSpec)}
+    events = sorted((specs[name] for name in selected | consumed), key=lambda spec: spec.id)
     unknown = {spec.depends_on for spec in events} - {probe.NAME, ""}
     if unknown:
         raise RunError(f"events depend on unknown base events: {', '.join(sorted(unknown))}")
@@ -66,7 +82,41 @@ def plan(config: Config, plugins: Plugins) -> Plan:
     uses_probe = any(spec.depends_on == probe.NAME for spec in events)
     filters.scope(config.scope, lambda _: None)  # the syntax: a bad filter stops even --print-bpf
     in_kernel = filters.kernel_scope(config.scope) if uses_probe else []
-    return Plan(events, needs, uses_probe, data_filters, in_kernel)
+    published = frozenset(spec.name for spec in chosen)
+    return Plan(events, published, signatures, needs, uses_probe, data_filters, in_kernel)
+
+
+def _check_options(
+    kind: str,
+    tables: Mapping[str, Mapping[str, object]],
+    specs: Mapping[str, EventSpec] | Mapping[str, SignatureSpec],
+) -> None:
+    """Every ``[signatures.NAME]`` or ``[events.NAME]`` table (``kind`` says which) names an
+    installed one and only its options."""
+    for name, options in tables.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise RunError(
+                f"[{kind}s.{name}] names no installed {kind}; installed: "
+                f"{', '.join(sorted(specs)) or '(none)'} (see 'hostcore {kind}s')"
+            )
+        unknown = set(options) - set(spec.options)
+        if unknown:
+            raise RunError(
+                f"{kind} {name!r} has no option {', '.join(sorted(unknown))}; "
+                f"its options: {', '.join(spec.options) or '(none)'}"
+            )
+
+
+@contextlib.contextmanager
+def closing_on_error(sinks: Mapping[str, Sink]) -> Iterator[None]:
+    """Close ``sinks`` if the block fails: nothing will use them."""
+    try:
+        yield
+    except BaseException:
+        for sink in sinks.values():
+            sink.close()
+        raise
 
 
 def queue_sizes(wanted: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
@@ -88,7 +138,7 @@ def open_sinks(
 ) -> dict[str, Sink]:
     """Open every wanted sink, or none: a bad name or option closes those already open."""
     opened: dict[str, Sink] = {}
-    try:
+    with closing_on_error(opened):
         for name, all_options in wanted.items():
             options = {k: v for k, v in all_options.items() if k != QUEUE_SIZE_OPTION}
             spec = specs.get(name)
@@ -112,11 +162,41 @@ def open_sinks(
                     f"sink {name!r} (plugin {spec.plugin!r}) failed to open: "
                     f"{type(error).__name__}: {error}"
                 ) from error
-    except BaseException:
-        for sink in opened.values():
-            sink.close()
-        raise
     return opened
+
+
+def start_pipeline(
+    the_plan: Plan,
+    plugins: Plugins,
+    config: Config,
+    accounting: Accounting,
+    contexts: Contexts | None = None,
+    scope: filters.Test | None = None,
+) -> Pipeline:
+    """Open the configured sinks and start the planned events' handlers."""
+    sink_specs = plugins.sinks()
+    for info in plugins.infos.values():  # every plugin has been loaded by now
+        if info.error:
+            log.warning("plugin not loaded", plugin=info.name, error=info.error)
+    sizes = queue_sizes(config.sinks)
+    sinks = open_sinks(sink_specs, config.sinks)
+    with closing_on_error(sinks):
+        return Pipeline(
+            the_plan.events,
+            sinks,
+            config.host_name,
+            accounting,
+            config.dns,
+            contexts,
+            scope,
+            filters.data_tests(the_plan.data_filters),
+            the_plan.signatures,
+            the_plan.published,
+            config.event_options,
+            config.format,
+            queue_sizes=sizes,
+            drain_timeout_s=config.sink_drain_timeout_s,
+        )
 
 
 def run(config: Config, plugins: Plugins) -> int:
@@ -125,10 +205,6 @@ def run(config: Config, plugins: Plugins) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     the_plan = plan(config, plugins)
-    sink_specs = plugins.sinks()
-    for info in plugins.infos.values():
-        if info.error:
-            log.warning("plugin not loaded", plugin=info.name, error=info.error)
     flow_probe = None
     if the_plan.uses_probe:
         missing = capabilities.missing_for_probe(capabilities.effective())
@@ -143,35 +219,25 @@ def run(config: Config, plugins: Plugins) -> int:
         )
     cgroups = CgroupIndex(cgroup.cgroup2_mount()) if the_plan.uses_probe else None
     scope_test = filters.scope(config.scope, cgroups.path if cgroups else lambda _: None)
-    sizes = queue_sizes(config.sinks)
-    sinks = open_sinks(sink_specs, config.sinks)
     accounting = Accounting(time.time_ns())
     found_owners: dict[int, Owner] = {}  # filled once the probe records new sockets
-    try:
-        pipeline = Pipeline(
-            the_plan.events,
-            sinks,
-            config.host_name,
-            accounting,
-            config.dns,
-            Contexts(cgroups, found_owners),
-            scope_test,
-            filters.data_tests(the_plan.data_filters),
-            sizes,
-            config.sink_drain_timeout_s,
-        )
-    except PluginError:
-        for sink in sinks.values():
-            sink.close()
-        raise
+    pipeline = start_pipeline(
+        the_plan, plugins, config, accounting, Contexts(cgroups, found_owners), scope_test
+    )
     try:
         if flow_probe is not None:
             flow_probe.attach()
             found_owners.update(_older_listeners())
+            if pipeline.wants_open_sockets:
+                pipeline.preload(_open_connections(found_owners))
         log.info(
             "ready",
-            events=[spec.name for spec in the_plan.events],
-            sinks=list(sinks),
+            events=[spec.name for spec in the_plan.events if spec.name in the_plan.published],
+            signatures=[enabled.spec.name for enabled in the_plan.signatures],
+            for_signatures_only=[
+                spec.name for spec in the_plan.events if spec.name not in the_plan.published
+            ],
+            sinks=list(config.sinks),
             cgroup=str(flow_probe.cgroup) if flow_probe else None,
             kinds=[kind.name for kind in PacketKind if kind in the_plan.needs],
         )
@@ -193,6 +259,18 @@ def _older_listeners() -> dict[int, Owner]:
         return {}
     log.info("older listeners matched to processes", listeners=len(owners))
     return owners
+
+
+def _open_connections(owners: dict[int, Owner]) -> list[OpenSocket]:
+    """Established connections older than hostcore's first packet; their owners go to ``owners``."""
+    try:
+        found = sockets.open_sockets()
+    except OSError as error:
+        log.warning("connections older than hostcore will end as 'missed'", error=str(error))
+        return []
+    owners.update(sockets.owners_of({inode: sock.socket_cookie for sock, inode in found}))
+    log.info("open connections read", connections=len(found))
+    return [sock for sock, _ in found]
 
 
 class _Loop:
@@ -246,4 +324,6 @@ class _Loop:
         self._offset_ns = boot_to_epoch_offset_ns()
         if self._probe is not None:
             self._accounting.counters["kernel_reserve_failures"] = self._probe.reserve_failures()
-        self._pipeline.report_losses(time.time_ns())
+        now_ns = time.time_ns()
+        self._pipeline.expire(now_ns)
+        self._pipeline.report_losses(now_ns)

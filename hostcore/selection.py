@@ -1,17 +1,20 @@
-"""Resolve the user's event selectors (event names and set names) to event specs."""
+"""Resolve the user's selectors (event, signature and set names) to what they declare."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
-from hostcore.events import EventSpec
+from hostcore.events import Declared
+
+D = TypeVar("D", bound=Declared)
 
 
 class SelectionError(ValueError):
     """A selector names no event and no set."""
 
 
-def event_sets(specs: Mapping[str, EventSpec]) -> dict[str, list[str]]:
+def event_sets(specs: Mapping[str, Declared]) -> dict[str, list[str]]:
     """Set name -> names of the events in it, ordered by event id."""
     sets: dict[str, list[str]] = {}
     for spec in sorted(specs.values(), key=lambda spec: spec.id):
@@ -20,7 +23,7 @@ def event_sets(specs: Mapping[str, EventSpec]) -> dict[str, list[str]]:
     return sets
 
 
-def resolve(specs: Mapping[str, EventSpec], selectors: Iterable[str]) -> list[EventSpec]:
+def resolve(specs: Mapping[str, D], selectors: Iterable[str]) -> list[D]:
     """The events ``selectors`` name, each once, ordered by id."""
     sets = event_sets(specs)
     chosen: set[str] = set()

@@ -13,12 +13,14 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgpack
+
+from hostcore import cli
 
 BIN = Path(sys.executable).parent
 HOSTCORE = str(BIN / "hostcore")
@@ -46,12 +48,18 @@ def both_ends(client: str, client_port: int, server: str, server_port: int) -> l
     ]
 
 
-def flows(events: Iterable[dict[str, Any]], ports: set[int]) -> Counter[Flow]:
-    """The multiset of begin events touching ``ports`` (other host traffic is ignored)."""
-    found: Counter[Flow] = Counter()
+def flows(
+    events: Iterable[dict[str, Any]],
+    ports: set[int],
+    name: str = "net_flow_tcp_begin",
+    extra: tuple[str, ...] = (),
+) -> Counter[tuple[Any, ...]]:
+    """The multiset of ``name`` events touching ``ports`` (other host traffic is ignored),
+    each as (direction, src, dst, src_port, dst_port) followed by its ``extra`` data fields."""
+    found: Counter[tuple[Any, ...]] = Counter()
     for event in events:
         data = event["data"]
-        if event["name"] == "net_flow_tcp_begin" and {data["src_port"], data["dst_port"]} & ports:
+        if event["name"] == name and {data["src_port"], data["dst_port"]} & ports:
             found[
                 (
                     data["conn_direction"],
@@ -59,6 +67,7 @@ def flows(events: Iterable[dict[str, Any]], ports: set[int]) -> Counter[Flow]:
                     data["dst"],
                     data["src_port"],
                     data["dst_port"],
+                    *(data[field] for field in extra),
                 )
             ] += 1
     return found
@@ -208,6 +217,49 @@ def connect_once(
 
 
 @contextlib.contextmanager
+def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """A loopback listener and one connection to it: (listener, client, accepted socket)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(BACKLOG)
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        with client, accepted:
+            yield listener, client, accepted
+
+
+@dataclass
+class StdoutRun:
+    """What one connection gave a ``hostcore run`` writing to standard output."""
+
+    lines: list[dict[str, Any]]  # stdout, one JSON object per line
+    stderr: str
+    server_port: int
+    client: tuple[str, int]
+
+
+def one_connection_on_stdout(args: list[str]) -> StdoutRun:
+    """Run ``hostcore run ARGS`` (default sink: stdout), make one loopback connection once
+    it is ready, stop it with SIGINT; it must exit 0."""
+    process = subprocess.Popen(
+        [HOSTCORE, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if '"event": "ready"' in line:
+                break
+        with AcceptServer() as server, no_syncookies():
+            client = connect_once("127.0.0.1", server.port)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    return StdoutRun([json.loads(line) for line in out.splitlines()], err, server.port, client)
+
+
+@contextlib.contextmanager
 def http_server(host: str, netns: str | None = None) -> Iterator[int]:
     """tests/tools/http_server.py in a subprocess (optionally in a netns); yields its port."""
     with http_server_process(host, netns) as (port, _):
@@ -217,15 +269,24 @@ def http_server(host: str, netns: str | None = None) -> Iterator[int]:
 @contextlib.contextmanager
 def http_server_process(host: str, netns: str | None = None) -> Iterator[tuple[int, int]]:
     """The same server; yields its port and its pid."""
-    command = [sys.executable, str(TOOLS / "http_server.py"), host]
+    with http_servers(host, 1, netns) as (ports, pid):
+        yield ports[0], pid
+
+
+@contextlib.contextmanager
+def http_servers(
+    host: str, count: int, netns: str | None = None
+) -> Iterator[tuple[list[int], int]]:
+    """``count`` servers on as many ports in one process; yields the ports and its pid."""
+    command = [sys.executable, str(TOOLS / "http_server.py"), host, str(count)]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # printed once the socket listens
+        line = process.stdout.readline()  # printed once the sockets listen
         assert line.startswith("listening "), f"http server did not start: {line!r}"
-        yield int(line.split()[1]), process.pid
+        yield [int(port) for port in line.split()[1:]], process.pid
     finally:
         process.terminate()
         process.wait()
@@ -349,6 +410,23 @@ def nginx(workdir: Path) -> Iterator[int]:
         process.wait()
 
 
+class ListSink:
+    """A sink that keeps the event maps it is given, for tests that run a Pipeline."""
+
+    def __init__(self) -> None:
+        self.events: list[Mapping[str, Any]] = []
+
+    def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
+        self.events.append(msgpack.unpackb(packed, raw=False))
+        assert self.events[-1] == event  # what was packed is the map, nothing more
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def free_port() -> int:
     """A TCP port free right now on both 127.0.0.1 and ::1."""
     while True:
@@ -371,3 +449,48 @@ def fake_distribution(where: Path, plugin: str, module_text: str) -> None:
         f"Metadata-Version: 2.1\nName: hostcore-{plugin}\nVersion: 0.1\n"
     )
     (dist_info / "entry_points.txt").write_text(f"[hostcore]\n{plugin} = {plugin}_plugin\n")
+
+
+def replay(workdir: Path, *args: str) -> list[dict[str, Any]]:
+    """Run ``hostcore replay ARGS`` in this process; the events it wrote to a file sink."""
+    out = workdir / "replayed.msgpack"
+    out.unlink(missing_ok=True)
+    status = cli.main(
+        ["replay", *args, "--events", "net_flow_tcp_begin", "--sink", f"file:path={out}"]
+    )
+    assert status == 0
+    with out.open("rb") as stream:
+        return list(msgpack.Unpacker(stream, raw=False))
+
+
+@contextlib.contextmanager
+def tcpdump(path: Path, netns: str, interface: str = "any") -> Iterator[None]:
+    """tcpdump writing TCP packets to ``path`` inside ``netns`` until the block ends."""
+    command = [
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        "tcpdump",
+        "-i",
+        interface,
+        "--immediate-mode",  # else the kernel hands packets over in blocks, maybe after SIGINT
+        "-U",
+        "-n",
+        "-w",
+        str(path),
+    ]
+    process = subprocess.Popen([*command, "tcp"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        said = []
+        for line in process.stderr:  # tcpdump says "listening on" once it captures
+            said.append(line)
+            if "listening on" in line:
+                break
+        else:
+            raise AssertionError(f"tcpdump did not start: {''.join(said)}")
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)  # it writes what it holds, then exits
+        process.wait(timeout=30)

@@ -31,8 +31,10 @@ def test_events_lists_the_flow_event_and_its_sets() -> None:
     result = hostcore("events")
     assert result.returncode == 0, result.stderr
     assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in result.stdout
-    assert "set flows: net_flow_tcp_begin" in result.stdout
-    assert "set network_events: net_flow_tcp_begin" in result.stdout
+    lines = result.stdout.splitlines()
+    assert "set flows: net_flow_tcp_begin, net_flow_tcp_end" in lines
+    assert "set network_events: net_flow_tcp_begin, net_flow_tcp_end, net_flow_tcp_failed" in lines
+    assert "  option [events.net_flow_tcp_failed] syn_timeout_s: " in result.stdout
     assert "dst_port: uint16" in result.stdout and "dst_dns: []string" in result.stdout
 
 
@@ -55,8 +57,16 @@ def test_doctor_passes_here() -> None:
 
 @pytest.mark.live
 @pytest.mark.usefixtures("root")
-@pytest.mark.parametrize("enable", ["flows", "net_flow_tcp_begin"])
-def test_config_file_alone_enables_events_and_sinks(tmp_path: Path, enable: str) -> None:
+@pytest.mark.parametrize(
+    ("enable", "enabled"),
+    [
+        ("flows", ["net_flow_tcp_begin", "net_flow_tcp_end"]),
+        ("net_flow_tcp_begin", ["net_flow_tcp_begin"]),
+    ],
+)
+def test_config_file_alone_enables_events_and_sinks(
+    tmp_path: Path, enable: str, enabled: list[str]
+) -> None:
     config = tmp_path / "hostcore.toml"
     run = Hostcore(tmp_path, ["--config", str(config)], cli_sink=False)
     config.write_text(
@@ -74,7 +84,7 @@ def test_config_file_alone_enables_events_and_sinks(tmp_path: Path, enable: str)
         events = run.stop()
     assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
     assert {event["host"] for event in events} == {"from-config"}
-    assert run.log("ready")["events"] == ["net_flow_tcp_begin"]
+    assert run.log("ready")["events"] == enabled
     assert run.log("ready")["sinks"] == ["file"]
 
 
@@ -95,8 +105,9 @@ def test_unknown_event() -> None:
     expect_error(
         ["run", "--events", "flows,net_flow_tcp_nope"],
         "unknown event or event set 'net_flow_tcp_nope'",
-        "events: net_flow_tcp_begin",
-        "sets: flows, network_events",
+        "events: connection_scan, denied_domain, net_flow_tcp_begin, net_flow_tcp_end, "
+        "net_flow_tcp_failed, unexpected_listener;",
+        "sets: flows, network_events, signatures",
     )
 
 
@@ -198,6 +209,30 @@ def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) 
     expect_error(["run", "--config", str(config)], str(config), needle)
 
 
+@pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[events.net_flow_tcp_nope]\nx = 1", "[events.net_flow_tcp_nope] names no installed"),
+        (
+            "[events.net_flow_tcp_failed]\ntimeout = 1",
+            "event 'net_flow_tcp_failed' has no option timeout; its options: syn_timeout_s",
+        ),
+        (
+            "[events.net_flow_tcp_failed]\nsyn_timeout_s = 'soon'",
+            "syn_timeout_s must be a number of seconds > 0, got 'soon'",
+        ),
+        ("[events.net_flow_tcp_failed]\nsyn_timeout_s = [1]", "must be a string or number"),
+    ],
+)
+def test_bad_event_options_name_the_event_and_option(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    config = tmp_path / "hostcore.toml"
+    config.write_text(text + "\n")
+    expect_error(["run", "--config", str(config), "--events", "net_flow_tcp_failed"], needle)
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     result = hostcore("events", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2
@@ -219,12 +254,24 @@ def test_without_capabilities_run_names_the_missing_ones() -> None:
     )
 
 
-def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events() -> None:
-    result = hostcore("run", "--print-bpf", "--events", "flows")
+@pytest.mark.parametrize(
+    ("events", "wanted"),
+    [
+        ("net_flow_tcp_begin", "-DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER"),
+        ("flows", "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_DNS_ANSWER"),
+        (
+            "net_flow_tcp_failed",
+            "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_TCP_SYN -DWANT_DNS_ANSWER",
+        ),
+    ],
+)
+def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events(
+    events: str, wanted: str
+) -> None:
+    result = hostcore("run", "--print-bpf", "--events", events)
     assert result.returncode == 0, result.stderr
     first, *source = result.stdout.splitlines()
-    assert first.startswith("// cflags: -DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER -DRING_PAGES=")
-    assert "WANT_TCP_FIN_RST" not in first and "WANT_TCP_SYN " not in first + " "
+    assert first.startswith(f"// cflags: {wanted} -DRING_PAGES=")
     assert "int hc_flow_ingress(struct __sk_buff *skb)" in source
 
 
@@ -252,3 +299,51 @@ def test_a_listing_whose_reader_is_gone_ends_quietly() -> None:
     os.close(read_end)  # gone before the first write
     assert writer.wait(timeout=60) == 0
     assert writer.stderr is not None and writer.stderr.read() == b""
+
+
+def test_signatures_lists_the_built_in_signatures_with_their_metadata() -> None:
+    result = hostcore("signatures")
+    assert result.returncode == 0, result.stderr
+    for line in [
+        "denied_domain (id 6001, plugin signatures): Connection to a denied domain",
+        "  HCS-2 version 1.0.0, severity medium",
+        "  tags: mitre-attack:T1046, discovery",
+        "  consumes: net_flow_tcp_begin.data.conn_direction=outgoing, "
+        "net_flow_tcp_failed.data.conn_direction=outgoing (if installed)",
+        "  option allowed_ports: local ports that may accept connections (default [22, 80, 443])",
+    ]:
+        assert line in result.stdout.splitlines()
+    events = hostcore("events")
+    assert "set signatures: denied_domain, connection_scan, unexpected_listener" in events.stdout
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ("[signatures.nope]\n", "[signatures.nope] names no installed signature; installed: "),
+        (
+            "[signatures.connection_scan]\nwindow = 3\n",
+            "signature 'connection_scan' has no option window; its options: max_distinct, "
+            "window_s, max_processes",
+        ),
+        (
+            "[signatures.connection_scan]\nwindow_s = 'soon'\n",
+            "signature 'connection_scan' from plugin 'signatures' failed to start: "
+            "ValueError: option 'window_s' must be a number > 0, got 'soon'",
+        ),
+        (
+            '[signatures.unexpected_listener]\nallowed_ports = ["ssh"]\n',
+            "option 'allowed_ports' must be a list of port numbers, got ['ssh']",
+        ),
+    ],
+    ids=["unknown-signature", "unknown-option", "bad-number", "bad-ports"],
+)
+def test_bad_signature_options_stop_the_run_with_a_clear_error(
+    tmp_path: Path, table: str, needle: str
+) -> None:
+    config = tmp_path / "hostcore.toml"
+    config.write_text(table)
+    result = hostcore("run", "--events", "signatures", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("hostcore: error: ")
+    assert needle in result.stderr

@@ -193,3 +193,19 @@ def test_record_captured_length_bounds_the_packet() -> None:
     errors: Counter[str] = Counter()
     assert records.packets([record], 0, errors) == []
     assert errors == Counter({"truncated_tcp": 1})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # IPv4: more fragments follow, and this one ends inside the TCP header
+        ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK)[:8], total_length=28)[:6]
+        + b"\x20\x00"
+        + ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK)[:8], total_length=28)[8:],
+        # IPv6: a DNS answer whose UDP length runs past this first fragment
+        ipv6("::1", "::2", udp(53, 9, bytes(100))[:40], 44, fragment(17, more=True)),
+    ],
+)
+def test_a_first_fragment_cut_inside_its_transport_is_a_fragment(raw: bytes) -> None:
+    with pytest.raises(DecodeError, match="ip_fragment_incomplete"):
+        decode(raw, 0, Direction.INGRESS)

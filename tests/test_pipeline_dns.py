@@ -8,26 +8,13 @@ from typing import Any
 from dns_messages import answer
 from hostcore_net_flow import begin
 from packets import ACK, SYN, ipv4, tcp, udp
+from support import ListSink
 
 from hostcore.accounting import Accounting
 from hostcore.decoder import decode
 from hostcore.events import Emit, EventContext, EventSpec
 from hostcore.packet import Direction, Packet, PacketKind
 from hostcore.pipeline import Pipeline
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[Mapping[str, Any]] = []
-
-    def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _syn_ack(client_port: int, server: str = "127.0.2.2") -> Packet:

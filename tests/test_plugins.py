@@ -71,6 +71,13 @@ def {hook}(register):
 """
 
 
+def assert_load_error_listed(where: Path, plugin: str, error: str) -> None:
+    listing = hostcore(where, "plugins")
+    assert listing.returncode == 1
+    assert f"{plugin}: error (hostcore-{plugin} 0.1)" in listing.stdout
+    assert error in listing.stdout
+
+
 @pytest.mark.parametrize(
     ("hook", "body", "error"),
     [
@@ -87,10 +94,7 @@ def test_bad_plugin_is_reported_and_the_others_still_load(
     tmp_path: Path, hook: str, body: str, error: str
 ) -> None:
     fake_distribution(tmp_path, "bad", ONE_HOOK.format(hook=hook, body=body))
-    listing = hostcore(tmp_path, "plugins")
-    assert listing.returncode == 1
-    assert "bad: error (hostcore-bad 0.1)" in listing.stdout
-    assert error in listing.stdout
+    assert_load_error_listed(tmp_path, "bad", error)
     events = hostcore(tmp_path, "events")
     assert events.returncode == 0
     assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in events.stdout
@@ -162,3 +166,55 @@ def test_strict_environment_wins_over_a_config_that_says_false(broken: Path) -> 
     )
     assert result.returncode == 2
     assert "plugin 'broken'" in result.stderr
+
+
+SIGNATURES = """
+from hostcore import SignatureSpec, hookimpl
+
+
+def spec(name, event_id, consumes):
+    return SignatureSpec(name=name, id=event_id, signature_id=name.upper(), title=name,
+                         version="1", severity="low", description="", consumes=consumes,
+                         handler=object)
+
+
+@hookimpl
+def hostcore_register_signatures(register):
+    {body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            "register(spec('a', 9101, ('b',))); register(spec('b', 9102, ('a',)))",
+            "cannot load signature 'a': is in a cycle of signatures: a -> b -> a",
+        ),
+        (
+            "register(spec('c', 9101, ('net_flow_udp_end',)))",
+            "cannot load signature 'c': consumes 'net_flow_udp_end', which no installed plugin",
+        ),
+    ],
+    ids=["cycle", "unknown-event"],
+)
+def test_a_signature_that_cannot_load_is_a_load_error(
+    tmp_path: Path, body: str, error: str
+) -> None:
+    fake_distribution(tmp_path, "sigs", SIGNATURES.format(body=body))
+    assert_load_error_listed(tmp_path, "sigs", error)
+    signatures = hostcore(tmp_path, "signatures")
+    assert signatures.returncode == 0
+    assert "denied_domain (id 6001, plugin signatures)" in signatures.stdout  # others load
+    strict = hostcore(tmp_path, "signatures", "--strict-plugins")
+    assert strict.returncode == 2 and error in strict.stderr
+
+
+def test_a_finding_id_clash_names_both_plugins(tmp_path: Path) -> None:
+    fake_distribution(tmp_path, "sigs", SIGNATURES.format(body="register(spec('x', 2012, ()))"))
+    result = hostcore(tmp_path, "signatures")
+    assert result.returncode == 2
+    assert (
+        "signature 'x' (id 2012) from plugin 'sigs' clashes with 'net_flow_tcp_begin' "
+        "(id 2012) from plugin 'net_flow'" in result.stderr
+    )

@@ -1,6 +1,7 @@
 """`make bench`: what hostcore costs a busy host, side by side with bcc's tcpstates.
 
-Interleaved rounds (no probe, hostcore, tcpstates, then again) so that machine
+Interleaved rounds (no probe, hostcore, hostcore with the built-in signatures,
+tcpstates, then again) so that machine
 drift hits every setup alike; nginx with keep-alive off, driven by ab over
 loopback. Prints one table: medians with 95% bootstrap intervals, exact event
 accounting, agent CPU and peak RSS, and the user-space pipeline alone.
@@ -105,10 +106,24 @@ class Agent:
             self.process.wait()
 
 
-def hostcore(workdir: Path) -> Agent:
+# The built-in signatures as a user would configure them; nginx's port is not on
+# unexpected_listener's default allow-list, so it reports nginx once a minute.
+SIGNATURE_OPTIONS = """
+[signatures.denied_domain]
+domains = ["evil.test", "*.tracker.test", "ads?.cdn.test"]
+"""
+
+
+def hostcore(workdir: Path, events: str = "net_flow_tcp_begin", options: str = "") -> Agent:
     sink = f"file:path={workdir / 'events.msgpack'}"
-    command = [HOSTCORE, "run", "--events", "net_flow_tcp_begin", "--sink", sink]
+    config = workdir / "hostcore.toml"
+    config.write_text(options)
+    command = [HOSTCORE, "run", "--events", events, "--sink", sink, "--config", str(config)]
     return Agent(command, lambda out: '"ready"' in out, workdir)
+
+
+def hostcore_with_signatures(workdir: Path) -> Agent:
+    return hostcore(workdir, "net_flow_tcp_begin,signatures", SIGNATURE_OPTIONS)
 
 
 def tcpstates(workdir: Path) -> Agent:
@@ -162,7 +177,13 @@ def _measure(
     if setup.name.startswith("hostcore"):
         totals = json.loads(log.strip().splitlines()[-1])
         run.kernel_drops = totals.get("kernel_reserve_failures", 0)
-        user_space = ("decode_errors.", "plugin_errors.", "sink_errors.", "sink_flush_failures.")
+        user_space = (
+            "decode_errors.",
+            "plugin_errors.",
+            "signature_errors.",
+            "sink_errors.",
+            "sink_flush_failures.",
+        )
         run.user_drops = sum(v for k, v in totals.items() if k.startswith(user_space))
         with (workdir / "events.msgpack").open("rb") as stream:
             run.events = sum(
@@ -259,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setups = [
         Setup("no probe", lambda _: None),
         Setup("hostcore", hostcore),
+        Setup("hostcore + signatures", hostcore_with_signatures),
         Setup("tcpstates-bpfcc", tcpstates),
     ]
     with tempfile.TemporaryDirectory() as tmp, nginx(Path(tmp)) as port:

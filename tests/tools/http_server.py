@@ -1,9 +1,13 @@
-"""A real HTTP server with a large backlog: prints 'listening PORT' once it listens."""
+"""Real HTTP servers with a large backlog: prints 'listening PORT...' once they listen.
+
+usage: http_server.py HOST [COUNT]   (COUNT servers on as many ports, default 1)
+"""
 
 from __future__ import annotations
 
 import socket
 import sys
+import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -21,11 +25,13 @@ class Quiet(SimpleHTTPRequestHandler):
 
 
 def main() -> None:
-    host = sys.argv[1]
+    host, count = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1
     server_class = V6Server if ":" in host else Server
-    server = server_class((host, 0), Quiet)
-    print(f"listening {server.server_address[1]}", flush=True)
-    server.serve_forever()
+    servers = [server_class((host, 0), Quiet) for _ in range(count)]
+    print("listening", *(server.server_address[1] for server in servers), flush=True)
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
 
 
 if __name__ == "__main__":

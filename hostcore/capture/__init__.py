@@ -1,0 +1,1 @@
+"""Capture files (pcap, pcapng): read them and find the IP packet inside each frame."""

@@ -1,0 +1,67 @@
+"""Signatures at run time: started, fed the events they consume, their findings built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from hostcore.detection import Enabled
+from hostcore.filters import Test
+from hostcore.plugins import PluginError
+from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
+
+# The keys of a triggering event kept in a finding: its version and host are the finding's.
+TRIGGER_KEYS = ("name", "id", "timestamp", "context", "data")
+
+Deliver = Callable[[int, Mapping[str, Any], Mapping[str, Any]], None]
+"""``deliver(timestamp_ns, data, context)``: publish one event and feed its consumers."""
+Consumer = Callable[[Mapping[str, Any]], None]
+
+
+def start(enabled: Enabled, count: Callable[[str, int], None]) -> Signature:
+    spec = enabled.spec
+    try:
+        return spec.handler(SignatureContext(count, enabled.options))
+    except Exception as error:
+        raise PluginError(
+            f"signature {spec.name!r} from plugin {spec.plugin!r} failed to start: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def reporter(spec: SignatureSpec, deliver: Deliver) -> Report:
+    """The ``report`` a signature calls: builds the finding and delivers it as an event."""
+    metadata = spec.metadata()
+
+    def report(data: Mapping[str, Any], triggered_by: Sequence[Mapping[str, Any]]) -> None:
+        if not triggered_by:
+            raise ValueError(f"signature {spec.name!r} reported a finding with no trigger")
+        last = triggered_by[-1]
+        finding = {
+            **data,
+            "signature": metadata,
+            "triggered_by": [{key: event[key] for key in TRIGGER_KEYS} for event in triggered_by],
+        }
+        deliver(last["timestamp"], finding, last["context"])
+
+    return report
+
+
+def consumer(
+    spec: SignatureSpec,
+    signature: Signature,
+    test: Test | None,
+    report: Report,
+    failed: Callable[[SignatureSpec], None],
+) -> Consumer:
+    """Feeds ``signature`` the events that pass ``test``; ``failed`` hears of each exception."""
+
+    def consume(event: Mapping[str, Any]) -> None:
+        if test is not None and not test(event["data"]):
+            return
+        try:
+            signature.on_event(event, report)
+        except Exception:
+            failed(spec)
+
+    return consume

@@ -1,0 +1,201 @@
+"""``hostcore replay``: capture files through the live path's decoder, plugins and sinks."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import structlog
+
+from hostcore.accounting import Accounting
+from hostcore.capture.direction import LocalNets
+from hostcore.capture.files import CaptureError, CaptureFile, Frame
+from hostcore.capture.links import LinkError, ip_offset
+from hostcore.capture.progress import Progress
+from hostcore.config import Config
+from hostcore.decoder import DecodeError, decode
+from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted
+from hostcore.pipeline import Pipeline
+from hostcore.plugins import Plugins
+from hostcore.run import RunError, plan, start_pipeline
+
+BATCH = 4096
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CHECK_EVERY = 1024  # frames between looks at the progress line and for a stop signal
+# Frames that carry nothing the events could want: skipped, not lost. (A fragment after
+# the first holds no transport header; the loss, if any, is counted on the first.)
+NOT_LOST = frozenset({"not_ip", "not_tcp_or_udp", "ip_fragment"})
+
+log = structlog.get_logger()
+
+
+def check_files(paths: Sequence[Path]) -> None:
+    """Open each file before anything runs: a typo stops the run, not its second half."""
+    for path in paths:
+        try:
+            CaptureFile(path).close()
+        except OSError as error:
+            raise RunError(f"cannot read {path}: {error.strerror}") from error
+        except CaptureError as error:
+            raise RunError(str(error)) from error
+
+
+def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: LocalNets) -> int:
+    """Replay ``paths`` in order through the enabled events into the sinks; returns the status.
+
+    SIGINT or SIGTERM stops it after handing on what was read: status 130.
+    """
+    check_files(paths)
+    the_plan = plan(config, plugins)
+    if config.scope:
+        log.warning("scope filters ignored: a capture file has no process context")
+    accounting = Accounting(time.time_ns())
+    pipeline = start_pipeline(the_plan, plugins, config, accounting)
+    stop = threading.Event()  # checked between frames: a signal never cuts an event in two
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
+    replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs), stop)
+    try:
+        for path in paths:
+            if stop.is_set() or not pipeline.has_sinks:  # no sinks: `| head` has exited
+                break
+            replayer.file(path)
+    finally:
+        pipeline.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    status = 0
+    if stop.is_set():
+        log.warning("interrupted: what was read until then has been replayed")
+        status = 130
+    log.info("totals", **accounting.totals())
+    print(summary(accounting.counters), file=sys.stderr)
+    return status
+
+
+class _Replayer:
+    """Reads capture files into one pipeline; time, for DNS TTLs and losses, is capture time."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        accounting: Accounting,
+        local: LocalNets,
+        wanted: tuple[PacketKind, ...],
+        stop: threading.Event,
+    ) -> None:
+        self._stop = stop
+        self._pipeline = pipeline
+        self._accounting = accounting
+        self._local = local
+        self._wanted = wanted
+        self._progress = sys.stderr.isatty()
+        self._batch: list[Packet] = []
+        self._last_ns: int | None = None  # the latest capture time seen, across files
+
+    def file(self, path: Path) -> None:
+        count = self._accounting.count
+        progress = Progress(sys.stderr) if self._progress else None
+        with CaptureFile(path) as capture:
+            count("replay.files")
+            try:
+                self._read(capture, progress)
+            except CaptureError as error:
+                count(f"capture_errors.{error.reason}")
+                log.warning("capture file breaks off; the rest is unread", error=str(error))
+            finally:
+                if progress:
+                    progress.done()
+                self._pipeline.feed(self._batch)
+                self._batch = []
+                for reason, n in capture.bad_blocks.items():
+                    count(f"capture_errors.{reason}", n)
+                now_ns = time.time_ns() if self._last_ns is None else self._last_ns
+                self._pipeline.expire(now_ns)  # timeouts run in capture time too
+                self._pipeline.report_losses(now_ns)
+
+    def _read(self, capture: CaptureFile, progress: Progress | None) -> None:
+        wanted, batch = self._wanted, self._batch
+        frames = decoded = 0
+        try:
+            for frame in capture:
+                frames += 1
+                if not frames % CHECK_EVERY:
+                    if self._stop.is_set():
+                        return
+                    if progress:
+                        progress.update(capture.path.name, frames, capture.position, capture.size)
+                if frames == 1:  # this file's losses are reported over its own capture time
+                    self._accounting.reported_at_ns = frame.timestamp_ns
+                    if self._last_ns is not None and frame.timestamp_ns < self._last_ns:
+                        log.warning(
+                            "capture files out of time order: give them oldest first, "
+                            "DNS TTLs and duplicate windows run in capture time",
+                            file=str(capture.path),
+                        )
+                self._last_ns = frame.timestamp_ns
+                packet, recorded = self._decode(frame)
+                if packet is None:
+                    continue
+                decoded += 1
+                if packet.kind not in wanted:  # what the probe's kernel filter would drop
+                    continue
+                if not recorded:
+                    direction = self._local.direction(packet.src, packet.dst)
+                    if direction is not packet.direction:
+                        packet = packet._replace(direction=direction)
+                batch.append(packet)
+                if len(batch) >= BATCH:
+                    self._pipeline.feed(batch)
+                    batch.clear()
+                    if not self._pipeline.has_sinks:
+                        return
+        finally:
+            self._accounting.count("replay.frames", frames)
+            self._accounting.count("replay.decoded", decoded)
+
+    def _decode(self, frame: Frame) -> tuple[Packet | None, bool]:
+        """The frame's packet, and whether the file or the link header recorded its direction."""
+        try:
+            offset, direction = ip_offset(frame.link_type, frame.data)
+            if frame.direction is not None:  # the file's record wins over the link header's
+                direction = frame.direction
+            packet = decode(
+                frame.data[offset:],
+                frame.timestamp_ns,
+                Direction.INGRESS if direction is None else direction,  # None: settled later
+            )
+        except (LinkError, DecodeError) as error:
+            reason = error.reason
+            if reason.startswith("truncated_") and len(frame.data) < frame.wire_length:
+                reason = "snaplen"  # the capture kept less than the packet had
+            self._accounting.count(
+                f"replay.skipped.{reason}" if reason in NOT_LOST else f"decode_errors.{reason}"
+            )
+            return None, False
+        return packet, direction is not None
+
+
+def summary(counters: Mapping[str, int]) -> str:
+    """Totals at the end of a replay, one line each."""
+
+    def by_prefix(prefix: str) -> str:
+        items = [(k[len(prefix) :], v) for k, v in sorted(counters.items()) if k.startswith(prefix)]
+        total = sum(v for _, v in items)
+        details = ", ".join(f"{k} {v:,}" for k, v in items)
+        return f"{total:,}" + (f" ({details})" if details else "")
+
+    return "\n".join(
+        [
+            f"replayed {counters['replay.files']} file(s): "
+            f"{counters['replay.frames']:,} packets read, {counters['replay.decoded']:,} decoded",
+            f"  skipped: {by_prefix('replay.skipped.')}",
+            f"  undecodable: {by_prefix('decode_errors.')}",
+            f"  capture errors: {by_prefix('capture_errors.')}",
+            f"  events: {by_prefix('events.')}",
+            f"  filtered out: {by_prefix('events_filtered.')}",
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Built-in hostcore signatures, each consuming net_flow events."""
