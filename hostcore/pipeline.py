@@ -326,16 +326,22 @@ class Pipeline:
         for queued in self._sinks.values():
             queued.wake()
 
+    def drain(self) -> float:
+        """Wake the sinks and wait, within the drain timeout, until each has written and
+        flushed what it was given; returns the deadline (``time.monotonic()``)."""
+        deadline = time.monotonic() + self._drain_timeout_s
+        self.flush()
+        for queued in self._sinks.values():
+            queued.wait_idle(deadline)
+        return deadline
+
     def close(self) -> None:
         """Let every sink write what it holds, within the drain timeout, and close it.
 
         Losses counted while the sinks wrote are reported to them before they close;
         what a sink still held at the deadline is counted as ``sink_undelivered.<sink>``.
         """
-        deadline = time.monotonic() + self._drain_timeout_s
-        self.flush()
-        for queued in self._sinks.values():
-            queued.wait_idle(deadline)
+        deadline = self.drain()
         self.report_losses(time.time_ns())
         for queued in self._sinks.values():
             queued.stop()

@@ -19,7 +19,7 @@ import structlog
 
 from hostcore.sinks.base import Sink, SinkClosed
 
-DEFAULT_QUEUE_SIZE = 16384
+DEFAULT_QUEUE_SIZE = 65536
 CLOSE_GRACE_S = 0.2  # what a sink that has nothing left to write gets to close, past the deadline
 ERROR_LOG_INTERVAL_NS = 60 * 10**9
 IDLE_POLL_S = 0.01
