@@ -21,6 +21,7 @@ from hostcore.events import (
 from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
 from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sources import SourceError, SourceSpec, TailQuery
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
@@ -47,5 +48,8 @@ __all__ = [
     "SinkClosed",
     "SinkOptionError",
     "SinkSpec",
+    "SourceError",
+    "SourceSpec",
+    "TailQuery",
     "hookimpl",
 ]

@@ -6,7 +6,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -14,9 +14,13 @@ from hostcore import detection, hookspecs
 from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
+from hostcore.sources import SourceSpec
 
 ENTRY_POINT_GROUP = "hostcore"
 KNOWN_HOOKS = frozenset(name for name in dir(hookspecs) if name.startswith("hostcore_"))
+
+
+Named = TypeVar("Named", SinkSpec, SourceSpec)  # declarations known by a unique name
 
 
 class PluginError(Exception):
@@ -149,17 +153,24 @@ class Plugins:
 
     def sinks(self) -> dict[str, SinkSpec]:
         """Every declared sink by name; a duplicate name names both plugins."""
-        specs: dict[str, SinkSpec] = {}
+        return self._named("hostcore_register_sinks", SinkSpec, "sink")
 
-        def add(plugin: str, spec: SinkSpec) -> None:
+    def sources(self) -> dict[str, SourceSpec]:
+        """Every declared event source by URL scheme; a duplicate names both plugins."""
+        return self._named("hostcore_register_sources", SourceSpec, "source")
+
+    def _named(self, hook_name: str, spec_type: type[Named], what: str) -> dict[str, Named]:
+        specs: dict[str, Named] = {}
+
+        def add(plugin: str, spec: Named) -> None:
             if spec.name in specs:
                 raise PluginError(
-                    f"sink {spec.name!r} from plugin {plugin!r} clashes with the one "
+                    f"{what} {spec.name!r} from plugin {plugin!r} clashes with the one "
                     f"from plugin {specs[spec.name].plugin!r}"
                 )
             specs[spec.name] = replace(spec, plugin=plugin)
 
-        self._collect("hostcore_register_sinks", SinkSpec, add)
+        self._collect(hook_name, spec_type, add)
         return specs
 
     def _collect(self, hook_name: str, spec_type: type, add: Callable[[str, Any], None]) -> None:
@@ -179,7 +190,8 @@ class Plugins:
                 continue
             for spec in declared:
                 add(name, spec)
-                self.infos[name].provides.append(spec.name)
+                shown = f"{spec.name}://" if isinstance(spec, SourceSpec) else spec.name
+                self.infos[name].provides.append(shown)
 
 
 def _unique_event(

@@ -29,6 +29,7 @@ from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 
 LOSS_CHECK_INTERVAL_NS = 10**9
+QUEUE_SIZE_OPTION = "queue_size"  # the core's own option, taken by every sink
 
 log = structlog.get_logger()
 
@@ -118,13 +119,28 @@ def closing_on_error(sinks: Mapping[str, Sink]) -> Iterator[None]:
         raise
 
 
+def queue_sizes(wanted: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
+    """The ``queue_size`` each sink was given, checked."""
+    sizes = {}
+    for name, options in wanted.items():
+        if QUEUE_SIZE_OPTION in options:
+            text = options[QUEUE_SIZE_OPTION]
+            if not text.isdigit() or int(text) < 1:
+                raise RunError(
+                    f"sink {name!r}: queue_size must be a whole number >= 1, got {text!r}"
+                )
+            sizes[name] = int(text)
+    return sizes
+
+
 def open_sinks(
     specs: Mapping[str, SinkSpec], wanted: Mapping[str, Mapping[str, str]]
 ) -> dict[str, Sink]:
     """Open every wanted sink, or none: a bad name or option closes those already open."""
     opened: dict[str, Sink] = {}
     with closing_on_error(opened):
-        for name, options in wanted.items():
+        for name, all_options in wanted.items():
+            options = {k: v for k, v in all_options.items() if k != QUEUE_SIZE_OPTION}
             spec = specs.get(name)
             if spec is None:
                 raise RunError(
@@ -135,7 +151,7 @@ def open_sinks(
             if unknown:
                 raise RunError(
                     f"sink {name!r} has no option {', '.join(sorted(unknown))}; "
-                    f"its options: {', '.join(spec.options) or '(none)'}"
+                    f"its options: {', '.join([*spec.options, QUEUE_SIZE_OPTION])}"
                 )
             try:
                 opened[name] = spec.open(options)
@@ -162,6 +178,7 @@ def start_pipeline(
     for info in plugins.infos.values():  # every plugin has been loaded by now
         if info.error:
             log.warning("plugin not loaded", plugin=info.name, error=info.error)
+    sizes = queue_sizes(config.sinks)
     sinks = open_sinks(sink_specs, config.sinks)
     with closing_on_error(sinks):
         return Pipeline(
@@ -177,6 +194,8 @@ def start_pipeline(
             the_plan.published,
             config.event_options,
             config.format,
+            queue_sizes=sizes,
+            drain_timeout_s=config.sink_drain_timeout_s,
         )
 
 
