@@ -194,14 +194,25 @@ static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u3
 // The owner of the packet's socket (for a SYN+ACK leaving, the listener), or 0.
 // `flags` BPF_SK_STORAGE_GET_F_CREATE gives a socket older than the probe an
 // empty record (how = OWNER_UNKNOWN).
-static __always_inline struct owner *socket_owner(struct __sk_buff *skb, u64 flags)
+static __always_inline struct bpf_sock *full_socket(struct __sk_buff *skb)
 {
     struct bpf_sock *sk = skb->sk;
-    if (sk)
-        sk = bpf_sk_fullsock(sk);
-    if (!sk)
-        return 0;
-    return owners.sk_storage_get(sk, 0, flags);
+    return sk ? bpf_sk_fullsock(sk) : 0;
+}
+
+static __always_inline struct owner *socket_owner(struct __sk_buff *skb, u64 flags)
+{
+    struct bpf_sock *sk = full_socket(skb);
+    return sk ? owners.sk_storage_get(sk, 0, flags) : 0;
+}
+
+// Whether a socket is one connection's own, so its first FIN or RST may be
+// marked: not a listener (the mark would be cloned into every socket it
+// accepts later), not the kernel's raw control socket (it answers for many).
+static __always_inline bool owns_connection(struct bpf_sock *sk)
+{
+    return sk->type == SOCK_STREAM && sk->protocol == IPPROTO_TCP &&
+           sk->state != BPF_TCP_LISTEN;
 }
 
 // Scope filters on a TCP record's socket. An owner the probe did not record
@@ -301,14 +312,16 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
             submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner);
         return 1;
     }
-    // Only a socket's first FIN or RST is passed up: the one that ends its
-    // connection (half of a loopback connection's four). Sockets without a
-    // full socket here (TIME_WAIT, request sockets) pass every one.
-    struct owner *owner = socket_owner(skb, BPF_SK_STORAGE_GET_F_CREATE);
-    if (owner && owner->fin_rst)
+    // Only a connection's first FIN or RST through its socket is passed up: the
+    // one that ends it (half of a loopback connection's four). Segments without
+    // a connected socket here (a listener's, the control socket's) pass every one.
+    struct bpf_sock *sk = full_socket(skb);
+    bool marks = sk && owns_connection(sk);
+    struct owner *owner = sk ? owners.sk_storage_get(sk, 0, marks ? BPF_SK_STORAGE_GET_F_CREATE : 0) : 0;
+    if (marks && owner && owner->fin_rst)
         return 1;
     if (in_scope(skb, owner && owner->how != OWNER_UNKNOWN ? owner : 0) &&
-        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner) && owner)
+        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner) && marks && owner)
         owner->fin_rst = 1;
     return 1;
 }

@@ -236,3 +236,21 @@ def test_connection_closing_at_start_ends_with_its_begin_missed(tmp_path: Path) 
             ("unknown", "127.0.0.1", local[0], port, local[1], "remote", "fin", "missed"): 1,
         }
     )
+
+
+def test_a_syn_scan_of_the_listener_does_not_hide_later_ends(tmp_path: Path) -> None:
+    """nmap -sS answers the listener's SYN+ACK with a RST, which reaches the listening socket:
+    it must not mark the listener, whose mark its accepted sockets would inherit."""
+    with support.nginx(tmp_path) as port, support.no_syncookies(), Hostcore(tmp_path) as hostcore:
+        subprocess.run(
+            ["nmap", "-n", "-Pn", "-sS", "-p", str(port), "127.0.0.1"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        clients = [support.curl(f"http://127.0.0.1:{port}/") for _ in range(3)]
+        events = hostcore.stop()
+    client_ports = {client_port for _, client_port, _, _ in clients}
+    ours = [e for e in events if e["data"].get("src_port") in client_ports]  # not nmap's
+    assert flows(ours, {port}) == Counter(f for c in clients for f in both_ends(*c))
+    assert flows(ours, {port}, END, CLOSE) == ends_of_begins(ours, {port}, client_first=True)
