@@ -220,7 +220,7 @@ def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) 
         ),
         (
             "[events.net_flow_tcp_failed]\nsyn_timeout_s = 'soon'",
-            "syn_timeout_s must be a number of seconds > 0, got 'soon'",
+            "syn_timeout_s must be a number of seconds >= 0.001, got 'soon'",
         ),
         ("[events.net_flow_tcp_failed]\nsyn_timeout_s = [1]", "must be a string or number"),
     ],

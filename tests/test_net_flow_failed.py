@@ -104,7 +104,7 @@ def test_pending_table_is_bounded_and_evictions_counted(monkeypatch: pytest.Monk
     assert run.counts["net_flow_tcp_failed.flow_table_evictions"] == 1
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf", "1e-12"])
 def test_bad_timeout_is_an_error_naming_the_option(value: str) -> None:
     with pytest.raises(ValueError, match=f"syn_timeout_s must be .* got '{value}'"):
         Run({"syn_timeout_s": value})

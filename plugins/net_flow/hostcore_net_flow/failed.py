@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from hostcore import Direction, Emit, EventContext, EventSpec, Field, Packet, PacketKind
@@ -20,14 +21,19 @@ DEFAULT_SYN_TIMEOUT_S = 10.0
 SEQ_MASK = 0xFFFFFFFF
 
 
+MIN_SYN_TIMEOUT_S = 0.001  # shorter would call every SYN unanswered before any answer
+
+
 def syn_timeout_ns(options: Mapping[str, str]) -> int:
     text = options.get("syn_timeout_s", str(DEFAULT_SYN_TIMEOUT_S))
     try:
         seconds = float(text)
     except ValueError:
         seconds = 0.0
-    if not seconds > 0:
-        raise ValueError(f"syn_timeout_s must be a number of seconds > 0, got {text!r}")
+    if not MIN_SYN_TIMEOUT_S <= seconds < math.inf:
+        raise ValueError(
+            f"syn_timeout_s must be a number of seconds >= {MIN_SYN_TIMEOUT_S:g}, got {text!r}"
+        )
     return int(seconds * 10**9)
 
 
