@@ -11,6 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 FORMATS = ("hostcore", "tracee")
+# Tracee v0.24's own ids for the events it has (pkg/events/core.go: NetFlowTCPBegin and
+# NetFlowTCPEnd follow NetFlowEnd = 2012); hostcore's other events are moved out of
+# Tracee's id space, where their own ids would name other Tracee events.
+TRACEE_IDS = {"net_flow_tcp_begin": 2013, "net_flow_tcp_end": 2014}
+OUTSIDE_TRACEE = 1_000_000
+
+
+def tracee_id(name: str, event_id: int) -> int:
+    return TRACEE_IDS.get(name, OUTSIDE_TRACEE + event_id)
 
 
 def _value_type(value: Any) -> str:
@@ -57,7 +66,7 @@ def render(event: Mapping[str, Any], types: Mapping[str, str]) -> dict[str, Any]
         "containerId": container_id,
         "container": {"id": container_id} if container_id else {},
         "kubernetes": {},
-        "eventId": str(event["id"]),
+        "eventId": str(tracee_id(event["name"], event["id"])),
         "eventName": event["name"],
         "argsNum": len(args),
         "returnValue": 0,

@@ -70,7 +70,7 @@ def test_published_events_render_like_tracee() -> None:
     assert_like_tracee(event)
     assert {k: event[k] for k in ("timestamp", "eventId", "eventName", "hostName")} == {
         "timestamp": 1_795_830_000_123_456_789,
-        "eventId": "2013",
+        "eventId": "2014",  # Tracee's own id for net_flow_tcp_end (hostcore's is 2013)
         "eventName": "net_flow_tcp_end",
         "hostName": "node-1",
     }
@@ -92,6 +92,7 @@ def test_unknown_context_and_the_core_lost_events() -> None:
     [event] = sink.events
     assert_like_tracee(event)
     assert (event["processId"], event["processName"], event["container"]) == (0, "", {})
+    assert event["eventId"] == "1000001"  # not Tracee's 1 (its write syscall)
     assert event["args"] == [
         {"name": "lost", "type": "map[string]int64", "value": {"kernel_reserve_failures": 3}},
         {"name": "total", "type": "int64", "value": 3},
