@@ -15,6 +15,8 @@ from hostcore_net_flow.connections import FlowTable, SocketKey, flow_fields, soc
 OPEN_CONNECTIONS = 65536
 # Ended connections are remembered so that the other side's FIN, the last ACK's
 # RST or a retransmission gives no second end: for TIME_WAIT (60 s) and more.
+# Live, the kernel passes up only a socket's first FIN or RST anyway; a capture
+# file (hostcore replay) holds them all.
 ENDED_CONNECTIONS = 65536
 ENDED_WINDOW_NS = 120 * 10**9
 
