@@ -59,7 +59,8 @@ class Pipeline:
 
     Each sink gets its own bounded queue and thread (hostcore/sinks/queue.py):
     ``queue_sizes`` gives a size by sink name, and ``close`` waits at most
-    ``drain_timeout_s`` for all of them to write what they hold.
+    ``drain_timeout_s`` for all of them to write what they hold. With
+    ``sinks_wait``, a full queue holds up dispatch instead of dropping.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class Pipeline:
         output_format: str = "hostcore",
         queue_sizes: Mapping[str, int] | None = None,
         drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
+        sinks_wait: bool = False,
     ) -> None:
         self._host = host
         self._accounting = accounting
@@ -131,7 +133,9 @@ class Pipeline:
         # Last: a handler or signature that fails to start leaves no sink thread behind.
         sizes = queue_sizes or {}
         self._sinks = {
-            name: QueuedSink(name, sink, sizes.get(name, DEFAULT_QUEUE_SIZE), self._marker)
+            name: QueuedSink(
+                name, sink, sizes.get(name, DEFAULT_QUEUE_SIZE), self._marker, sinks_wait
+            )
             for name, sink in sinks.items()
         }
         self._every_sink = list(self._sinks.values())  # closed ones too: their counters stay

@@ -54,7 +54,8 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
     if config.scope:
         log.warning("scope filters ignored: a capture file has no process context")
     accounting = Accounting(time.time_ns())
-    pipeline = start_pipeline(the_plan, plugins, config, accounting)
+    # A file can wait for a slow sink, so none drops: the replay goes at the sinks' pace.
+    pipeline = start_pipeline(the_plan, plugins, config, accounting, sinks_wait=True)
     stop = threading.Event()  # checked between frames: a signal never cuts an event in two
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
     replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs), stop)
@@ -195,6 +196,7 @@ def summary(counters: Mapping[str, int]) -> str:
             f"  skipped: {by_prefix('replay.skipped.')}",
             f"  undecodable: {by_prefix('decode_errors.')}",
             f"  capture errors: {by_prefix('capture_errors.')}",
+            f"  not delivered by sinks: {by_prefix('sink_')}",
             f"  events: {by_prefix('events.')}",
             f"  filtered out: {by_prefix('events_filtered.')}",
         ]

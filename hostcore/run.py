@@ -172,6 +172,7 @@ def start_pipeline(
     accounting: Accounting,
     contexts: Contexts | None = None,
     scope: filters.Test | None = None,
+    sinks_wait: bool = False,
 ) -> Pipeline:
     """Open the configured sinks and start the planned events' handlers."""
     sink_specs = plugins.sinks()
@@ -196,6 +197,7 @@ def start_pipeline(
             config.format,
             queue_sizes=sizes,
             drain_timeout_s=config.sink_drain_timeout_s,
+            sinks_wait=sinks_wait,
         )
 
 

@@ -428,3 +428,25 @@ def test_a_connection_between_two_remote_hosts_ends_once(tmp_path: Path) -> None
         ("192.0.2.1", "remote", "missed"),  # the higher port's end is local; its peer closed
         ("192.0.2.1", "remote", "seen"),  # the server's FIN came first
     ]
+
+
+def test_a_slow_sink_slows_the_replay_and_loses_nothing(tmp_path: Path) -> None:
+    """A file can wait: a full sink queue holds the replay up instead of dropping."""
+    path = tmp_path / "many.pcap"
+    with path.open("wb") as out:
+        pcap(
+            out,
+            (
+                (T0 + n, ethernet(packet))
+                for n in range(5000)
+                for packet in _handshake("192.0.2.1", "198.51.100.7", 1024 + n, n)
+            ),
+        )
+    done = subprocess.run(
+        [HOSTCORE, "replay", str(path), "--sink", "stdout:queue_size=4"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(done.stdout.splitlines()) == 5000
+    assert "not delivered by sinks: 0\n" in done.stderr

@@ -33,9 +33,19 @@ log = structlog.get_logger()
 class QueuedSink:
     """A sink, its bounded queue and the thread that feeds it."""
 
-    def __init__(self, name: str, sink: Sink, size: int, build_marker: MarkerBuilder) -> None:
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        size: int,
+        build_marker: MarkerBuilder,
+        waits: bool = False,
+    ) -> None:
         self.name = name
         self.size = size
+        # A full queue makes ``put`` wait for room instead of dropping: for a source that
+        # can wait (a capture file), unlike the kernel's ring.
+        self._waits = waits
         self._sink = sink
         self._build_marker = build_marker
         self._queue: deque[tuple[bytes, Mapping[str, Any], bool]] = deque()
@@ -63,10 +73,19 @@ class QueuedSink:
             raise SinkClosed(self.closed_reason)
         if self._pending:
             self._deliver_pending()
+        if len(self._queue) >= self.size and self._waits:
+            self._wait_for_room()
         if len(self._queue) < self.size:
             self._queue.append((packed, event, False))
         else:
             self.drops += 1
+
+    def _wait_for_room(self) -> None:
+        while len(self._queue) >= self.size and self._thread.is_alive():
+            if self.closed_reason:
+                raise SinkClosed(self.closed_reason)
+            self._wake.set()
+            time.sleep(IDLE_POLL_S / 10)
 
     def tell(self, lost: Mapping[str, int], start_ns: int, end_ns: int) -> None:
         """Queue a ``lost_events`` marker for these losses once the queue has room."""
