@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hostcore.sinks.base import name_and_host
+
 
 @dataclass(frozen=True)
 class TailQuery:
@@ -18,9 +20,8 @@ class TailQuery:
     follow: bool = True  # False: stop after what is stored now
 
     def wants(self, event: Mapping[str, Any]) -> bool:
-        return (not self.hosts or event.get("host") in self.hosts) and (
-            not self.events or event.get("name") in self.events
-        )
+        name, host = name_and_host(event)
+        return (not self.hosts or host in self.hosts) and (not self.events or name in self.events)
 
 
 Output = Callable[[Mapping[str, Any]], None]

@@ -144,3 +144,17 @@ def test_events_arrive_acked_once_and_decode_as_fluent_loggers_do(
         assert sender.emit_with_time("net_flow_tcp_begin", at, record), sender.last_error
     sender.close()
     assert oracle.wait_for(len(events)) == events
+
+
+def test_tracee_format_events_are_tagged_by_their_name(sink_host: MakeHost) -> None:
+    """--format tracee renders the map sinks get; the tag still comes from the event's name."""
+    receiver = FluentReceiver()
+    options = {"address": f"127.0.0.1:{receiver.port}", "tag": "{host}.{name}"}
+    host = sink_host({"forward": options}, output_format="tracee")
+    for data in synthetic_flows(20):
+        host.emit(data)
+    totals = host.close()
+    assert not [name for name in totals if name.startswith("sink_")], totals
+    events = receiver.wait_for(20)
+    assert {tag for tag, _, _ in events} == {"kit-host.net_flow_tcp_begin"}
+    assert {record["eventName"] for _, _, record in events} == {"net_flow_tcp_begin"}

@@ -18,6 +18,13 @@ class SinkClosed(Exception):
     """
 
 
+def name_and_host(event: Mapping[str, Any]) -> tuple[str, str]:
+    """An event's name and host, in hostcore's map or rendered as Tracee's (``--format``)."""
+    if "eventName" in event:
+        return event["eventName"], event["hostName"]
+    return event["name"], event["host"]
+
+
 class Sink(Protocol):
     """Receives every event of a run, already packed once as msgpack."""
 
@@ -25,7 +32,7 @@ class Sink(Protocol):
         """Take one event: ``packed`` is its msgpack map, ``event`` the same map decoded."""
 
     def flush(self) -> None:
-        """Push buffered events out; called after each batch and before close."""
+        """Push buffered events out; called when the sink's queue has emptied, and before close."""
 
     def close(self) -> None:
         """Release resources; no write follows."""

@@ -19,7 +19,7 @@ from typing import Any
 import msgpack
 
 from hostcore import hookimpl
-from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec, name_and_host
 from hostcore.sinks.stream import DEFAULT_MAX_BACKOFF_S, Connection, parse_address, seconds
 
 MODES = ("packed", "forward")
@@ -67,7 +67,8 @@ class ForwardSink:
         self.held = 0  # events in batches not yet sent (acknowledged, with ack=true)
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        tag = self._tag.format(name=event["name"], host=event["host"])
+        name, host = name_and_host(event)
+        tag = self._tag.format(name=name, host=host)
         self._batches.setdefault(tag, []).append(entry(event_time(event["timestamp"]), packed))
         self.held += 1
         if self.held >= self._batch_size:

@@ -27,6 +27,7 @@ class SinkHost:
         sinks: Mapping[str, Mapping[str, str]],
         host_name: str = "kit-host",
         drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
+        output_format: str = "hostcore",
     ) -> None:
         specs = Plugins(frozenset(), frozenset(), strict=True).sinks()
         sizes = queue_sizes(sinks)
@@ -37,6 +38,7 @@ class SinkHost:
             self.sinks,
             host_name,
             self.accounting,
+            output_format=output_format,
             queue_sizes=sizes,
             drain_timeout_s=drain_timeout_s,
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from hostcore.sinks.base import name_and_host
 from hostcore_nats.bus import Bus
 from hostcore_nats.subjects import subject
 
@@ -46,7 +47,8 @@ class NatsSink:
         return len(self._batch)
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        key = (event["host"], event["name"])
+        name, host = name_and_host(event)
+        key = (host, name)
         to = self._subjects.get(key) or self._subjects.setdefault(key, subject(*key))
         self._sequence += 1
         self._batch.append((to, packed, f"{self._run_id}-{self._sequence}"))
