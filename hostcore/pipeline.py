@@ -139,6 +139,7 @@ class Pipeline:
             for name, sink in sinks.items()
         }
         self._every_sink = list(self._sinks.values())  # closed ones too: their counters stay
+        self._stopped: list[QueuedSink] = []  # sinks that closed themselves, still closing
         self._drain_timeout_s = drain_timeout_s
 
     def _emitter(self, spec: EventSpec) -> Emit:
@@ -320,7 +321,8 @@ class Pipeline:
     def _drop_sink(self, name: str, closed: SinkClosed) -> None:
         queued = self._sinks.pop(name)
         log.warning("sink closed", sink=name, reason=str(closed), sinks_left=list(self._sinks))
-        queued.close(time.monotonic() + self._drain_timeout_s)
+        queued.stop()  # its thread closes it; waited for in close(), never on the dispatch path
+        self._stopped.append(queued)
 
     def flush(self) -> None:
         """Wake the sinks' threads if anything was queued since the last call (once a batch)."""
@@ -349,7 +351,7 @@ class Pipeline:
         self.report_losses(time.time_ns())
         for queued in self._sinks.values():
             queued.stop()
-        for queued in self._sinks.values():
+        for queued in [*self._sinks.values(), *self._stopped]:
             queued.join(deadline)
         self._count_sink_losses()
 
