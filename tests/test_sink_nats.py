@@ -95,6 +95,10 @@ def test_tail_errors_say_what_is_wrong(tmp_path: Path) -> None:
     assert "no stream 'HOSTCORE' on the server" in empty.stderr
     assert f"cannot reach NATS at {server.url}" in gone.stderr
     assert "no source reads 'kafka://x:9092'; sources: nats://" in unknown.stderr
+    with_password = server.url.replace("nats://", "nats://alice:s3cret@")
+    hidden = subprocess.run([HOSTCORE, "tail", with_password], capture_output=True, text=True)
+    assert hidden.returncode == 2 and "cannot reach NATS at nats://***@" in hidden.stderr
+    assert "s3cret" not in hidden.stderr  # a password never reaches a message or a log
 
 
 def read_lines(process: subprocess.Popen[str], into: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ from hostcore import Sink, SinkOptionError, SinkSpec, SourceSpec, hookimpl
 from hostcore_nats import tail
 from hostcore_nats.bus import Bus
 from hostcore_nats.sink import NatsSink
-from hostcore_nats.subjects import DEFAULT_STREAM
+from hostcore_nats.subjects import DEFAULT_STREAM, shown
 
 
 def open_sink(options: Mapping[str, str]) -> Sink:
@@ -23,7 +23,8 @@ def open_sink(options: Mapping[str, str]) -> Sink:
         bus.ensure_stream(stream)
     except Exception as error:
         raise SinkOptionError(
-            f"cannot use JetStream at {url} (stream {stream!r}): {type(error).__name__}: {error}"
+            f"cannot use JetStream at {shown(url)} (stream {stream!r}): "
+            f"{type(error).__name__}: {error}"
         ) from error
     return NatsSink(bus)
 

@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 from hostcore import SourceError, TailQuery
 from hostcore.sources import Output
 from hostcore_nats.bus import Bus
-from hostcore_nats.subjects import DEFAULT_STREAM, filter_subject
+from hostcore_nats.subjects import DEFAULT_STREAM, filter_subject, shown
 
 
 def stream_of(url: str) -> tuple[str, str]:
@@ -45,7 +45,7 @@ def tail(url: str, query: TailQuery, output: Output) -> None:
         bus = Bus(server, "hostcore-tail")
     except Exception as error:
         raise SourceError(
-            f"cannot reach NATS at {server}: {type(error).__name__}: {error}"
+            f"cannot reach NATS at {shown(server)}: {type(error).__name__}: {error}"
         ) from error
     try:
         bus.run(_read(bus, stream, query, output))
