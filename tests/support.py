@@ -90,6 +90,7 @@ class Hostcore:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
     cli_sink: bool = True  # False: the config file names the sink, writing to events_path
+    stdout_path: Path | None = None  # where its standard output goes (the stdout sink's)
     process: subprocess.Popen[str] | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
     stderr_lines: list[str] = field(default_factory=list)
@@ -103,13 +104,16 @@ class Hostcore:
     def start(self) -> Hostcore:
         sink = ["--sink", f"file:path={self.events_path}"] if self.cli_sink else []
         command = [HOSTCORE, "run", *sink, *self.args]
+        stdout = self.stdout_path.open("w") if self.stdout_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             command,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
             env=self.env,
         )
+        if not isinstance(stdout, int):
+            stdout.close()  # the child has its own descriptor
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         if not self._ready.wait(READY_TIMEOUT_S) or self.process.poll() is not None:

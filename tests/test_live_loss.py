@@ -1,0 +1,68 @@
+"""Loss accounting end to end: what the kernel could not queue is counted exactly and told
+to every sink, so that delivered + lost adds up to what happened."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import TOOLS, Hostcore, in_place, no_syncookies
+
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
+
+BURST = 5000  # connections; each gives two SYN+ACK records (one leaving, one arriving)
+# One page of ring buffer (about 15 SYN+ACK records), drained every 20 ms: a burst overflows it.
+TINY_RING = "ring_buffer_kib = 4\npoll_interval_ms = 20\n"
+
+
+def burst(cgroup: Path, count: int) -> tuple[int, int]:
+    """tests/tools/burst.py inside ``cgroup``: (completed connections, its server port)."""
+    command = in_place([sys.executable, str(TOOLS / "burst.py"), str(count)], None, cgroup)
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+    _, completed, port = out.split()
+    return int(completed), int(port)
+
+
+def lost_markers(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [event["data"] for event in events if event["name"] == "lost_events"]
+
+
+def stdout_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_tiny_ring_every_syn_ack_is_delivered_or_counted_lost(
+    tmp_path: Path, child_cgroup: Path
+) -> None:
+    config = tmp_path / "hostcore.toml"
+    config.write_text(TINY_RING)
+    stdout = tmp_path / "stdout.jsonl"
+    args = ["--config", str(config), "--cgroup", child_cgroup.name, "--sink", "stdout"]
+    args += ["--events", "net_flow_tcp_begin"]
+    # The probe sees only the burst's sockets: both ends are in the cgroup it is attached to.
+    with no_syncookies(), Hostcore(tmp_path, args, stdout_path=stdout) as hostcore:
+        completed, port = burst(child_cgroup, BURST)
+        file_events = hostcore.stop()
+    assert completed == BURST
+    totals = hostcore.log("totals")
+    delivered = totals.get("events.net_flow_tcp_begin", 0)
+    lost = totals.get("kernel_reserve_failures", 0)
+    assert delivered > 0 and lost > 0, totals  # the ring overflowed, and was drained
+    assert delivered + lost == 2 * completed, totals
+    assert totals.get("net_flow_tcp_begin.duplicate_syn_acks", 0) == 0
+    assert totals["records"] == delivered  # nothing else was passed up, nothing undecoded
+    # Every sink is told, in the stream, of every record the kernel dropped.
+    for events in (file_events, stdout_events(stdout)):
+        markers = lost_markers(events)
+        assert sum(marker["lost"]["kernel_reserve_failures"] for marker in markers) == lost
+        assert all(marker["total"] == sum(marker["lost"].values()) for marker in markers)
+        for earlier, later in zip(markers, markers[1:], strict=False):
+            assert earlier["interval_end"] == later["interval_start"]
+        begins = Counter(e["data"]["dst_port"] for e in events if e["name"] != "lost_events")
+        assert begins == Counter({port: delivered})
+    assert lost_markers(file_events) == lost_markers(stdout_events(stdout))
