@@ -18,6 +18,7 @@ from support import (
     both_ends,
     connect_once,
     curl,
+    fake_distribution,
     flows,
     http_server,
     no_syncookies,
@@ -82,6 +83,28 @@ def test_two_agents_side_by_side(tmp_path: Path) -> None:
     assert flows(second_events, {server.port}) == expected
 
 
+CRASHING_PLUGIN = """
+import ctypes
+
+from hostcore import EventSpec, PacketKind, hookimpl
+
+
+class Crashes:
+    def __init__(self, context):
+        pass
+
+    def handle(self, packets, emit):
+        ctypes.string_at(0)  # a bug in native code: the interpreter dies of SIGSEGV
+
+
+@hookimpl
+def hostcore_register_events(register):
+    register(EventSpec(name="crashes", id=9101, fields=(), sets=("crashing",),
+                       depends_on="net_packet_flow_base", needs=PacketKind.TCP_SYN_ACK,
+                       handler=Crashes))
+"""
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_program_left_attached_after_signal(tmp_path: Path, signum: int) -> None:
     before = hostcore_programs()
@@ -111,3 +134,42 @@ def test_cgroup_option_scopes_the_probe(tmp_path: Path, child_cgroup: Path) -> N
         [("outgoing", client_ip, "127.0.0.1", client_port, port)]
     )
     assert flows(events, {outside[1]}) == Counter()
+
+
+def test_a_run_after_sigkill_mid_run_captures_correctly(tmp_path: Path) -> None:
+    before = hostcore_programs()
+    with AcceptServer() as server, no_syncookies():
+        with Hostcore(tmp_path) as killed:
+            for _ in range(20):
+                connect_once("127.0.0.1", server.port)
+            killed.stop(signal.SIGKILL)  # in the middle of reading: nothing is drained
+        assert wait_until_detached(before) == before
+        with Hostcore(tmp_path) as fresh:
+            assert hostcore_programs() == before + Counter(PROGRAMS)
+            clients = [connect_once("127.0.0.1", server.port) for _ in range(10)]
+            events = fresh.stop()
+    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
+    assert flows(events, {server.port}) == expected
+
+
+def test_a_plugin_crashing_one_run_leaves_nothing_and_spares_the_other(tmp_path: Path) -> None:
+    """A segfault inside a plugin kills its run; the kernel detaches that run's programs and
+    a second run, attached all along, goes on capturing every connection."""
+    fake_distribution(tmp_path, "crashing", CRASHING_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    before = hostcore_programs()
+    with (
+        AcceptServer() as server,
+        no_syncookies(),
+        Hostcore(tmp_path) as survivor,
+        Hostcore(tmp_path, ["--events", "flows,crashing"], env=env) as crashing,
+    ):
+        assert hostcore_programs() == before + Counter(PROGRAMS) + Counter(PROGRAMS)
+        clients = [connect_once("127.0.0.1", server.port)]
+        assert crashing.process is not None
+        assert crashing.process.wait(timeout=60) == -signal.SIGSEGV
+        assert wait_until_detached(before + Counter(PROGRAMS)) == before + Counter(PROGRAMS)
+        clients += [connect_once("127.0.0.1", server.port) for _ in range(10)]
+        events = survivor.stop()
+    expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
+    assert flows(events, {server.port}) == expected
