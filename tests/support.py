@@ -214,10 +214,13 @@ def connect_once(
 
 
 @contextlib.contextmanager
-def http_server(host: str, netns: str | None = None) -> Iterator[int]:
-    """tests/tools/http_server.py in a subprocess (optionally in a netns); yields its port."""
-    with http_server_process(host, netns) as (port, _):
-        yield port
+def http_server(
+    host: str, netns: str | None = None, directory: Path | None = None
+) -> Iterator[int]:
+    """tests/tools/http_server.py in a subprocess (optionally in a netns), serving the files
+    of ``directory`` (default: the current one); yields its port."""
+    with http_servers(host, 1, netns, directory) as (ports, _):
+        yield ports[0]
 
 
 @contextlib.contextmanager
@@ -229,13 +232,13 @@ def http_server_process(host: str, netns: str | None = None) -> Iterator[tuple[i
 
 @contextlib.contextmanager
 def http_servers(
-    host: str, count: int, netns: str | None = None
+    host: str, count: int, netns: str | None = None, directory: Path | None = None
 ) -> Iterator[tuple[list[int], int]]:
     """``count`` servers on as many ports in one process; yields the ports and its pid."""
     command = [sys.executable, str(TOOLS / "http_server.py"), host, str(count)]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=directory)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # printed once the sockets listen
