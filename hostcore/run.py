@@ -27,6 +27,7 @@ from hostcore.plugins import Plugins
 from hostcore.selection import resolve
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+from hostcore.sinks.output import request_reopen
 
 LOSS_CHECK_INTERVAL_NS = 10**9
 
@@ -175,10 +176,11 @@ def start_pipeline(
 
 
 def run(config: Config, plugins: Plugins) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit status."""
+    """Run until SIGINT or SIGTERM (SIGHUP reopens output files); returns the exit status."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: request_reopen())
     the_plan = plan(config, plugins)
     flow_probe = None
     if the_plan.uses_probe:

@@ -13,10 +13,10 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -29,6 +29,17 @@ READY_TIMEOUT_S = 60
 BACKLOG = 4096
 
 Flow = tuple[str, str, str, int, int]  # direction, src, dst, src_port, dst_port
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout_s: float = 30) -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail naming
+    ``what`` if it does not within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return result
 
 
 def plain_ip(text: str) -> str:
@@ -130,6 +141,10 @@ class Hostcore:
                 if self.logs[-1].get("event") == "ready":
                     self._ready.set()
         self._ready.set()  # exited: wake start() to report it
+
+    def send(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
 
     def stop(self, signum: int = signal.SIGINT) -> list[dict[str, Any]]:
         """Signal hostcore, wait for it, and return every event it wrote."""

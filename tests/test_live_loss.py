@@ -3,6 +3,7 @@ to every sink, so that delivered + lost adds up to what happened."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_tiny_ring_every_syn_ack_is_delivered_or_counted_lost(
         markers = lost_markers(events)
         assert sum(marker["lost"]["kernel_reserve_failures"] for marker in markers) == lost
         assert all(marker["total"] == sum(marker["lost"].values()) for marker in markers)
-        for earlier, later in zip(markers, markers[1:], strict=False):
+        for earlier, later in itertools.pairwise(markers):
             assert earlier["interval_end"] == later["interval_start"]
         begins = Counter(e["data"]["dst_port"] for e in events if e["name"] != "lost_events")
         assert begins == Counter({port: delivered})
