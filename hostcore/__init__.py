@@ -9,9 +9,11 @@ from __future__ import annotations
 import pluggy
 
 from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
+from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
 from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sinks.output import ReopenWatch, open_append
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
@@ -23,10 +25,14 @@ __all__ = [
     "EventHandler",
     "EventSpec",
     "Field",
+    "Monitor",
+    "MonitorSpec",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
+    "ReadCounters",
+    "ReopenWatch",
     "Report",
     "Signature",
     "SignatureContext",
@@ -36,4 +42,5 @@ __all__ = [
     "SinkOptionError",
     "SinkSpec",
     "hookimpl",
+    "open_append",
 ]

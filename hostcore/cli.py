@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_parser.add_argument("--cgroup", help="attach to this cgroup v2 directory, not the root")
     run_parser.add_argument(
+        "--monitor",
+        action="append",
+        metavar="NAME[:key=value,...]",
+        help="show live counters, repeatable (e.g. prometheus:listen=127.0.0.1:9464); "
+        "replaces the config's monitors",
+    )
+    run_parser.add_argument(
         "--print-bpf",
         action="store_true",
         help="print the probe's compile flags and C source, then exit",
@@ -117,9 +124,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> Config:
     loaded = config_module.load(args.config)
-    sinks = None
+    sinks = monitors = None
     if getattr(args, "sink", None):
         sinks = config_module.parse_sinks(args.sink)
+    if getattr(args, "monitor", None):
+        monitors = config_module.parse_sinks(args.monitor, "--monitor")
     enable = None
     if getattr(args, "events", None):
         enable = tuple(
@@ -138,6 +147,7 @@ def _config(args: argparse.Namespace) -> Config:
         enable=enable,
         scope=tuple(scope) if scope else None,
         sinks=sinks,
+        monitors=monitors,
         host_name=host_name,
         cgroup=getattr(args, "cgroup", None),
         # Any of the flag, the environment or the file asks for strict: CI's
@@ -202,6 +212,7 @@ def _list_plugins(config: Config) -> int:
     plugins = _plugins(config)
     plugins.signatures(plugins.events())
     plugins.sinks()
+    plugins.monitors()
     failed = False
     for info in sorted(plugins.infos.values(), key=lambda info: info.name):
         provides = f" provides {', '.join(info.provides)}" if info.provides else ""

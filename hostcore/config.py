@@ -62,6 +62,7 @@ class Config:
     scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
     # [signatures.NAME] tables: options by signature, checked against it when a run starts
     signatures: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    monitors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [monitors.NAME]
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -86,6 +87,7 @@ _TOP_LEVEL: dict[str, type] = {
     "stats_interval_s": float,
     "scope": list,
 }
+_TABLES = ("dns", "monitors", "plugins", "signatures", "sinks")
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
 _DNS: dict[str, type] = {"store_size": int, "ttl_floor_s": int, "ttl_ceiling_s": int, "scope": str}
 
@@ -113,8 +115,8 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
     for key, value in raw.items():
         if key == "plugins":
             values.update(_plugins(_table(key, value)))
-        elif key == "sinks":
-            values["sinks"] = _sinks(_table(key, value))
+        elif key in ("sinks", "monitors"):
+            values[key] = _option_tables(key, _table(key, value))
         elif key == "dns":
             values["dns"] = DnsConfig(**_typed_table(key, _table(key, value), _DNS))
         elif key == "signatures":
@@ -123,7 +125,7 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
         elif key in _TOP_LEVEL:
             values[key] = _typed(key, value, _TOP_LEVEL[key])
         else:
-            known = ", ".join(sorted([*_TOP_LEVEL, "dns", "plugins", "signatures", "sinks"]))
+            known = ", ".join(sorted([*_TOP_LEVEL, *_TABLES]))
             raise ConfigError(f"unknown key {key!r} (known keys: {known})")
     for key in ("enable", "scope"):
         if key in values:
@@ -155,15 +157,16 @@ def _plugins(table: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _sinks(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    sinks = {}
+def _option_tables(kind: str, table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """``[sinks.NAME]`` or ``[monitors.NAME]`` tables: options as text, by name."""
+    named = {}
     for name, options in table.items():
-        options = _table(f"sinks.{name}", options)
+        options = _table(f"{kind}.{name}", options)
         for key, value in options.items():
             if not isinstance(value, str | int | float | bool):
-                raise ConfigError(f"'sinks.{name}.{key}' must be a string or number")
-        sinks[name] = {key: str(value) for key, value in options.items()}
-    return sinks
+                raise ConfigError(f"'{kind}.{name}.{key}' must be a string or number")
+        named[name] = {key: str(value) for key, value in options.items()}
+    return named
 
 
 def _table(key: str, value: Any) -> Mapping[str, Any]:
@@ -191,28 +194,28 @@ def strict_from_environment() -> bool:
     return os.environ.get(STRICT_PLUGINS_ENV, "").lower() in {"1", "true", "yes"}
 
 
-def parse_sinks(texts: list[str]) -> dict[str, dict[str, str]]:
-    """Parse repeated ``--sink`` flags; naming one sink twice is an error."""
-    sinks: dict[str, dict[str, str]] = {}
+def parse_sinks(texts: list[str], flag: str = "--sink") -> dict[str, dict[str, str]]:
+    """Parse repeated ``--sink`` (or ``--monitor``) flags; naming one twice is an error."""
+    named: dict[str, dict[str, str]] = {}
     for text in texts:
-        name, options = parse_sink(text)
-        if name in sinks:
-            raise ConfigError(f"--sink {name!r} is given twice; each sink takes one set of options")
-        sinks[name] = options
-    return sinks
+        name, options = parse_sink(text, flag)
+        if name in named:
+            raise ConfigError(f"{flag} {name!r} is given twice; each takes one set of options")
+        named[name] = options
+    return named
 
 
-def parse_sink(text: str) -> tuple[str, dict[str, str]]:
+def parse_sink(text: str, flag: str = "--sink") -> tuple[str, dict[str, str]]:
     """Parse ``NAME[:key=value,...]``: the name ends at the first colon."""
     name, _, rest = text.partition(":")
     options = {}
     for item in filter(None, rest.split(",")):
         key, equals, value = item.partition("=")
         if not equals or not key:
-            raise ConfigError(f"--sink {text!r}: expected key=value, got {item!r}")
+            raise ConfigError(f"{flag} {text!r}: expected key=value, got {item!r}")
         options[key] = value
     if not name:
-        raise ConfigError(f"--sink {text!r}: no sink name")
+        raise ConfigError(f"{flag} {text!r}: no name")
     return name, options
 
 

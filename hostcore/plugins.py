@@ -12,6 +12,7 @@ import pluggy
 
 from hostcore import detection, hookspecs
 from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
+from hostcore.monitors import MonitorSpec
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 
@@ -150,16 +151,13 @@ class Plugins:
     def sinks(self) -> dict[str, SinkSpec]:
         """Every declared sink by name; a duplicate name names both plugins."""
         specs: dict[str, SinkSpec] = {}
+        self._collect("hostcore_register_sinks", SinkSpec, _unique_name("sink", specs))
+        return specs
 
-        def add(plugin: str, spec: SinkSpec) -> None:
-            if spec.name in specs:
-                raise PluginError(
-                    f"sink {spec.name!r} from plugin {plugin!r} clashes with the one "
-                    f"from plugin {specs[spec.name].plugin!r}"
-                )
-            specs[spec.name] = replace(spec, plugin=plugin)
-
-        self._collect("hostcore_register_sinks", SinkSpec, add)
+    def monitors(self) -> dict[str, MonitorSpec]:
+        """Every declared monitor by name; a duplicate name names both plugins."""
+        specs: dict[str, MonitorSpec] = {}
+        self._collect("hostcore_register_monitors", MonitorSpec, _unique_name("monitor", specs))
         return specs
 
     def _collect(self, hook_name: str, spec_type: type, add: Callable[[str, Any], None]) -> None:
@@ -180,6 +178,20 @@ class Plugins:
             for spec in declared:
                 add(name, spec)
                 self.infos[name].provides.append(spec.name)
+
+
+def _unique_name(kind: str, specs: dict[str, Any]) -> Callable[[str, Any], None]:
+    """An ``add`` for ``_collect`` that keeps the names of one kind of spec unique."""
+
+    def add(plugin: str, spec: Any) -> None:
+        if spec.name in specs:
+            raise PluginError(
+                f"{kind} {spec.name!r} from plugin {plugin!r} clashes with the one "
+                f"from plugin {specs[spec.name].plugin!r}"
+            )
+        specs[spec.name] = replace(spec, plugin=plugin)
+
+    return add
 
 
 def _unique_event(

@@ -9,11 +9,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
 from hostcore import capabilities, cgroup, detection, filters, probe, records, sockets
-from hostcore.accounting import Accounting
+from hostcore.accounting import Accounting, is_loss
 from hostcore.cgroup import CgroupIndex
 from hostcore.clock import boot_to_epoch_offset_ns
 from hostcore.config import Config
@@ -21,6 +22,7 @@ from hostcore.context import Contexts
 from hostcore.detection import Enabled
 from hostcore.events import EventSpec
 from hostcore.filters import DataFilter, data_filter, parse_selector
+from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import Owner, PacketKind
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import Plugins
@@ -30,6 +32,7 @@ from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 from hostcore.sinks.output import request_reopen
 
 LOSS_CHECK_INTERVAL_NS = 10**9
+SpecT = TypeVar("SpecT", SinkSpec, MonitorSpec)
 
 log = structlog.get_logger()
 
@@ -122,18 +125,7 @@ def open_sinks(
     opened: dict[str, Sink] = {}
     with closing_on_error(opened):
         for name, options in wanted.items():
-            spec = specs.get(name)
-            if spec is None:
-                raise RunError(
-                    f"unknown sink {name!r}; installed sinks: {', '.join(sorted(specs))} "
-                    "(see 'hostcore plugins')"
-                )
-            unknown = set(options) - set(spec.options)
-            if unknown:
-                raise RunError(
-                    f"sink {name!r} has no option {', '.join(sorted(unknown))}; "
-                    f"its options: {', '.join(spec.options) or '(none)'}"
-                )
+            spec = _selected("sink", specs, name, options)
             try:
                 opened[name] = spec.open(options)
             except SinkOptionError as error:
@@ -144,6 +136,54 @@ def open_sinks(
                     f"{type(error).__name__}: {error}"
                 ) from error
     return opened
+
+
+def _selected(
+    kind: str, specs: Mapping[str, SpecT], name: str, options: Mapping[str, str]
+) -> SpecT:
+    """The spec of the sink or monitor the user named, whose options it all takes."""
+    spec = specs.get(name)
+    if spec is None:
+        raise RunError(
+            f"unknown {kind} {name!r}; installed {kind}s: {', '.join(sorted(specs)) or '(none)'} "
+            "(see 'hostcore plugins')"
+        )
+    unknown = set(options) - set(spec.options)
+    if unknown:
+        raise RunError(
+            f"{kind} {name!r} has no option {', '.join(sorted(unknown))}; "
+            f"its options: {', '.join(spec.options) or '(none)'}"
+        )
+    return spec
+
+
+def open_monitors(
+    specs: Mapping[str, MonitorSpec], wanted: Mapping[str, Mapping[str, str]], read: ReadCounters
+) -> list[Monitor]:
+    """Open every wanted monitor, or none."""
+    opened: list[Monitor] = []
+    try:
+        for name, options in wanted.items():
+            spec = _selected("monitor", specs, name, options)
+            try:
+                opened.append(spec.open(options, read, is_loss))
+            except Exception as error:
+                raise RunError(
+                    f"monitor {name!r} (plugin {spec.plugin!r}) failed to open: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+    except BaseException:
+        close_monitors(opened)
+        raise
+    return opened
+
+
+def close_monitors(monitors: list[Monitor]) -> None:
+    for monitor in monitors:
+        try:
+            monitor.close()
+        except Exception:
+            log.exception("monitor close failed")
 
 
 def start_pipeline(
@@ -201,7 +241,9 @@ def run(config: Config, plugins: Plugins) -> int:
     pipeline = start_pipeline(
         the_plan, plugins, config, accounting, Contexts(cgroups, found_owners), scope_test
     )
+    monitors: list[Monitor] = []
     try:
+        monitors = open_monitors(plugins.monitors(), config.monitors, accounting.snapshot)
         if flow_probe is not None:
             flow_probe.attach()
             found_owners.update(_older_listeners())
@@ -221,6 +263,7 @@ def run(config: Config, plugins: Plugins) -> int:
         if flow_probe is not None:
             flow_probe.close()
         pipeline.close()
+        close_monitors(monitors)
     log.info("totals", **accounting.totals())
     return 0
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgpack
+from prometheus_client.parser import text_string_to_metric_families
 
 from hostcore import cli
 
@@ -466,3 +468,15 @@ def tcpdump(path: Path, netns: str, interface: str = "any") -> Iterator[None]:
     finally:
         process.send_signal(signal.SIGINT)  # it writes what it holds, then exits
         process.wait(timeout=30)
+
+
+def scrape(url: str) -> dict[tuple[str, str], float]:
+    """Samples of a /metrics page by (metric family, its ``name`` label)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (family.name, sample.labels["name"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }

@@ -133,6 +133,19 @@ def test_unknown_sink_option() -> None:
 
 
 @pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("monitor", "needle"),
+    [
+        ("promethus", "unknown monitor 'promethus'; installed monitors: prometheus"),
+        ("prometheus:port=1", "monitor 'prometheus' has no option port; its options: listen"),
+        ("prometheus:listen=9464", "listen must be HOST:PORT, e.g. 127.0.0.1:9464"),
+    ],
+)
+def test_bad_monitor(monitor: str, needle: str) -> None:
+    expect_error(["run", "--monitor", monitor], needle)
+
+
+@pytest.mark.usefixtures("root")
 def test_malformed_config_file(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("enable = [flows\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import TOOLS, Hostcore, in_place, no_syncookies
+from support import TOOLS, Hostcore, free_port, in_place, no_syncookies, scrape, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -27,6 +27,13 @@ def burst(cgroup: Path, count: int) -> tuple[int, int]:
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
     _, completed, port = out.split()
     return int(completed), int(port)
+
+
+def accounted(samples: dict[tuple[str, str], float], syn_acks: int) -> dict[str, float] | None:
+    """Delivered and lost SYN+ACKs as scraped, once they add up to ``syn_acks``."""
+    delivered = samples.get(("hostcore_counter", "events.net_flow_tcp_begin"), 0)
+    lost = samples.get(("hostcore_lost", "kernel_reserve_failures"), 0)
+    return {"delivered": delivered, "lost": lost} if delivered + lost == syn_acks else None
 
 
 def lost_markers(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,15 +51,22 @@ def test_tiny_ring_every_syn_ack_is_delivered_or_counted_lost(
     config.write_text(TINY_RING)
     stdout = tmp_path / "stdout.jsonl"
     args = ["--config", str(config), "--cgroup", child_cgroup.name, "--sink", "stdout"]
-    args += ["--events", "net_flow_tcp_begin"]
+    metrics = f"127.0.0.1:{free_port()}"
+    args += ["--events", "net_flow_tcp_begin", "--monitor", f"prometheus:listen={metrics}"]
     # The probe sees only the burst's sockets: both ends are in the cgroup it is attached to.
     with no_syncookies(), Hostcore(tmp_path, args, stdout_path=stdout) as hostcore:
         completed, port = burst(child_cgroup, BURST)
+        # Users see the same accounting live, on the Prometheus endpoint.
+        live = wait_until(
+            lambda: accounted(scrape(f"http://{metrics}/metrics"), 2 * completed),
+            "the endpoint to account for every SYN+ACK",
+        )
         file_events = hostcore.stop()
     assert completed == BURST
     totals = hostcore.log("totals")
     delivered = totals.get("events.net_flow_tcp_begin", 0)
     lost = totals.get("kernel_reserve_failures", 0)
+    assert live == {"delivered": delivered, "lost": lost}
     assert delivered > 0 and lost > 0, totals  # the ring overflowed, and was drained
     assert delivered + lost == 2 * completed, totals
     assert totals.get("net_flow_tcp_begin.duplicate_syn_acks", 0) == 0
