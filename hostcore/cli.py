@@ -15,6 +15,7 @@ from hostcore.cgroup import CgroupError
 from hostcore.config import Config, ConfigError
 from hostcore.filters import FilterError
 from hostcore.plugins import PluginError, Plugins
+from hostcore.redact import redact
 from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
@@ -248,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_plugins(config)
         return _doctor(args.fix)
     except USER_ERRORS as error:
-        print(f"hostcore: error: {error}", file=sys.stderr)
+        print(f"hostcore: error: {redact(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside ``run``, which handles SIGINT itself
         return 130
