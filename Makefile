@@ -15,7 +15,7 @@ APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils nma
 # The benchmark: ab drives nginx (from the test set); tcpstates-bpfcc is in bpfcc-tools.
 APT_bench := apache2-utils
 
-.PHONY: setup setup-test run test bench fuzz clean .apt-run .apt-test .apt-bench
+.PHONY: setup setup-test run test bench soak fuzz clean .apt-run .apt-test .apt-bench
 
 # Setup reports on stderr, so `make run` prints nothing but events on stdout.
 run: setup
@@ -31,6 +31,11 @@ test: setup-test
 bench: setup-test .apt-bench
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)
 	$(PY) tests/bench/replay_bench.py
+
+# Not part of `make test` either: 10 minutes of sustained connections and DNS answers; prints
+# hostcore's RSS from start to end (README: Bounded memory). SOAK_ARGS="--duration 60" to try it.
+soak: setup-test
+	$(PY) tests/bench/soak.py $(SOAK_ARGS)
 
 # Not part of `make test`, which runs each fuzzer briefly: FUZZ_RUNS inputs to each of the
 # decoder, the DNS parser and the capture-file reader (atheris). Logs and crashers in .fuzz/.
