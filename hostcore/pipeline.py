@@ -29,12 +29,17 @@ from hostcore.filters import Test
 from hostcore.packet import Packet, PacketKind, kinds_wanted
 from hostcore.plugins import PluginError
 from hostcore.signatures import SignatureSpec
-from hostcore.sinks.base import Sink, SinkClosed
+from hostcore.sinks.base import EventsLost, Sink, SinkClosed
 
 SCHEMA_VERSION = 1
 ERROR_LOG_INTERVAL_NS = 60 * 10**9
 
 log = structlog.get_logger()
+
+
+def _lost(error: Exception) -> int:
+    """Events a failed sink call lost: one write, or what the sink says it lost."""
+    return error.count if isinstance(error, EventsLost) else 1
 
 
 def _start(spec: EventSpec, context: EventContext) -> EventHandler:
@@ -214,8 +219,8 @@ class Pipeline:
                 sink.write(packed, event)
             except SinkClosed as gone:
                 closed.append((sink_name, gone))
-            except Exception:
-                self._accounting.count(f"sink_errors.{sink_name}")
+            except Exception as error:
+                self._accounting.count(f"sink_errors.{sink_name}", _lost(error))
                 self._log_error(f"sink:{sink_name}", "sink write failed", sink=sink_name)
         for sink_name, cause in closed:
             self._drop_sink(sink_name, cause)
@@ -233,7 +238,8 @@ class Pipeline:
         }
         log.warning("lost_events", **data)
         self.publish(LOST_EVENTS_NAME, LOST_EVENTS_ID, now_ns, data)
-        # After publishing: a sink that cannot take this very marker must not
+        self.flush()
+        # After delivering: a sink that cannot take this very marker must not
         # trigger another one every second (its failures still show in the totals).
         self._accounting.mark_reported(now_ns)
 
@@ -260,6 +266,9 @@ class Pipeline:
                 sink.flush()
             except SinkClosed as closed:
                 self._drop_sink(sink_name, closed)
+            except EventsLost as lost:
+                self._accounting.count(f"sink_errors.{sink_name}", lost.count)
+                self._log_error(f"sink:{sink_name}", "sink flush failed", sink=sink_name)
             except Exception:
                 self._accounting.count(f"sink_flush_failures.{sink_name}")
                 self._log_error(f"sink:{sink_name}", "sink flush failed", sink=sink_name)

@@ -21,9 +21,12 @@ BURST = 5000  # connections; each gives two SYN+ACK records (one leaving, one ar
 TINY_RING = "ring_buffer_kib = 4\npoll_interval_ms = 20\n"
 
 
-def burst(cgroup: Path, count: int) -> tuple[int, int]:
-    """tests/tools/burst.py inside ``cgroup``: (completed connections, its server port)."""
-    command = in_place([sys.executable, str(TOOLS / "burst.py"), str(count)], None, cgroup)
+def burst(cgroup: Path, count: int, rate: float = 0) -> tuple[int, int]:
+    """tests/tools/burst.py inside ``cgroup`` (``rate`` connections a second, or as fast
+    as it can): (completed connections, its server port)."""
+    paced = [str(rate)] if rate else []
+    command = [sys.executable, str(TOOLS / "burst.py"), str(count), *paced]
+    command = in_place(command, None, cgroup)
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
     _, completed, port = out.split()
     return int(completed), int(port)
