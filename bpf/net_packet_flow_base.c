@@ -3,7 +3,7 @@
 //
 // The core compiles this file with -D flags derived from the enabled events:
 //   WANT_TCP_SYN_ACK  TCP segments with SYN and ACK set
-//   WANT_TCP_FIN_RST  TCP segments with FIN or RST set
+//   WANT_TCP_FIN_RST  TCP segments with FIN or RST set, the first of each socket
 //   WANT_TCP_SYN      TCP segments with SYN set and ACK clear
 //   WANT_DNS_ANSWER   UDP datagrams and TCP segments with data from source port 53
 //   RING_PAGES        ring buffer size in pages (a power of two)
@@ -51,7 +51,8 @@ struct owner {
     u32 tid;
     u32 uid;        // real uid
     u8 how;         // OWNER_*
-    u8 pad[3];
+    u8 fin_rst;     // 1 once a FIN or RST of this socket was passed up (not an owner field)
+    u8 pad[2];
     char comm[16];  // the thread's name
 };
 
@@ -191,14 +192,16 @@ static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u3
 }
 
 // The owner of the packet's socket (for a SYN+ACK leaving, the listener), or 0.
-static __always_inline struct owner *socket_owner(struct __sk_buff *skb)
+// `flags` BPF_SK_STORAGE_GET_F_CREATE gives a socket older than the probe an
+// empty record (how = OWNER_UNKNOWN).
+static __always_inline struct owner *socket_owner(struct __sk_buff *skb, u64 flags)
 {
     struct bpf_sock *sk = skb->sk;
     if (sk)
         sk = bpf_sk_fullsock(sk);
     if (!sk)
         return 0;
-    return owners.sk_storage_get(sk, 0, 0);
+    return owners.sk_storage_get(sk, 0, flags);
 }
 
 // Scope filters on a TCP record's socket. An owner the probe did not record
@@ -223,13 +226,13 @@ static __always_inline bool in_scope(struct __sk_buff *skb, struct owner *owner)
 // Queue a record: the header, then the packet's first `length` bytes in a slot
 // of `bytes` (a power of two). Inlined with a constant `bytes`, so the size the
 // verifier sees at each reserve is a constant, as it must be.
-static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 length, u32 bytes,
+static __always_inline bool submit_in(struct __sk_buff *skb, u8 direction, u32 length, u32 bytes,
                                       struct owner *owner)
 {
     struct header *rec = records.ringbuf_reserve(sizeof(struct header) + bytes);
     if (!rec) {
         count_reserve_failure();
-        return;
+        return false;
     }
     // The caller's checks already bound `length`, so the compiler would drop the
     // cap below; hiding its value keeps the cap where the verifier can see it.
@@ -248,25 +251,27 @@ static __always_inline void submit_in(struct __sk_buff *skb, u8 direction, u32 l
     rec->captured = captured;
     __builtin_memset(rec->pad, 0, sizeof(rec->pad));
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+    return true;
 }
 
-// The smallest slot that holds `length` bytes (at most 2048), so that a short
-// DNS answer does not take a 2 KiB slot of the ring buffer.
-static __always_inline void submit(struct __sk_buff *skb, u8 direction, u32 length,
+// The smallest slot that holds `length` bytes (at most 2048), so that a TCP
+// header or a short DNS answer does not take a 2 KiB slot of the ring buffer.
+static __always_inline bool submit(struct __sk_buff *skb, u8 direction, u32 length,
                                    struct owner *owner)
 {
     if (length > skb->len)
         length = skb->len;
     if (length == 0)
-        return;
+        return false;
+    if (length <= 128)
+        return submit_in(skb, direction, length, 128, owner);
     if (length <= 256)
-        submit_in(skb, direction, length, 256, owner);
-    else if (length <= 512)
-        submit_in(skb, direction, length, 512, owner);
-    else if (length <= 1024)
-        submit_in(skb, direction, length, 1024, owner);
-    else
-        submit_in(skb, direction, length, 2048, owner);
+        return submit_in(skb, direction, length, 256, owner);
+    if (length <= 512)
+        return submit_in(skb, direction, length, 512, owner);
+    if (length <= 1024)
+        return submit_in(skb, direction, length, 1024, owner);
+    return submit_in(skb, direction, length, 2048, owner);
 }
 
 static __always_inline int observe(struct __sk_buff *skb, u8 direction)
@@ -284,12 +289,27 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     if (is_dns_answer(skb, protocol, l4, l4hdr)) {
         // Every answer, in scope or not: the DNS store needs them all. Over 2048
         // bytes, the record is cut; user space counts it as truncated.
-        submit(skb, direction, skb->len, socket_owner(skb));
-    } else if (protocol == IPPROTO_TCP && wanted(tcp_kind(l4hdr[13]))) {
-        struct owner *owner = socket_owner(skb);
+        submit(skb, direction, skb->len, socket_owner(skb, 0));
+        return 1;
+    }
+    u8 kind = protocol == IPPROTO_TCP ? tcp_kind(l4hdr[13]) : 0;
+    if (!wanted(kind))
+        return 1;
+    if (kind != KIND_TCP_FIN_RST) {
+        struct owner *owner = socket_owner(skb, 0);
         if (in_scope(skb, owner))
             submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner);
+        return 1;
     }
+    // Only a socket's first FIN or RST is passed up: the one that ends its
+    // connection (half of a loopback connection's four). Sockets without a
+    // full socket here (TIME_WAIT, request sockets) pass every one.
+    struct owner *owner = socket_owner(skb, BPF_SK_STORAGE_GET_F_CREATE);
+    if (owner && owner->fin_rst)
+        return 1;
+    if (in_scope(skb, owner && owner->how != OWNER_UNKNOWN ? owner : 0) &&
+        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner) && owner)
+        owner->fin_rst = 1;
     return 1;
 }
 
@@ -313,6 +333,7 @@ static __always_inline void record_owner(struct bpf_sock *sk, u8 how)
     owner->tid = (u32)pid_tgid;
     owner->uid = (u32)bpf_get_current_uid_gid();
     owner->how = how;
+    owner->fin_rst = 0;  // a socket that connects again starts a new connection
     bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 }
 

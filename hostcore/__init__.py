@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import pluggy
 
-from hostcore.events import DnsNames, Emit, EventContext, EventHandler, EventSpec, Field
+from hostcore.events import (
+    DnsNames,
+    Emit,
+    EventContext,
+    EventHandler,
+    EventSpec,
+    ExpiringHandler,
+    Field,
+    PreloadingHandler,
+)
 from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
-from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
+from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
 from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
 from hostcore.sinks.output import ReopenWatch, open_append
@@ -24,13 +33,16 @@ __all__ = [
     "EventContext",
     "EventHandler",
     "EventSpec",
+    "ExpiringHandler",
     "Field",
     "Monitor",
     "MonitorSpec",
+    "OpenSocket",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
+    "PreloadingHandler",
     "ReadCounters",
     "ReopenWatch",
     "Report",

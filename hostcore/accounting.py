@@ -21,10 +21,13 @@ LOSS_COUNTERS = (
     "dns.tcp_segmented",
     "dns.evictions",
 )
+# Per-event counters (``<event>.<suffix>``) that mean events were lost or degraded:
+# state a flow event's bounded table dropped early.
+LOSS_SUFFIXES = (".flow_table_evictions",)
 
 
 def is_loss(name: str) -> bool:
-    return name.startswith(LOSS_COUNTERS)
+    return name.startswith(LOSS_COUNTERS) or name.endswith(LOSS_SUFFIXES)
 
 
 class Accounting:

@@ -19,6 +19,7 @@ from hostcore.redact import redact
 from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
+from hostcore.tracee import FORMATS
 
 REPLAY_HOST = "replay"  # the host field of replayed events without --host-name
 USER_ERRORS = (
@@ -58,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME[:key=value,...]",
         help="where events go, repeatable (default: stdout); replaces the config's sinks",
+    )
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the event map sinks receive: hostcore's (default) or Tracee's trace.Event JSON",
     )
     output.add_argument(
         "--host-name", help=f"the event map's host field (replay's default: {REPLAY_HOST})"
@@ -150,6 +156,7 @@ def _config(args: argparse.Namespace) -> Config:
         sinks=sinks,
         monitors=monitors,
         host_name=host_name,
+        format=getattr(args, "format", None),
         cgroup=getattr(args, "cgroup", None),
         # Any of the flag, the environment or the file asks for strict: CI's
         # environment must not be undone by a config file that says false.
@@ -185,6 +192,8 @@ def _events(config: Config) -> int:
         print(f"{spec.name} (id {spec.id}, plugin {spec.plugin})")
         print(f"  sets: {', '.join(spec.sets)}  depends on: {spec.depends_on or '-'}")
         print(f"  fields: {fields}")
+        for option, help_text in spec.options.items():
+            print(f"  option [events.{spec.name}] {option}: {help_text}")
         if spec.description:
             print(f"  {spec.description}")
     for name, members in sorted(event_sets({**specs, **signatures}).items()):

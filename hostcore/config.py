@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hostcore import filters
+from hostcore.tracee import FORMATS
 
 DEFAULT_PATH = Path("/etc/hostcore/hostcore.toml")
 STRICT_PLUGINS_ENV = "HOSTCORE_STRICT_PLUGINS"
@@ -51,7 +52,7 @@ class Config:
     enable: tuple[str, ...] = ("flows",)
     host_name: str = field(default_factory=socket.gethostname)
     cgroup: str = ""  # "" means the root of the cgroup v2 hierarchy
-    ring_buffer_kib: int = 4096
+    ring_buffer_kib: int = 16384  # flows' bursts: 4 MiB dropped 4% of a 20k-connection one
     poll_interval_ms: int = 10
     stats_interval_s: float = 60.0
     sinks: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {"stdout": {}})
@@ -60,6 +61,8 @@ class Config:
     strict_plugins: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)
     scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
+    event_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [events.NAME]
+    format: str = "hostcore"  # the event map every sink receives: hostcore's, or Tracee's
     # [signatures.NAME] tables: options by signature, checked against it when a run starts
     signatures: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     monitors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [monitors.NAME]
@@ -76,6 +79,8 @@ class Config:
             raise ConfigError("enable must name at least one event or event set")
         if not self.sinks:
             raise ConfigError("sinks must name at least one sink, e.g. [sinks.stdout]")
+        if self.format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
 
 
 _TOP_LEVEL: dict[str, type] = {
@@ -86,8 +91,9 @@ _TOP_LEVEL: dict[str, type] = {
     "poll_interval_ms": int,
     "stats_interval_s": float,
     "scope": list,
+    "format": str,
 }
-_TABLES = ("dns", "monitors", "plugins", "signatures", "sinks")
+_TABLES = ("dns", "events", "monitors", "plugins", "signatures", "sinks")
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
 _DNS: dict[str, type] = {"store_size": int, "ttl_floor_s": int, "ttl_ceiling_s": int, "scope": str}
 
@@ -117,6 +123,8 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
             values.update(_plugins(_table(key, value)))
         elif key in ("sinks", "monitors"):
             values[key] = _option_tables(key, _table(key, value))
+        elif key == "events":
+            values["event_options"] = _option_tables(key, _table(key, value))
         elif key == "dns":
             values["dns"] = DnsConfig(**_typed_table(key, _table(key, value), _DNS))
         elif key == "signatures":
@@ -158,15 +166,16 @@ def _plugins(table: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _option_tables(kind: str, table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """``[sinks.NAME]`` or ``[monitors.NAME]`` tables: options as text, by name."""
-    named = {}
+    """``[sinks.NAME]``, ``[events.NAME]`` or ``[monitors.NAME]`` tables: options as text,
+    checked when a run starts."""
+    tables = {}
     for name, options in table.items():
         options = _table(f"{kind}.{name}", options)
         for key, value in options.items():
             if not isinstance(value, str | int | float | bool):
                 raise ConfigError(f"'{kind}.{name}.{key}' must be a string or number")
-        named[name] = {key: str(value) for key, value in options.items()}
-    return named
+        tables[name] = {key: str(value) for key, value in options.items()}
+    return tables
 
 
 def _table(key: str, value: Any) -> Mapping[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hostcore.packet import Packet, PacketKind
+from hostcore.packet import OpenSocket, Packet, PacketKind
 
 LOST_EVENTS_NAME = "lost_events"  # the core's own event: what was lost, reported in the stream
 LOST_EVENTS_ID = 1
@@ -71,6 +71,9 @@ class EventContext:
     """``count(name, n)``: add to one of the run's counters (reported with the totals)."""
     dns: DnsNames = field(default_factory=NoDnsNames)
     """The DNS store; it only holds names in runs where an enabled event sets ``uses_dns``."""
+    options: Mapping[str, str] = field(default_factory=dict)
+    """The user's values for the options the event declares (``[events.NAME]`` in the
+    config file), as text; options the user did not set are absent."""
 
 
 class EventHandler(Protocol):
@@ -78,6 +81,22 @@ class EventHandler(Protocol):
 
     def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
         """Handle packets of the kinds the event declared, in ring-buffer order."""
+
+
+class ExpiringHandler(EventHandler, Protocol):
+    """A handler whose events may be due when no packet comes (a timeout)."""
+
+    def expire(self, now_ns: int, emit: Emit) -> None:
+        """Emit what is due at ``now_ns`` (ns since the epoch, the clock of packet
+        timestamps). Called about once a second, after the packets read by then."""
+
+
+class PreloadingHandler(EventHandler, Protocol):
+    """A handler that starts from the connections already open when the run starts."""
+
+    def preload(self, sockets: Sequence[OpenSocket]) -> None:
+        """Take the host's established TCP sockets, read once the probe is attached
+        and before any packet is handled (a socket may also show up in packets)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,10 @@ class EventSpec:
     event is enabled; the object it returns receives the packets ``needs`` selects.
     ``uses_dns`` makes the run capture DNS answers into the store that
     ``EventContext.dns`` reads; every answer is stored before any packet that
-    came after it reaches a handler.
+    came after it reaches a handler. ``options`` names what the user may set in
+    ``[events.NAME]`` (option -> help); the core rejects any other option.
+    A handler with ``expire`` or ``preload`` methods (:class:`ExpiringHandler`,
+    :class:`PreloadingHandler`) gets those calls too.
     """
 
     name: str
@@ -100,4 +122,5 @@ class EventSpec:
     handler: Callable[[EventContext], EventHandler]
     description: str = ""
     uses_dns: bool = False
+    options: Mapping[str, str] = field(default_factory=dict)
     plugin: str = field(default="", compare=False)  # filled in by the core

@@ -99,3 +99,14 @@ class Packet(NamedTuple):
     protocol: int  # IPPROTO_TCP or IPPROTO_UDP
     payload: bytes  # what was captured after the TCP/UDP header (none for TCP kinds)
     payload_size: int  # what the packet carried; more than len(payload) means truncated
+
+
+class OpenSocket(NamedTuple):
+    """An established TCP socket the kernel reported (sock_diag), addresses as in Packet."""
+
+    local: str
+    local_port: int
+    remote: str
+    remote_port: int
+    incoming: bool  # a listener holds its local port: a peer connected in
+    socket_cookie: int

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgpack
 import structlog
 
-from hostcore import findings
+from hostcore import findings, tracee
 from hostcore.accounting import Accounting
 from hostcore.config import DnsConfig
 from hostcore.context import UNKNOWN, Contexts
@@ -26,7 +27,7 @@ from hostcore.events import (
     EventSpec,
 )
 from hostcore.filters import Test
-from hostcore.packet import Packet, PacketKind, kinds_wanted
+from hostcore.packet import OpenSocket, Packet, PacketKind, kinds_wanted
 from hostcore.plugins import PluginError
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import EventsLost, Sink, SinkClosed
@@ -72,6 +73,8 @@ class Pipeline:
         data_filters: Mapping[str, Test] | None = None,
         signatures: Sequence[Enabled] = (),
         published: Collection[str] | None = None,
+        event_options: Mapping[str, Mapping[str, str]] | None = None,
+        output_format: str = "hostcore",
     ) -> None:
         self._sinks = dict(sinks)
         self._host = host
@@ -83,6 +86,11 @@ class Pipeline:
         self._scope = scope
         self._data_filters = data_filters or {}
         self._published = published
+        # Sinks get Tracee's map in the "tracee" format; consumers always get hostcore's.
+        self._tracee_types: dict[str, dict[str, str]] | None = None
+        if output_format == "tracee":
+            specs: list[EventSpec | SignatureSpec] = [*events, *(e.spec for e in signatures)]
+            self._tracee_types = {s.name: {f.name: f.type for f in s.fields} for s in specs}
         # Filled below, once every signature has started; deliveries hold these lists.
         self._consumers: dict[str, list[findings.Consumer]] = {
             name: [] for enabled in signatures for name in enabled.consumes
@@ -101,8 +109,14 @@ class Pipeline:
             self._dns = DnsAnswers(store, accounting.count)
             context.dns = store
         self._dns_kinds = kinds_wanted(PacketKind.DNS_ANSWER)
+        options = event_options or {}
         self._handlers: list[tuple[EventSpec, EventHandler, Emit, tuple[PacketKind, ...]]] = [
-            (spec, _start(spec, context), self._emitter(spec), kinds_wanted(spec.needs))
+            (
+                spec,
+                _start(spec, replace(context, options=options.get(spec.name, {}))),
+                self._emitter(spec),
+                kinds_wanted(spec.needs),
+            )
             for spec in events
         ]
         for enabled in signatures:
@@ -173,13 +187,35 @@ class Pipeline:
     def _dispatch(self, packets: Sequence[Packet]) -> None:
         for spec, handler, emit, kinds in self._handlers:
             wanted = [packet for packet in packets if packet.kind in kinds]
-            if not wanted:
-                continue
-            try:
-                handler.handle(wanted, emit)
-            except Exception:
-                self._accounting.count(f"plugin_errors.{spec.name}", len(wanted))
-                self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
+            if wanted:
+                self._call(spec, len(wanted), handler.handle, wanted, emit)
+
+    def _call(self, spec: EventSpec, lost: int, method: Callable[..., None], *args: Any) -> None:
+        """Call a handler; if it raises, ``lost`` (packets, or 1 for a call without) is
+        counted as the plugin's errors."""
+        try:
+            method(*args)
+        except Exception:
+            self._accounting.count(f"plugin_errors.{spec.name}", lost)
+            self._log_error(f"event:{spec.name}", "event handler failed", event_name=spec.name)
+
+    @property
+    def wants_open_sockets(self) -> bool:
+        """True if an enabled event's handler takes the sockets open at start-up."""
+        return any(hasattr(handler, "preload") for _, handler, _, _ in self._handlers)
+
+    def preload(self, sockets: Sequence[OpenSocket]) -> None:
+        """Give the sockets open at start-up to every handler that takes them."""
+        for spec, handler, _, _ in self._handlers:
+            if hasattr(handler, "preload"):
+                self._call(spec, len(sockets), handler.preload, sockets)
+
+    def expire(self, now_ns: int) -> None:
+        """Let handlers with timeouts emit what is due at ``now_ns``, then flush the sinks."""
+        for spec, handler, emit, _ in self._handlers:
+            if hasattr(handler, "expire"):
+                self._call(spec, 1, handler.expire, now_ns, emit)
+        self.flush()
 
     def publish(
         self,
@@ -211,6 +247,8 @@ class Pipeline:
         }
 
     def _publish(self, event: Mapping[str, Any]) -> None:
+        if self._tracee_types is not None:
+            event = tracee.render(event, self._tracee_types.get(event["name"], {}))
         packed = self._packer.pack(event)
         self._unflushed = True
         closed: list[tuple[str, SinkClosed]] = []

@@ -114,6 +114,7 @@ class _Replayer:
                 for reason, n in capture.bad_blocks.items():
                     count(f"capture_errors.{reason}", n)
                 now_ns = time.time_ns() if self._last_ns is None else self._last_ns
+                self._pipeline.expire(now_ns)  # timeouts run in capture time too
                 self._pipeline.report_losses(now_ns)
 
     def _read(self, capture: CaptureFile, progress: Progress | None) -> None:

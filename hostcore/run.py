@@ -23,7 +23,7 @@ from hostcore.detection import Enabled
 from hostcore.events import EventSpec
 from hostcore.filters import DataFilter, data_filter, parse_selector
 from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
-from hostcore.packet import Owner, PacketKind
+from hostcore.packet import OpenSocket, Owner, PacketKind
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import Plugins
 from hostcore.selection import resolve
@@ -65,7 +65,8 @@ def plan(config: Config, plugins: Plugins) -> Plan:
         if filter_text is not None:
             data_filters.append(data_filter(name, filter_text, catalogue))
     chosen = resolve(catalogue, selectors)
-    _check_options(config.signatures, signature_specs)
+    _check_options("signature", config.signatures, signature_specs)
+    _check_options("event", config.event_options, specs)
     signatures = detection.enable(
         [spec for spec in chosen if isinstance(spec, SignatureSpec)], catalogue, config.signatures
     )
@@ -89,20 +90,23 @@ def plan(config: Config, plugins: Plugins) -> Plan:
 
 
 def _check_options(
-    tables: Mapping[str, Mapping[str, object]], specs: Mapping[str, SignatureSpec]
+    kind: str,
+    tables: Mapping[str, Mapping[str, object]],
+    specs: Mapping[str, EventSpec] | Mapping[str, SignatureSpec],
 ) -> None:
-    """Every ``[signatures.NAME]`` table names an installed signature and its options."""
+    """Every ``[signatures.NAME]`` or ``[events.NAME]`` table (``kind`` says which) names an
+    installed one and only its options."""
     for name, options in tables.items():
         spec = specs.get(name)
         if spec is None:
             raise RunError(
-                f"[signatures.{name}] names no installed signature; installed: "
-                f"{', '.join(sorted(specs)) or '(none)'} (see 'hostcore signatures')"
+                f"[{kind}s.{name}] names no installed {kind}; installed: "
+                f"{', '.join(sorted(specs)) or '(none)'} (see 'hostcore {kind}s')"
             )
         unknown = set(options) - set(spec.options)
         if unknown:
             raise RunError(
-                f"signature {name!r} has no option {', '.join(sorted(unknown))}; "
+                f"{kind} {name!r} has no option {', '.join(sorted(unknown))}; "
                 f"its options: {', '.join(spec.options) or '(none)'}"
             )
 
@@ -212,6 +216,8 @@ def start_pipeline(
             filters.data_tests(the_plan.data_filters),
             the_plan.signatures,
             the_plan.published,
+            config.event_options,
+            config.format,
         )
 
 
@@ -247,6 +253,8 @@ def run(config: Config, plugins: Plugins) -> int:
         if flow_probe is not None:
             flow_probe.attach()
             found_owners.update(_older_listeners())
+            if pipeline.wants_open_sockets:
+                pipeline.preload(_open_connections(found_owners))
         log.info(
             "ready",
             events=[spec.name for spec in the_plan.events if spec.name in the_plan.published],
@@ -277,6 +285,18 @@ def _older_listeners() -> dict[int, Owner]:
         return {}
     log.info("older listeners matched to processes", listeners=len(owners))
     return owners
+
+
+def _open_connections(owners: dict[int, Owner]) -> list[OpenSocket]:
+    """Established connections older than hostcore's first packet; their owners go to ``owners``."""
+    try:
+        found = sockets.open_sockets()
+    except OSError as error:
+        log.warning("connections older than hostcore will end as 'missed'", error=str(error))
+        return []
+    owners.update(sockets.owners_of({inode: sock.socket_cookie for sock, inode in found}))
+    log.info("open connections read", connections=len(found))
+    return [sock for sock, _ in found]
 
 
 class _Loop:
@@ -330,4 +350,6 @@ class _Loop:
         self._offset_ns = boot_to_epoch_offset_ns()
         if self._probe is not None:
             self._accounting.counters["kernel_reserve_failures"] = self._probe.reserve_failures()
-        self._pipeline.report_losses(time.time_ns())
+        now_ns = time.time_ns()
+        self._pipeline.expire(now_ns)
+        self._pipeline.report_losses(now_ns)

@@ -1,19 +1,26 @@
-"""Owners of TCP listeners older than the probe: cookies from sock_diag, processes from /proc.
+"""TCP sockets older than the probe: sock_diag dumps, owners from /proc.
 
 The probe records the owner of every socket created or connected after it was
-attached. A listener created before then has no record, so at start-up its
-cookie (which the probe's records carry) is matched to the processes holding it.
+attached. A listener or connection from before then has no record, so at
+start-up its cookie (which the probe's records carry) is matched to the
+processes holding it. Established connections, of every network namespace,
+are read for the flow events too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
-from hostcore.packet import Owner, OwnerSource
+import structlog
+
+from hostcore import netns
+from hostcore.packet import OpenSocket, Owner, OwnerSource
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -21,19 +28,57 @@ NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
+TCP_ESTABLISHED = 1
 TCP_LISTEN = 10
+WILDCARDS = frozenset({"0.0.0.0", "::"})
+
+log = structlog.get_logger()
 
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _REQUEST = struct.Struct("=BBBBI48x")  # inet_diag_req_v2: family, protocol, ext, pad, states, id
-_COOKIE = struct.Struct("=II")  # inet_diag_sockid.idiag_cookie, at offset 44 of the message
-_INODE = struct.Struct("=I")  # inet_diag_msg.idiag_inode, at offset 68
+# inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid: ports (big-endian),
+# addresses (16 bytes each, IPv4 in the first 4), interface, cookie; inode at offset 68.
+_MESSAGE = struct.Struct("=BBxx2H16s16s4xIIxxxxxxxxxxxxxxxxI")
 
 
-def _listeners(family: int) -> dict[int, int]:
-    """Listening TCP sockets of this network namespace: inode -> socket cookie."""
-    found: dict[int, int] = {}
+class DiagSocket(NamedTuple):
+    """One TCP socket as sock_diag reports it."""
+
+    state: int
+    local: str
+    local_port: int
+    remote: str
+    remote_port: int
+    cookie: int
+    inode: int
+
+
+def _address(family: int, packed: bytes) -> str:
+    """As the probe reports it: an IPv4-mapped IPv6 address becomes IPv4."""
+    if family == socket.AF_INET:
+        return socket.inet_ntop(family, packed[:4])
+    address = ipaddress.IPv6Address(packed)
+    return str(address.ipv4_mapped or socket.inet_ntop(family, packed))
+
+
+def _parse(data: bytes, offset: int) -> DiagSocket:
+    family, state, sport, dport, src, dst, low, high, inode = _MESSAGE.unpack_from(data, offset)
+    return DiagSocket(
+        state,
+        _address(family, src),
+        socket.ntohs(sport),
+        _address(family, dst),
+        socket.ntohs(dport),
+        high << 32 | low,
+        inode,
+    )
+
+
+def tcp_sockets(family: int, states: int) -> list[DiagSocket]:
+    """TCP sockets of this network namespace in ``states`` (a mask of 1 << state)."""
+    found: list[DiagSocket] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as diag:
-        request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 1 << TCP_LISTEN)
+        request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, states)
         header = _NLMSG.pack(_NLMSG.size + len(request), SOCK_DIAG_BY_FAMILY,
                              NLM_F_REQUEST | NLM_F_DUMP, 1, 0)  # fmt: skip
         diag.send(header + request)
@@ -45,12 +90,53 @@ def _listeners(family: int) -> dict[int, int]:
                 if kind == NLMSG_DONE:
                     return found
                 if kind == NLMSG_ERROR or length < _NLMSG.size:
-                    raise OSError("sock_diag refused the listener dump")
-                body = offset + _NLMSG.size
-                low, high = _COOKIE.unpack_from(data, body + 44)
-                (inode,) = _INODE.unpack_from(data, body + 68)
-                found[inode] = high << 32 | low
+                    raise OSError("sock_diag refused the socket dump")
+                found.append(_parse(data, offset + _NLMSG.size))
                 offset += (length + 3) & ~3
+
+
+def _both_families(states: int) -> list[DiagSocket]:
+    return tcp_sockets(socket.AF_INET, states) + tcp_sockets(socket.AF_INET6, states)
+
+
+def open_sockets() -> list[tuple[OpenSocket, int]]:
+    """The host's established TCP sockets, each with its inode, from every network
+    namespace (a namespace that cannot be read is skipped, with a warning)."""
+    here = netns.own()
+    found = _established()
+    for inode, path in netns.namespaces().items():
+        if inode != here:
+            try:
+                found += netns.run_in(path, _established)
+            except OSError as error:
+                log.warning("network namespace not read", namespace=str(path), error=str(error))
+    return found
+
+
+def _established() -> list[tuple[OpenSocket, int]]:
+    """This thread's network namespace's established TCP sockets, each with its inode.
+
+    A socket whose local port a listener holds (on its address or a wildcard)
+    is ``incoming``; the others connected out.
+    """
+    dumped = _both_families(1 << TCP_ESTABLISHED | 1 << TCP_LISTEN)
+    listening = {(s.local, s.local_port) for s in dumped if s.state == TCP_LISTEN}
+    wildcards = {port for address, port in listening if address in WILDCARDS}
+    return [
+        (
+            OpenSocket(
+                s.local,
+                s.local_port,
+                s.remote,
+                s.remote_port,
+                s.local_port in wildcards or (s.local, s.local_port) in listening,
+                s.cookie,
+            ),
+            s.inode,
+        )
+        for s in dumped
+        if s.state == TCP_ESTABLISHED
+    ]
 
 
 def _holders(inodes: set[int], proc: Path) -> dict[int, list[int]]:
@@ -91,12 +177,12 @@ def listener_owners(proc: Path = Path("/proc")) -> dict[int, Owner]:
     reduced to the one whose parent does not hold it: the one that opened it.
     A listener held by unrelated processes is left out rather than guessed.
     """
-    listeners = {**_listeners(socket.AF_INET), **_listeners(socket.AF_INET6)}
+    listeners = {s.inode: s.cookie for s in _both_families(1 << TCP_LISTEN)}
     return owners_of(listeners, proc)
 
 
-def owners_of(listeners: dict[int, int], proc: Path) -> dict[int, Owner]:
-    """Socket cookie -> owner, for listeners given as inode -> cookie."""
+def owners_of(listeners: dict[int, int], proc: Path = Path("/proc")) -> dict[int, Owner]:
+    """Socket cookie -> owner, for sockets given as inode -> cookie."""
     owners = {}
     for inode, pids in _holders(set(listeners), proc).items():
         with contextlib.suppress(OSError, ValueError, IndexError):  # a process exited

@@ -61,12 +61,18 @@ def both_ends(client: str, client_port: int, server: str, server_port: int) -> l
     ]
 
 
-def flows(events: Iterable[dict[str, Any]], ports: set[int]) -> Counter[Flow]:
-    """The multiset of begin events touching ``ports`` (other host traffic is ignored)."""
-    found: Counter[Flow] = Counter()
+def flows(
+    events: Iterable[dict[str, Any]],
+    ports: set[int],
+    name: str = "net_flow_tcp_begin",
+    extra: tuple[str, ...] = (),
+) -> Counter[tuple[Any, ...]]:
+    """The multiset of ``name`` events touching ``ports`` (other host traffic is ignored),
+    each as (direction, src, dst, src_port, dst_port) followed by its ``extra`` data fields."""
+    found: Counter[tuple[Any, ...]] = Counter()
     for event in events:
         data = event["data"]
-        if event["name"] == "net_flow_tcp_begin" and {data["src_port"], data["dst_port"]} & ports:
+        if event["name"] == name and {data["src_port"], data["dst_port"]} & ports:
             found[
                 (
                     data["conn_direction"],
@@ -74,6 +80,7 @@ def flows(events: Iterable[dict[str, Any]], ports: set[int]) -> Counter[Flow]:
                     data["dst"],
                     data["src_port"],
                     data["dst_port"],
+                    *(data[field] for field in extra),
                 )
             ] += 1
     return found
@@ -228,6 +235,49 @@ def connect_once(
         local = client.getsockname()
         client.recv(1)  # the server closes first: wait for its FIN
     return local[0], local[1]
+
+
+@contextlib.contextmanager
+def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """A loopback listener and one connection to it: (listener, client, accepted socket)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(BACKLOG)
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        with client, accepted:
+            yield listener, client, accepted
+
+
+@dataclass
+class StdoutRun:
+    """What one connection gave a ``hostcore run`` writing to standard output."""
+
+    lines: list[dict[str, Any]]  # stdout, one JSON object per line
+    stderr: str
+    server_port: int
+    client: tuple[str, int]
+
+
+def one_connection_on_stdout(args: list[str]) -> StdoutRun:
+    """Run ``hostcore run ARGS`` (default sink: stdout), make one loopback connection once
+    it is ready, stop it with SIGINT; it must exit 0."""
+    process = subprocess.Popen(
+        [HOSTCORE, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if '"event": "ready"' in line:
+                break
+        with AcceptServer() as server, no_syncookies():
+            client = connect_once("127.0.0.1", server.port)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    return StdoutRun([json.loads(line) for line in out.splitlines()], err, server.port, client)
 
 
 @contextlib.contextmanager

@@ -31,8 +31,10 @@ def test_events_lists_the_flow_event_and_its_sets() -> None:
     result = hostcore("events")
     assert result.returncode == 0, result.stderr
     assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in result.stdout
-    assert "set flows: net_flow_tcp_begin" in result.stdout
-    assert "set network_events: net_flow_tcp_begin" in result.stdout
+    lines = result.stdout.splitlines()
+    assert "set flows: net_flow_tcp_begin, net_flow_tcp_end" in lines
+    assert "set network_events: net_flow_tcp_begin, net_flow_tcp_end, net_flow_tcp_failed" in lines
+    assert "  option [events.net_flow_tcp_failed] syn_timeout_s: " in result.stdout
     assert "dst_port: uint16" in result.stdout and "dst_dns: []string" in result.stdout
 
 
@@ -55,8 +57,16 @@ def test_doctor_passes_here() -> None:
 
 @pytest.mark.live
 @pytest.mark.usefixtures("root")
-@pytest.mark.parametrize("enable", ["flows", "net_flow_tcp_begin"])
-def test_config_file_alone_enables_events_and_sinks(tmp_path: Path, enable: str) -> None:
+@pytest.mark.parametrize(
+    ("enable", "enabled"),
+    [
+        ("flows", ["net_flow_tcp_begin", "net_flow_tcp_end"]),
+        ("net_flow_tcp_begin", ["net_flow_tcp_begin"]),
+    ],
+)
+def test_config_file_alone_enables_events_and_sinks(
+    tmp_path: Path, enable: str, enabled: list[str]
+) -> None:
     config = tmp_path / "hostcore.toml"
     run = Hostcore(tmp_path, ["--config", str(config)], cli_sink=False)
     config.write_text(
@@ -74,7 +84,7 @@ def test_config_file_alone_enables_events_and_sinks(tmp_path: Path, enable: str)
         events = run.stop()
     assert flows(events, {server.port}) == Counter(both_ends(*client, "127.0.0.1", server.port))
     assert {event["host"] for event in events} == {"from-config"}
-    assert run.log("ready")["events"] == ["net_flow_tcp_begin"]
+    assert run.log("ready")["events"] == enabled
     assert run.log("ready")["sinks"] == ["file"]
 
 
@@ -95,7 +105,8 @@ def test_unknown_event() -> None:
     expect_error(
         ["run", "--events", "flows,net_flow_tcp_nope"],
         "unknown event or event set 'net_flow_tcp_nope'",
-        "events: connection_scan, denied_domain, net_flow_tcp_begin, unexpected_listener;",
+        "events: connection_scan, denied_domain, net_flow_tcp_begin, net_flow_tcp_end, "
+        "net_flow_tcp_failed, unexpected_listener;",
         "sets: flows, network_events, signatures",
     )
 
@@ -180,6 +191,30 @@ def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) 
     expect_error(["run", "--config", str(config)], str(config), needle)
 
 
+@pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[events.net_flow_tcp_nope]\nx = 1", "[events.net_flow_tcp_nope] names no installed"),
+        (
+            "[events.net_flow_tcp_failed]\ntimeout = 1",
+            "event 'net_flow_tcp_failed' has no option timeout; its options: syn_timeout_s",
+        ),
+        (
+            "[events.net_flow_tcp_failed]\nsyn_timeout_s = 'soon'",
+            "syn_timeout_s must be a number of seconds > 0, got 'soon'",
+        ),
+        ("[events.net_flow_tcp_failed]\nsyn_timeout_s = [1]", "must be a string or number"),
+    ],
+)
+def test_bad_event_options_name_the_event_and_option(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    config = tmp_path / "hostcore.toml"
+    config.write_text(text + "\n")
+    expect_error(["run", "--config", str(config), "--events", "net_flow_tcp_failed"], needle)
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     result = hostcore("events", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2
@@ -201,12 +236,24 @@ def test_without_capabilities_run_names_the_missing_ones() -> None:
     )
 
 
-def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events() -> None:
-    result = hostcore("run", "--print-bpf", "--events", "flows")
+@pytest.mark.parametrize(
+    ("events", "wanted"),
+    [
+        ("net_flow_tcp_begin", "-DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER"),
+        ("flows", "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_DNS_ANSWER"),
+        (
+            "net_flow_tcp_failed",
+            "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_TCP_SYN -DWANT_DNS_ANSWER",
+        ),
+    ],
+)
+def test_print_bpf_shows_the_filter_compiled_from_the_enabled_events(
+    events: str, wanted: str
+) -> None:
+    result = hostcore("run", "--print-bpf", "--events", events)
     assert result.returncode == 0, result.stderr
     first, *source = result.stdout.splitlines()
-    assert first.startswith("// cflags: -DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER -DRING_PAGES=")
-    assert "WANT_TCP_FIN_RST" not in first and "WANT_TCP_SYN " not in first + " "
+    assert first.startswith(f"// cflags: {wanted} -DRING_PAGES=")
     assert "int hc_flow_ingress(struct __sk_buff *skb)" in source
 
 

@@ -14,7 +14,7 @@ def test_defaults_enable_flows_and_print_to_stdout() -> None:
     defaults = Config()
     assert defaults.enable == ("flows",)
     assert defaults.sinks == {"stdout": {}}
-    assert defaults.ring_buffer_kib == 4096
+    assert defaults.ring_buffer_kib == 16384
     assert defaults.dns == config.DnsConfig(16384, 0, 86400, "cgroup")
 
 
@@ -34,6 +34,8 @@ strict = true
 [sinks.file]
 path = "/var/log/events.msgpack"
 [sinks.stdout]
+[events.net_flow_tcp_failed]
+syn_timeout_s = 3
 [dns]
 store_size = 100
 ttl_floor_s = 1
@@ -53,6 +55,7 @@ scope = "host"
     assert loaded.stats_interval_s == 5.0
     assert loaded.plugins_deny == frozenset({"nats"}) and loaded.strict_plugins
     assert loaded.sinks == {"file": {"path": "/var/log/events.msgpack"}, "stdout": {}}
+    assert loaded.event_options == {"net_flow_tcp_failed": {"syn_timeout_s": "3"}}
 
 
 def test_flags_win_over_the_file(tmp_path: Path) -> None:

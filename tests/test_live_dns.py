@@ -70,7 +70,9 @@ def test_dig_then_curl_names_a_b_and_cname_chain(
     incoming = [
         tuple(e["data"]["dst_dns"])
         for e in events
-        if e["data"]["conn_direction"] == "incoming" and e["data"]["dst_port"] == port
+        if e["name"] == "net_flow_tcp_begin"
+        and e["data"]["conn_direction"] == "incoming"
+        and e["data"]["dst_port"] == port
     ]
     assert Counter(incoming) == Counter([("plain.test",), ("six.test",), tuple(SHOP_CHAIN)])
     totals = hostcore.log("totals")
@@ -205,7 +207,9 @@ def test_each_cgroup_sees_its_own_name_first(
     by_port = {
         e["data"]["src_port"]: e["data"]["dst_dns"]
         for e in events
-        if e["data"]["conn_direction"] == "outgoing" and e["data"]["dst_port"] == port
+        if e["name"] == "net_flow_tcp_begin"
+        and e["data"]["conn_direction"] == "outgoing"
+        and e["data"]["dst_port"] == port
     }
     assert [by_port[p] for p in client_ports] == [a_names, b_names]
 

@@ -109,7 +109,10 @@ def test_uid_scope_is_applied_in_the_kernel(tmp_path: Path, container_cgroup: Pa
         curl(url, cgroup=container_cgroup)
         nobody = curl(url, cgroup=container_cgroup, uid=NOBODY)[1]
         events = hostcore.stop()
-    assert [(e["data"]["src_port"], e["context"]["uid"]) for e in events] == [(nobody, NOBODY)]
+    assert [(e["name"], e["data"]["src_port"], e["context"]["uid"]) for e in events] == [
+        ("net_flow_tcp_begin", nobody, NOBODY),
+        ("net_flow_tcp_end", nobody, NOBODY),
+    ]
     totals = hostcore.log("totals")
-    assert totals["records"] == 1  # root's SYN+ACK never left the kernel...
+    assert totals["records"] == 2  # root's SYN+ACK and FIN never left the kernel...
     assert "events_filtered.net_flow_tcp_begin" not in totals  # ...so nothing was filtered here

@@ -27,6 +27,18 @@ def syn_ack(
     return decode(raw, 42, direction)
 
 
+# The seven flow fields of 192.0.2.10:40000 connecting out to 203.0.113.5:443.
+OUTGOING = {
+    "conn_direction": "outgoing",
+    "src": "192.0.2.10",
+    "dst": "203.0.113.5",
+    "src_port": 40000,
+    "dst_port": 443,
+    "src_dns": [],
+    "dst_dns": [],
+}
+
+
 def run(packets: list[Packet]) -> tuple[list[Mapping[str, Any]], Counter[str]]:
     counts: Counter[str] = Counter()
     handler = begin.TcpBegin(EventContext(count=lambda name, n: counts.update({name: n})))
@@ -37,15 +49,7 @@ def run(packets: list[Packet]) -> tuple[list[Mapping[str, Any]], Counter[str]]:
 
 def test_syn_ack_arriving_means_this_host_connected_out() -> None:
     [event], _ = run([syn_ack(Direction.INGRESS, "203.0.113.5", 443, "192.0.2.10", 40000)])
-    assert event == {
-        "conn_direction": "outgoing",
-        "src": "192.0.2.10",
-        "dst": "203.0.113.5",
-        "src_port": 40000,
-        "dst_port": 443,
-        "src_dns": [],
-        "dst_dns": [],
-    }
+    assert event == OUTGOING
     assert list(event) == [field.name for field in begin.SPEC.fields]  # declared == emitted
 
 

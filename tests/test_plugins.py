@@ -192,8 +192,8 @@ def hostcore_register_signatures(register):
             "cannot load signature 'a': is in a cycle of signatures: a -> b -> a",
         ),
         (
-            "register(spec('c', 9101, ('net_flow_tcp_end',)))",
-            "cannot load signature 'c': consumes 'net_flow_tcp_end', which no installed plugin",
+            "register(spec('c', 9101, ('net_flow_udp_end',)))",
+            "cannot load signature 'c': consumes 'net_flow_udp_end', which no installed plugin",
         ),
     ],
     ids=["cycle", "unknown-event"],

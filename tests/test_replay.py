@@ -382,3 +382,30 @@ def test_signatures_find_in_a_capture_what_tshark_says_is_there(tmp_path: Path) 
         if any(name == "wikimedia.org" or name.endswith(".wikimedia.org") for name in begin.dst_dns)
     )
     assert findings == expected and len(expected) > 1
+
+
+def _streams(path: Path, display_filter: str) -> set[str]:
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-Y", display_filter, "-T", "fields", "-e", "tcp.stream"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_a_replayed_syn_scan_gives_failed_handshakes_and_a_scan_finding(tmp_path: Path) -> None:
+    """nmap's SYN scan: every SYN refused or unanswered as tshark's streams say, and the
+    scan found, by source address since a capture names no process."""
+    path = CORPUS / "ndpi_synscan.pcap"
+    syns = _streams(path, "tcp.flags.syn==1 && tcp.flags.ack==0")
+    answered = _streams(path, "tcp.flags.syn==1 && tcp.flags.ack==1")
+    reset = _streams(path, "tcp.flags.reset==1")
+    events = replay(tmp_path, str(path), "--events", "net_flow_tcp_failed,connection_scan")
+    reasons = Counter(e["data"]["reason"] for e in events if e["name"] == "net_flow_tcp_failed")
+    assert reasons == {
+        "refused": len((syns & reset) - answered),
+        "unanswered": len(syns - reset - answered),
+    }
+    scans = [e for e in events if e["name"] == "connection_scan"]
+    assert scans and {e["context"]["pid"] for e in scans} == {None}

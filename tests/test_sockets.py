@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from hostcore import netns
 from hostcore.packet import Owner, OwnerSource
 from hostcore.sockets import owners_of
 
@@ -27,3 +30,11 @@ def test_the_holder_whose_parent_does_not_hold_it_is_named(tmp_path: Path) -> No
     _process(tmp_path, 400, 1, "other", 0, [999])  # not a listener
     owners = owners_of({501: 7001, 502: 7002}, tmp_path)
     assert owners == {7001: Owner(100, None, 0, "nginx", OwnerSource.FOUND)}
+
+
+def test_work_runs_in_the_namespace_and_errors_reach_the_caller(tmp_path: Path) -> None:
+    own = Path(f"/proc/{os.getpid()}/ns/net")
+    assert netns.run_in(own, lambda: os.stat("/proc/thread-self/ns/net").st_ino) == netns.own()
+    assert netns.own() in netns.namespaces()
+    with pytest.raises(FileNotFoundError):
+        netns.run_in(tmp_path / "gone", lambda: None)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hostcore import Direction, EventContext, EventSpec, Field, Packet, PacketKind
 from hostcore.events import Emit
-from hostcore_net_flow.connections import RecentKeys
+from hostcore_net_flow.connections import Names, RecentKeys, flow_fields
 
 # A server retransmits its SYN+ACK for up to 63 s (tcp_synack_retries = 5), so
 # identities are kept at least that long, and at most this many of them (about
@@ -18,15 +19,27 @@ RETRANSMIT_WINDOW_NS = 64 * 10**9
 CONN_DIRECTION = {Direction.INGRESS: "outgoing", Direction.EGRESS: "incoming"}
 
 
-def _fields() -> tuple[Field, ...]:
-    return (
-        Field("conn_direction", "string"),
-        Field("src", "string"),
-        Field("dst", "string"),
-        Field("src_port", "uint16"),
-        Field("dst_port", "uint16"),
-        Field("src_dns", "[]string"),
-        Field("dst_dns", "[]string"),
+# The fields of every flow event (end and failed add theirs after these).
+FLOW_FIELDS = (
+    Field("conn_direction", "string"),
+    Field("src", "string"),
+    Field("dst", "string"),
+    Field("src_port", "uint16"),
+    Field("dst_port", "uint16"),
+    Field("src_dns", "[]string"),
+    Field("dst_dns", "[]string"),
+)
+
+
+def syn_ack_fields(packet: Packet, names: Names) -> dict[str, Any]:
+    """The flow fields a SYN+ACK gives: its own source is the responder."""
+    return flow_fields(
+        CONN_DIRECTION[packet.direction],
+        (packet.dst, packet.dst_port),
+        (packet.src, packet.src_port),
+        names,
+        packet.cgroup_id,
+        packet.timestamp_ns,
     )
 
 
@@ -59,18 +72,9 @@ class TcpBegin:
             if not self._seen.add(key, timestamp_ns):
                 self._count("net_flow_tcp_begin.duplicate_syn_acks", 1)
                 continue
-            cgroup_id = packet.cgroup_id
             emit(
                 timestamp_ns,
-                {
-                    "conn_direction": CONN_DIRECTION[packet.direction],
-                    "src": packet.dst,
-                    "dst": packet.src,
-                    "src_port": packet.dst_port,
-                    "dst_port": packet.src_port,
-                    "src_dns": self._names(packet.dst, cgroup_id, timestamp_ns),
-                    "dst_dns": self._names(packet.src, cgroup_id, timestamp_ns),
-                },
+                syn_ack_fields(packet, self._names),
                 packet,  # its socket: the client's arriving, the listener's leaving
             )
         if self._seen.evictions > evicted:
@@ -80,7 +84,7 @@ class TcpBegin:
 SPEC = EventSpec(
     name="net_flow_tcp_begin",
     id=2012,
-    fields=_fields(),
+    fields=FLOW_FIELDS,
     sets=("network_events", "flows"),
     depends_on="net_packet_flow_base",
     needs=PacketKind.TCP_SYN_ACK,

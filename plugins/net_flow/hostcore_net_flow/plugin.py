@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hostcore import EventSpec, hookimpl
-from hostcore_net_flow import begin
+from hostcore_net_flow import begin, end, failed
 
 
 @hookimpl
 def hostcore_register_events(register: Callable[[EventSpec], None]) -> None:
-    register(begin.SPEC)
+    for spec in (begin.SPEC, end.SPEC, failed.SPEC):
+        register(spec)

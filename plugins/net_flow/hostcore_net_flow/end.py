@@ -1,0 +1,137 @@
+"""net_flow_tcp_end: one event per TCP connection end, seen at its first FIN or RST."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from hostcore import Direction, Emit, EventContext, EventSpec, Field, Packet, PacketKind
+from hostcore.packet import TCP_ACK, TCP_RST, OpenSocket
+from hostcore_net_flow.begin import FLOW_FIELDS, syn_ack_fields
+from hostcore_net_flow.connections import FlowTable, SocketKey, flow_fields, socket_key
+
+# Open connections remembered (about 600 bytes each, so about 40 MB); beyond
+# that the oldest are dropped and counted: their end comes flagged "missed".
+OPEN_CONNECTIONS = 65536
+# Ended connections are remembered so that the other side's FIN, the last ACK's
+# RST or a retransmission gives no second end: for TIME_WAIT (60 s) and more.
+ENDED_CONNECTIONS = 65536
+ENDED_WINDOW_NS = 120 * 10**9
+
+CLOSED_BY = {Direction.EGRESS: "local", Direction.INGRESS: "remote"}
+# What the end adds to the flow fields: name, type.
+END_FIELDS = (
+    ("closed_by", "string"),
+    ("closed_with", "string"),
+    ("begin", "string"),
+    ("duration_ns", "uint64"),
+)
+
+
+class _Open(NamedTuple):
+    fields: dict[str, Any]  # the flow fields, names as DNS gave them at the begin
+    begin: str  # "seen" or "pre_existing"
+    begin_ns: int | None  # the SYN+ACK's time, None if not seen
+    isn: int | None  # the SYN+ACK's acknowledgement number, None if not seen
+    syn_ack: Packet | None  # the SYN+ACK, whose socket names the begin's process
+
+
+def answers_a_syn(packet: Packet) -> bool:
+    """A RST answering a segment without ACK, that is a SYN (a refused connection).
+
+    The kernel then sends sequence number 0 with an ACK (RFC 793 reset
+    generation); a RST inside a connection carries its next sequence number.
+    """
+    return packet.tcp_flags & (TCP_RST | TCP_ACK) == TCP_RST | TCP_ACK and packet.seq == 0
+
+
+class TcpEnd:
+    """The first FIN or RST through a local socket ends its connection.
+
+    A FIN or RST leaving (egress) means this side closed; arriving, the peer did.
+    The connection's fields come from its SYN+ACK (the same as its begin event),
+    from the sockets open at start-up, or, when neither was seen, from the packet:
+    then ``src`` is the local end and the direction is unknown.
+    """
+
+    def __init__(self, context: EventContext) -> None:
+        self._count = context.count
+        self._names = context.dns.names
+        self._open: FlowTable[_Open] = FlowTable(OPEN_CONNECTIONS)
+        self._ended: FlowTable[int | None] = FlowTable(ENDED_CONNECTIONS)  # key -> ISN
+
+    def preload(self, sockets: Sequence[OpenSocket]) -> None:
+        for sock in sockets:
+            local = (sock.local, sock.local_port)
+            remote = (sock.remote, sock.remote_port)
+            initiator, responder = (remote, local) if sock.incoming else (local, remote)
+            direction = "incoming" if sock.incoming else "outgoing"
+            fields = flow_fields(direction, initiator, responder, _no_names, 0, 0)
+            key = (sock.local, sock.local_port, sock.remote, sock.remote_port)
+            self._open.put(key, _Open(fields, "pre_existing", None, None, None), 0)
+
+    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
+        evictions = self._open.evictions + self._ended.evictions
+        for packet in packets:
+            key = socket_key(packet)
+            if packet.kind is PacketKind.TCP_SYN_ACK:
+                self._begin(key, packet)
+            elif key not in self._ended and not answers_a_syn(packet):
+                self._end(key, packet, emit)
+        self._ended.expire(packets[-1].timestamp_ns - ENDED_WINDOW_NS)
+        evictions = self._open.evictions + self._ended.evictions - evictions
+        if evictions:
+            self._count("net_flow_tcp_end.flow_table_evictions", evictions)
+
+    def _begin(self, key: SocketKey, packet: Packet) -> None:
+        # The client's ISN (ack - 1) tells a retransmitted SYN+ACK from a new
+        # connection that reuses the 4-tuple.
+        isn = packet.ack
+        opened = self._open.get(key)
+        if (opened is not None and opened.isn == isn) or self._ended.get(key) == isn:
+            return
+        self._ended.pop(key)
+        fields = syn_ack_fields(packet, self._names)
+        timestamp_ns = packet.timestamp_ns
+        self._open.put(key, _Open(fields, "seen", timestamp_ns, isn, packet), timestamp_ns)
+
+    def _end(self, key: SocketKey, packet: Packet, emit: Emit) -> None:
+        opened = self._open.pop(key)
+        timestamp_ns = packet.timestamp_ns
+        if opened is None:
+            local, remote = (key[0], key[1]), (key[2], key[3])
+            fields = flow_fields(
+                "unknown", local, remote, self._names, packet.cgroup_id, timestamp_ns
+            )
+            opened = _Open(fields, "missed", None, None, None)
+        self._ended.put(key, opened.isn, timestamp_ns)
+        emit(
+            timestamp_ns,
+            {
+                **opened.fields,
+                "closed_by": CLOSED_BY[packet.direction],
+                "closed_with": "rst" if packet.tcp_flags & TCP_RST else "fin",
+                "begin": opened.begin,
+                "duration_ns": None if opened.begin_ns is None else timestamp_ns - opened.begin_ns,
+            },
+            # The local socket: the client's, or the accepted one, which has an owner only
+            # if its listener is younger than the probe; if not, the listener's, from the begin.
+            packet if packet.owner is not None or opened.syn_ack is None else opened.syn_ack,
+        )
+
+
+def _no_names(address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
+    return []
+
+
+SPEC = EventSpec(
+    name="net_flow_tcp_end",
+    id=2013,
+    fields=(*FLOW_FIELDS, *(Field(name, kind) for name, kind in END_FIELDS)),
+    sets=("network_events", "flows"),
+    depends_on="net_packet_flow_base",
+    needs=PacketKind.TCP_SYN_ACK | PacketKind.TCP_FIN_RST,
+    handler=TcpEnd,
+    description="TCP connection end (first FIN or RST of a connection); src is the initiator",
+    uses_dns=True,
+)
