@@ -21,7 +21,7 @@ from hostcore.events import (
 from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
 from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
-from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sinks.base import EventsLost, Sink, SinkClosed, SinkOptionError, SinkSpec
 from hostcore.sinks.output import ReopenWatch, open_append
 
 hookimpl = pluggy.HookimplMarker("hostcore")
@@ -33,6 +33,7 @@ __all__ = [
     "EventContext",
     "EventHandler",
     "EventSpec",
+    "EventsLost",
     "ExpiringHandler",
     "Field",
     "Monitor",
