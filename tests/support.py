@@ -102,6 +102,12 @@ def no_syncookies() -> Iterator[None]:
     assert syncookies_sent() == before, "SYN cookies were sent: the probe cannot see those"
 
 
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every event of a msgpack stream (a file sink's output); it must read to its end."""
+    with path.open("rb") as stream:
+        return list(msgpack.Unpacker(stream, raw=False))
+
+
 @dataclass
 class Hostcore:
     """A ``hostcore run`` subprocess writing to a file sink; events are read after it stops."""
@@ -167,10 +173,7 @@ class Hostcore:
         return self.events()
 
     def events(self) -> list[dict[str, Any]]:
-        if not self.events_path.exists():
-            return []
-        with self.events_path.open("rb") as stream:
-            return list(msgpack.Unpacker(stream, raw=False))
+        return read_events(self.events_path) if self.events_path.exists() else []
 
     def log(self, name: str) -> dict[str, Any]:
         return next(entry for entry in self.logs if entry.get("event") == name)
@@ -343,6 +346,17 @@ def curl(
     ).stdout
     local_ip, local_port, remote_ip, remote_port = out.split()
     return local_ip, int(local_port), remote_ip, int(remote_port)
+
+
+def burst(cgroup: Path, count: int, rate: float = 0) -> tuple[int, int]:
+    """tests/tools/burst.py inside ``cgroup`` (``rate`` connections a second, or as fast
+    as it can): (completed connections, its server port)."""
+    paced = [str(rate)] if rate else []
+    command = [sys.executable, str(TOOLS / "burst.py"), str(count), *paced]
+    command = in_place(command, None, cgroup)
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+    _, completed, port = out.split()
+    return int(completed), int(port)
 
 
 def in_place(command: list[str], netns: str | None, cgroup: Path | None) -> list[str]:

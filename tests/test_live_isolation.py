@@ -16,14 +16,14 @@ from support import (
     AcceptServer,
     Hostcore,
     both_ends,
+    burst,
     connect_once,
     fake_distribution,
     flows,
     hostcore_programs,
     no_syncookies,
+    read_events,
 )
-from test_live_loss import burst
-from test_live_operations import read_events
 
 from hostcore.cgroup import cgroup2_mount
 

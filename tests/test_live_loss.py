@@ -5,31 +5,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import TOOLS, Hostcore, free_port, in_place, no_syncookies, scrape, wait_until
+from support import Hostcore, burst, free_port, no_syncookies, scrape, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
 BURST = 5000  # connections; each gives two SYN+ACK records (one leaving, one arriving)
 # One page of ring buffer (about 15 SYN+ACK records), drained every 20 ms: a burst overflows it.
 TINY_RING = "ring_buffer_kib = 4\npoll_interval_ms = 20\n"
-
-
-def burst(cgroup: Path, count: int, rate: float = 0) -> tuple[int, int]:
-    """tests/tools/burst.py inside ``cgroup`` (``rate`` connections a second, or as fast
-    as it can): (completed connections, its server port)."""
-    paced = [str(rate)] if rate else []
-    command = [sys.executable, str(TOOLS / "burst.py"), str(count), *paced]
-    command = in_place(command, None, cgroup)
-    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
-    _, completed, port = out.split()
-    return int(completed), int(port)
 
 
 def accounted(samples: dict[tuple[str, str], float], syn_acks: int) -> dict[str, float] | None:

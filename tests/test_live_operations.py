@@ -9,9 +9,7 @@ import stat
 import subprocess
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import msgpack
 import pytest
 from support import (
     HOSTCORE,
@@ -22,6 +20,7 @@ from support import (
     fake_distribution,
     flows,
     no_syncookies,
+    read_events,
     wait_until,
 )
 
@@ -57,11 +56,6 @@ def hostcore_register_sinks(register):
     register(SinkSpec(name="leaky", open=open_leaky, options={"url": "", "refused": ""}))
 """
 SECRETS = ("s3cret", "hunter2", "abc123")
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    with path.open("rb") as stream:
-        return list(msgpack.Unpacker(stream, raw=False))
 
 
 def mode(path: Path) -> int:
