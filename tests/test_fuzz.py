@@ -12,10 +12,19 @@ import pytest
 FUZZ = Path(__file__).parent / "fuzz"
 sys.path.insert(0, str(FUZZ))
 
-from targets import TARGETS  # noqa: E402
+from targets import TARGETS, seeds  # noqa: E402
 
 SHORT_RUNS = 3000
-CRASHERS = sorted((FUZZ / "crashers").glob("*/*"))
+# Inputs every target must take: its seeds, and the crashers it once failed on.
+SAVED = [
+    (target, f"seed-{number}", seed)
+    for target in TARGETS
+    for number, seed in enumerate(seeds(target))
+]
+SAVED += [
+    (path.parent.name, path.name, path.read_bytes())
+    for path in sorted((FUZZ / "crashers").glob("*/*"))
+]
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -29,6 +38,8 @@ def test_short_fuzz_run_finds_no_crash(target: str, tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # no crash-*, leak-* or timeout-* artifact
 
 
-@pytest.mark.parametrize("crasher", CRASHERS, ids=lambda path: f"{path.parent.name}/{path.name}")
-def test_crasher_no_longer_crashes(crasher: Path) -> None:
-    TARGETS[crasher.parent.name](crasher.read_bytes())
+@pytest.mark.parametrize(
+    ("target", "data"), [(t, data) for t, _, data in SAVED], ids=[f"{t}/{n}" for t, n, _ in SAVED]
+)
+def test_saved_input_is_taken(target: str, data: bytes) -> None:
+    TARGETS[target](data)

@@ -2,8 +2,9 @@
 
     python tests/fuzz/fuzz.py TARGET [--runs N] [--artifacts DIR]
 
-TARGET is one of tests/fuzz/targets.py's. Seeds: well-formed inputs built by the test
-helpers (packets, dnspython answers) and the small public captures. A crasher is written
+TARGET is one of tests/fuzz/targets.py's, which also gives its seeds: well-formed inputs
+built by the test helpers (packets, dnspython answers) and small public captures. A crasher
+is written
 to DIR (default: the current directory) as ``crash-<sha1>``; copy it to
 ``tests/fuzz/crashers/TARGET/`` and ``tests/test_fuzz.py`` replays it for good.
 libFuzzer's last lines give the figures: ``Done N runs in S second(s)`` and coverage.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import atheris
@@ -30,38 +30,6 @@ with atheris.instrument_imports(include=["hostcore"]):
 MAX_LEN = {"decoder": 4096, "dns": 4096, "capture": 1 << 16}
 
 
-def seeds(target: str) -> Iterator[bytes]:
-    """Well-formed inputs for ``target``, for the fuzzer to mutate."""
-    if target == "capture":
-        from tshark_oracle import CORPUS, SMALL_CAPTURES
-
-        for name in SMALL_CAPTURES:
-            yield (CORPUS / name).read_bytes()
-        return
-    from dns_messages import answer
-
-    dns_answer = answer(
-        "www.shop.test.",
-        ("www.shop.test.", 60, "CNAME", "edge.cdn.test."),
-        ("edge.cdn.test.", 30, "A", "127.0.2.2"),
-        ("edge.cdn.test.", 30, "AAAA", "fd00::2"),
-    )
-    if target == "dns":
-        yield dns_answer
-        return
-    from packets import ACK, SYN, extension, fragment, ipv4, ipv6, tcp, udp
-
-    from hostcore.records import HEADER
-
-    syn_ack = ipv4("10.1.2.3", "192.0.2.9", tcp(443, 51000, SYN | ACK, seq=7, ack=4001))
-    yield syn_ack
-    yield ipv6(
-        "fd00::1", "fd00::2", extension(44) + fragment(6, 0, False) + tcp(80, 9, SYN | ACK), 0
-    )
-    yield ipv4("10.0.0.53", "10.0.0.1", udp(53, 40000, dns_answer), proto=17)
-    yield HEADER.pack(1, 2, 3, bytes(32), len(syn_ack), 1) + syn_ack  # a ring-buffer record
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", choices=sorted(targets.TARGETS))
@@ -69,7 +37,7 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, default=Path("."), help="where crashers go")
     args = parser.parse_args()
     corpus = Path(tempfile.mkdtemp(prefix=f"hostcore-fuzz-{args.target}-"))
-    for number, seed in enumerate(seeds(args.target)):
+    for number, seed in enumerate(targets.seeds(args.target)):
         (corpus / f"seed-{number}").write_bytes(seed)
     libfuzzer_args = [
         sys.argv[0],

@@ -3,7 +3,7 @@
 Each target takes one input and returns normally, or raises only its parser's own error
 (which callers count). Anything else escaping is a crash. ``fuzz.py`` drives them with
 atheris (short in ``make test``, >= 1,000,000 inputs each in ``make fuzz``);
-``tests/test_fuzz.py`` replays every crasher saved under ``crashers/<target>/``.
+``tests/test_fuzz.py`` replays the seeds and every crasher saved under ``crashers/<target>/``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hostcore import records
@@ -62,6 +62,38 @@ def capture(data: bytes) -> None:
         pass
     finally:
         path.unlink()
+
+
+def seeds(target: str) -> Iterator[bytes]:
+    """Well-formed inputs for ``target``, for the fuzzer to mutate."""
+    if target == "capture":
+        from tshark_oracle import CORPUS, SMALL_CAPTURES
+
+        for name in SMALL_CAPTURES:
+            yield (CORPUS / name).read_bytes()
+        return
+    from dns_messages import answer
+
+    dns_answer = answer(
+        "www.shop.test.",
+        ("www.shop.test.", 60, "CNAME", "edge.cdn.test."),
+        ("edge.cdn.test.", 30, "A", "127.0.2.2"),
+        ("edge.cdn.test.", 30, "AAAA", "fd00::2"),
+    )
+    if target == "dns":
+        yield dns_answer
+        return
+    from packets import ACK, SYN, extension, fragment, ipv4, ipv6, tcp, udp
+
+    from hostcore.records import HEADER
+
+    syn_ack = ipv4("10.1.2.3", "192.0.2.9", tcp(443, 51000, SYN | ACK, seq=7, ack=4001))
+    yield syn_ack
+    yield ipv6(
+        "fd00::1", "fd00::2", extension(44) + fragment(6, 0, False) + tcp(80, 9, SYN | ACK), 0
+    )
+    yield ipv4("10.0.0.53", "10.0.0.1", udp(53, 40000, dns_answer), proto=17)
+    yield HEADER.pack(1, 2, 3, bytes(32), len(syn_ack), 1) + syn_ack  # a ring-buffer record
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
