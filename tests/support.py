@@ -175,6 +175,12 @@ class Hostcore:
     def events(self) -> list[dict[str, Any]]:
         return read_events(self.events_path) if self.events_path.exists() else []
 
+    def attached(self, cgroup_root: str) -> Counter[str]:
+        """Names of this run's programs attached under ``cgroup_root``, by count."""
+        assert self.process is not None
+        ids = program_ids(self.process.pid)
+        return Counter(n for i, n in attached_programs(cgroup_root).items() if i in ids)
+
     def log(self, name: str) -> dict[str, Any]:
         return next(entry for entry in self.logs if entry.get("event") == name)
 
@@ -375,17 +381,7 @@ def in_place(command: list[str], netns: str | None, cgroup: Path | None) -> list
 
 def attached_program_names(cgroup_root: str) -> list[str]:
     """Names of every BPF program attached anywhere under ``cgroup_root`` (bpftool)."""
-    out = subprocess.run(
-        ["bpftool", "-j", "cgroup", "tree", cgroup_root],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    names = []
-    for entry in json.loads(out or "[]"):
-        for program in entry.get("programs", []):
-            names.append(program.get("name", ""))
-    return names
+    return list(attached_programs(cgroup_root).values())
 
 
 HOSTCORE_PROGRAMS = frozenset(
@@ -399,6 +395,34 @@ HOSTCORE_PROGRAMS = frozenset(
         "hc_post_bind6",
     }
 )
+
+
+def attached_programs(cgroup_root: str) -> dict[int, str]:
+    """Every BPF program attached anywhere under ``cgroup_root``: id -> name (bpftool)."""
+    out = subprocess.run(
+        ["bpftool", "-j", "cgroup", "tree", cgroup_root],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {
+        program["id"]: program.get("name", "")
+        for entry in json.loads(out or "[]")
+        for program in entry.get("programs", [])
+    }
+
+
+def program_ids(pid: int) -> set[int]:
+    """Ids of the BPF programs process ``pid`` holds through its file descriptors (its
+    links, its loaded programs): a test can follow its own run's programs whatever other
+    runs on the host attach or detach meanwhile."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            for line in info.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+    return ids
 
 
 def hostcore_programs(cgroup_root: str) -> Counter[str]:
