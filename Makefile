@@ -7,12 +7,12 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Runtime: bcc and its tools, kernel headers for bcc, bpftool, the venv module.
 APT_run := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architecture) bpftool \
 	python3-venv python3-pip
-# Tests: real clients and servers (a DNS server and dig too, nmap for a real scan) and the
-# tools that check the probe; tshark is the replay tests' oracle, tcpdump writes their captures;
-# nftables makes a peer that drops SYNs; systemd brings systemd-analyze, which checks the unit
-# in packaging/ (no manager needs to run).
+# Tests: real clients and servers (a DNS server and dig too, nmap for a real scan, a NATS
+# server with JetStream) and the tools that check the probe; tshark is the replay tests'
+# oracle, tcpdump writes their captures; nftables makes a peer that drops SYNs; systemd
+# brings systemd-analyze, which checks the unit in packaging/ (no manager needs to run).
 APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils nmap tshark tcpdump \
-	nftables systemd
+	nftables nats-server systemd
 # The benchmark: ab drives nginx (from the test set); tcpstates-bpfcc is in bpfcc-tools.
 APT_bench := apache2-utils
 

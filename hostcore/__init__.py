@@ -23,6 +23,7 @@ from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, P
 from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import EventsLost, Sink, SinkClosed, SinkOptionError, SinkSpec
 from hostcore.sinks.output import ReopenWatch, open_append
+from hostcore.sources import SourceError, SourceSpec, TailQuery
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
@@ -54,6 +55,9 @@ __all__ = [
     "SinkClosed",
     "SinkOptionError",
     "SinkSpec",
+    "SourceError",
+    "SourceSpec",
+    "TailQuery",
     "hookimpl",
     "open_append",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 # Counters under these names or prefixes mean events were or may have been lost.
-# Units: records (kernel, decode), capture files, packets (plugin), events (sink writes, and
-# those a signature raised on: its findings may be lost), flushes,
+# Units: records (kernel, decode), capture files, packets (plugin), events (sink writes,
+# drops, undelivered, and those a signature raised on: its findings may be lost), flushes,
 # DNS messages (malformed, truncated, segmented) and chains (evictions).
 LOSS_COUNTERS = (
     "kernel_reserve_failures",
@@ -16,6 +16,8 @@ LOSS_COUNTERS = (
     "signature_errors.",
     "sink_errors.",
     "sink_flush_failures.",
+    "sink_drops.",  # events a sink's full queue turned away
+    "sink_undelivered.",  # events a sink still held when it closed or the run ended
     "dns.malformed.",  # DNS answers whose names were lost
     "dns.truncated",
     "dns.tcp_segmented",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from hostcore import config as config_module
 from hostcore import doctor, log, probe
@@ -19,6 +22,9 @@ from hostcore.redact import redact
 from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
+from hostcore.sinks.base import SinkClosed
+from hostcore.sinks.stdout import StdoutSink
+from hostcore.sources import SourceError, TailQuery
 from hostcore.tracee import FORMATS
 
 REPLAY_HOST = "replay"  # the host field of replayed events without --host-name
@@ -30,6 +36,7 @@ USER_ERRORS = (
     RunError,
     CgroupError,
     probe.ProbeError,
+    SourceError,
 )
 
 
@@ -95,6 +102,31 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the probe's compile flags and C source, then exit",
     )
+    tail_parser = commands.add_parser(
+        "tail",
+        parents=[common],
+        help="print stored events (e.g. a fleet's, from NATS) as run prints them",
+    )
+    tail_parser.add_argument("url", help="where events are stored, e.g. nats://HOST:4222")
+    tail_parser.add_argument(
+        "--host", action="append", default=[], help="only this host's events, repeatable"
+    )
+    tail_parser.add_argument(
+        "--event", action="append", default=[], help="only events of this name, repeatable"
+    )
+    start = tail_parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--start-seq", type=int, metavar="N", help="start at this stream sequence (1: the start)"
+    )
+    start.add_argument(
+        "--since",
+        type=_epoch_ns,
+        metavar="TIME",
+        help="start at the first event stored at or after TIME (ISO 8601, e.g. 2026-11-28T06:00Z)",
+    )
+    tail_parser.add_argument(
+        "--no-follow", action="store_true", help="stop after the events stored now"
+    )
     replay_parser = commands.add_parser(
         "replay",
         parents=[common, output],
@@ -127,6 +159,42 @@ def _parser() -> argparse.ArgumentParser:
         "--fix", action="store_true", help="link kernel headers for bcc when they are missing"
     )
     return parser
+
+
+def _epoch_ns(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from error
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone (Z or +HH:MM): {text!r}")
+    return int(moment.timestamp() * 10**9)
+
+
+def _tail(config: Config, args: argparse.Namespace) -> int:
+    sources = _plugins(config).sources()
+    scheme = args.url.partition("://")[0]
+    source = sources.get(scheme)
+    if source is None:
+        known = ", ".join(f"{name}://" for name in sorted(sources)) or "none installed"
+        raise RunError(f"no source reads {args.url!r}; sources: {known} (see 'hostcore plugins')")
+    query = TailQuery(
+        hosts=frozenset(args.host),
+        events=frozenset(args.event),
+        start_seq=args.start_seq,
+        start_time_ns=args.since,
+        follow=not args.no_follow,
+    )
+    output = StdoutSink(sys.stdout)
+
+    def show(event: Mapping[str, Any]) -> None:
+        output.write(b"", event)
+        output.flush()  # a follower shows each event as it comes
+
+    # The usual ends of a follow: Ctrl-C, or a reader that went away (`| head`).
+    with contextlib.suppress(KeyboardInterrupt, SinkClosed):
+        source.tail(args.url, query, show)
+    return 0
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -223,6 +291,7 @@ def _list_plugins(config: Config) -> int:
     plugins.signatures(plugins.events())
     plugins.sinks()
     plugins.monitors()
+    plugins.sources()
     failed = False
     for info in sorted(plugins.infos.values(), key=lambda info: info.name):
         provides = f" provides {', '.join(info.provides)}" if info.provides else ""
@@ -248,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args)
         if args.command == "run":
             return _print_bpf(config) if args.print_bpf else run(config, _plugins(config))
+        if args.command == "tail":
+            return _tail(config, args)
         if args.command == "replay":
             return replay(config, _plugins(config), args.files, _local_nets(args.local_net))
         if args.command == "events":

@@ -66,6 +66,7 @@ class Config:
     # [signatures.NAME] tables: options by signature, checked against it when a run starts
     signatures: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     monitors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [monitors.NAME]
+    sink_drain_timeout_s: float = 5.0  # at exit, how long sinks may take to write what they hold
 
     def __post_init__(self) -> None:
         kib = self.ring_buffer_kib
@@ -77,6 +78,8 @@ class Config:
             raise ConfigError(f"stats_interval_s must be > 0, got {self.stats_interval_s}")
         if not self.enable:
             raise ConfigError("enable must name at least one event or event set")
+        if self.sink_drain_timeout_s < 0:
+            raise ConfigError(f"sink_drain_timeout_s must be >= 0, got {self.sink_drain_timeout_s}")
         if not self.sinks:
             raise ConfigError("sinks must name at least one sink, e.g. [sinks.stdout]")
         if self.format not in FORMATS:
@@ -92,6 +95,7 @@ _TOP_LEVEL: dict[str, type] = {
     "stats_interval_s": float,
     "scope": list,
     "format": str,
+    "sink_drain_timeout_s": float,
 }
 _TABLES = ("dns", "events", "monitors", "plugins", "signatures", "sinks")
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}

@@ -14,6 +14,7 @@ from hostcore.events import EventSpec
 from hostcore.monitors import MonitorSpec
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
+from hostcore.sources import SourceSpec
 
 hookspec = pluggy.HookspecMarker("hostcore")
 
@@ -40,6 +41,18 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
 
     Called once per process. A sink is opened only when a user selects it by
     name (``--sink NAME`` or a ``[sinks.NAME]`` table in the config file).
+    """
+
+
+@hookspec
+def hostcore_register_sources(register: Callable[[SourceSpec], None]) -> None:
+    """Declare the event sources this plugin can read for ``hostcore tail URL``.
+
+    :param register: call it once per URL scheme with its :class:`hostcore.SourceSpec`.
+        A scheme another plugin already declared is a load error naming both.
+
+    Called once per process, by ``hostcore tail`` only; the source whose name is the
+    URL's scheme reads it.
     """
 
 

@@ -30,17 +30,14 @@ from hostcore.filters import Test
 from hostcore.packet import OpenSocket, Packet, PacketKind, kinds_wanted
 from hostcore.plugins import PluginError
 from hostcore.signatures import SignatureSpec
-from hostcore.sinks.base import EventsLost, Sink, SinkClosed
+from hostcore.sinks.base import Sink, SinkClosed
+from hostcore.sinks.queue import DEFAULT_QUEUE_SIZE, QueuedSink
 
 SCHEMA_VERSION = 1
 ERROR_LOG_INTERVAL_NS = 60 * 10**9
+DEFAULT_DRAIN_TIMEOUT_S = 5.0
 
 log = structlog.get_logger()
-
-
-def _lost(error: Exception) -> int:
-    """Events a failed sink call lost: one write, or what the sink says it lost."""
-    return error.count if isinstance(error, EventsLost) else 1
 
 
 def _start(spec: EventSpec, context: EventContext) -> EventHandler:
@@ -59,6 +56,10 @@ class Pipeline:
     Events not in ``published`` (None: all are) are produced only for the
     signatures that consume them. A finding goes through the same delivery as
     any event: scope and data filters, every sink, then its own consumers.
+
+    Each sink gets its own bounded queue and thread (hostcore/sinks/queue.py):
+    ``queue_sizes`` gives a size by sink name, and ``close`` waits at most
+    ``drain_timeout_s`` for all of them to write what they hold.
     """
 
     def __init__(
@@ -75,8 +76,9 @@ class Pipeline:
         published: Collection[str] | None = None,
         event_options: Mapping[str, Mapping[str, str]] | None = None,
         output_format: str = "hostcore",
+        queue_sizes: Mapping[str, int] | None = None,
+        drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
     ) -> None:
-        self._sinks = dict(sinks)
         self._host = host
         self._accounting = accounting
         self._last_error_log: dict[str, int] = {}
@@ -126,6 +128,14 @@ class Pipeline:
             for name, test in enabled.consumes.items():
                 consume = findings.consumer(spec, signature, test, report, self._signature_failed)
                 self._consumers[name].append(consume)
+        # Last: a handler or signature that fails to start leaves no sink thread behind.
+        sizes = queue_sizes or {}
+        self._sinks = {
+            name: QueuedSink(name, sink, sizes.get(name, DEFAULT_QUEUE_SIZE), self._marker)
+            for name, sink in sinks.items()
+        }
+        self._every_sink = list(self._sinks.values())  # closed ones too: their counters stay
+        self._drain_timeout_s = drain_timeout_s
 
     def _emitter(self, spec: EventSpec) -> Emit:
         deliver, contexts = self._deliverer(spec.name, spec.id), self._contexts
@@ -246,79 +256,98 @@ class Pipeline:
             "data": data,
         }
 
-    def _publish(self, event: Mapping[str, Any]) -> None:
+    def _rendered(self, event: Mapping[str, Any]) -> tuple[bytes, Mapping[str, Any]]:
+        """The event as the sinks receive it (Tracee's format, if chosen), packed once."""
         if self._tracee_types is not None:
             event = tracee.render(event, self._tracee_types.get(event["name"], {}))
-        packed = self._packer.pack(event)
+        return self._packer.pack(event), event
+
+    def _publish(self, event: Mapping[str, Any]) -> None:
+        packed, event = self._rendered(event)
         self._unflushed = True
         closed: list[tuple[str, SinkClosed]] = []
-        for sink_name, sink in self._sinks.items():
+        for sink_name, queued in self._sinks.items():
             try:
-                sink.write(packed, event)
+                queued.put(packed, event)
             except SinkClosed as gone:
                 closed.append((sink_name, gone))
-            except Exception as error:
-                self._accounting.count(f"sink_errors.{sink_name}", _lost(error))
-                self._log_error(f"sink:{sink_name}", "sink write failed", sink=sink_name)
         for sink_name, cause in closed:
             self._drop_sink(sink_name, cause)
 
+    def _marker(self, data: Mapping[str, Any]) -> tuple[bytes, Mapping[str, Any]]:
+        lost = self._event(LOST_EVENTS_NAME, LOST_EVENTS_ID, data["interval_end"], data, UNKNOWN)
+        return self._rendered(lost)
+
     def report_losses(self, now_ns: int) -> None:
-        """Publish one ``lost_events`` event if anything was lost since the last one."""
+        """Tell every sink, through a ``lost_events`` event, what was lost since the last one.
+
+        A sink whose queue is full gets it, merged with any later one, once it has room.
+        """
+        for sink_name, queued in list(self._sinks.items()):
+            if queued.closed_reason:
+                self._drop_sink(sink_name, SinkClosed(queued.closed_reason))
+        self._count_sink_losses()
         lost = self._accounting.unreported_losses()
         if not lost:
             return
-        data = {
-            "lost": lost,
-            "total": sum(lost.values()),
-            "interval_start": self._accounting.reported_at_ns,
-            "interval_end": now_ns,
-        }
-        log.warning("lost_events", **data)
-        self.publish(LOST_EVENTS_NAME, LOST_EVENTS_ID, now_ns, data)
-        self.flush()
-        # After delivering: a sink that cannot take this very marker must not
-        # trigger another one every second (its failures still show in the totals).
+        start_ns = self._accounting.reported_at_ns
+        log.warning(
+            "lost_events",
+            lost=lost,
+            total=sum(lost.values()),
+            interval_start=start_ns,
+            interval_end=now_ns,
+        )
+        for queued in self._sinks.values():
+            queued.tell(lost, start_ns, now_ns)
         self._accounting.mark_reported(now_ns)
+
+    def _count_sink_losses(self) -> None:
+        # The sinks' threads count in their own ints; the run's counters take their values.
+        for queued in self._every_sink:
+            for name, value in queued.counters().items():
+                self._accounting.counters[name] = value
 
     @property
     def has_sinks(self) -> bool:
         """False once every sink has closed itself: nothing would receive events."""
-        return bool(self._sinks)
+        return any(not queued.closed_reason for queued in self._sinks.values())
 
     def _drop_sink(self, name: str, closed: SinkClosed) -> None:
-        sink = self._sinks.pop(name)
+        queued = self._sinks.pop(name)
         log.warning("sink closed", sink=name, reason=str(closed), sinks_left=list(self._sinks))
-        try:
-            sink.close()
-        except Exception:
-            log.exception("sink close failed", sink=name)
+        queued.close(time.monotonic() + self._drain_timeout_s)
 
     def flush(self) -> None:
-        """Flush the sinks if anything was published since the last flush."""
+        """Wake the sinks' threads if anything was queued since the last call (once a batch)."""
         if not self._unflushed:
             return
         self._unflushed = False
-        for sink_name, sink in list(self._sinks.items()):  # once a batch: a copy is cheap
-            try:
-                sink.flush()
-            except SinkClosed as closed:
-                self._drop_sink(sink_name, closed)
-            except EventsLost as lost:
-                self._accounting.count(f"sink_errors.{sink_name}", lost.count)
-                self._log_error(f"sink:{sink_name}", "sink flush failed", sink=sink_name)
-            except Exception:
-                self._accounting.count(f"sink_flush_failures.{sink_name}")
-                self._log_error(f"sink:{sink_name}", "sink flush failed", sink=sink_name)
+        for queued in self._sinks.values():
+            queued.wake()
+
+    def drain(self) -> float:
+        """Wake the sinks and wait, within the drain timeout, until each has written and
+        flushed what it was given; returns the deadline (``time.monotonic()``)."""
+        deadline = time.monotonic() + self._drain_timeout_s
+        self.flush()
+        for queued in self._sinks.values():
+            queued.wait_idle(deadline)
+        return deadline
 
     def close(self) -> None:
-        """Flush and close every sink; one that fails does not stop the others."""
-        self.flush()
-        for sink_name, sink in self._sinks.items():
-            try:
-                sink.close()
-            except Exception:
-                log.exception("sink close failed", sink=sink_name)
+        """Let every sink write what it holds, within the drain timeout, and close it.
+
+        Losses counted while the sinks wrote are reported to them before they close;
+        what a sink still held at the deadline is counted as ``sink_undelivered.<sink>``.
+        """
+        deadline = self.drain()
+        self.report_losses(time.time_ns())
+        for queued in self._sinks.values():
+            queued.stop()
+        for queued in self._sinks.values():
+            queued.join(deadline)
+        self._count_sink_losses()
 
     def _log_error(self, key: str, message: str, **fields: Any) -> None:
         """Log a failure with its traceback at most once per interval per source."""

@@ -6,7 +6,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -15,9 +15,13 @@ from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
 from hostcore.monitors import MonitorSpec
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
+from hostcore.sources import SourceSpec
 
 ENTRY_POINT_GROUP = "hostcore"
 KNOWN_HOOKS = frozenset(name for name in dir(hookspecs) if name.startswith("hostcore_"))
+
+
+Named = TypeVar("Named", SinkSpec, SourceSpec, MonitorSpec)  # declarations known by a unique name
 
 
 class PluginError(Exception):
@@ -150,14 +154,28 @@ class Plugins:
 
     def sinks(self) -> dict[str, SinkSpec]:
         """Every declared sink by name; a duplicate name names both plugins."""
-        specs: dict[str, SinkSpec] = {}
-        self._collect("hostcore_register_sinks", SinkSpec, _unique_name("sink", specs))
-        return specs
+        return self._named("hostcore_register_sinks", SinkSpec, "sink")
 
     def monitors(self) -> dict[str, MonitorSpec]:
         """Every declared monitor by name; a duplicate name names both plugins."""
-        specs: dict[str, MonitorSpec] = {}
-        self._collect("hostcore_register_monitors", MonitorSpec, _unique_name("monitor", specs))
+        return self._named("hostcore_register_monitors", MonitorSpec, "monitor")
+
+    def sources(self) -> dict[str, SourceSpec]:
+        """Every declared event source by URL scheme; a duplicate names both plugins."""
+        return self._named("hostcore_register_sources", SourceSpec, "source")
+
+    def _named(self, hook_name: str, spec_type: type[Named], what: str) -> dict[str, Named]:
+        specs: dict[str, Named] = {}
+
+        def add(plugin: str, spec: Named) -> None:
+            if spec.name in specs:
+                raise PluginError(
+                    f"{what} {spec.name!r} from plugin {plugin!r} clashes with the one "
+                    f"from plugin {specs[spec.name].plugin!r}"
+                )
+            specs[spec.name] = replace(spec, plugin=plugin)
+
+        self._collect(hook_name, spec_type, add)
         return specs
 
     def _collect(self, hook_name: str, spec_type: type, add: Callable[[str, Any], None]) -> None:
@@ -177,21 +195,8 @@ class Plugins:
                 continue
             for spec in declared:
                 add(name, spec)
-                self.infos[name].provides.append(spec.name)
-
-
-def _unique_name(kind: str, specs: dict[str, Any]) -> Callable[[str, Any], None]:
-    """An ``add`` for ``_collect`` that keeps the names of one kind of spec unique."""
-
-    def add(plugin: str, spec: Any) -> None:
-        if spec.name in specs:
-            raise PluginError(
-                f"{kind} {spec.name!r} from plugin {plugin!r} clashes with the one "
-                f"from plugin {specs[spec.name].plugin!r}"
-            )
-        specs[spec.name] = replace(spec, plugin=plugin)
-
-    return add
+                shown = f"{spec.name}://" if isinstance(spec, SourceSpec) else spec.name
+                self.infos[name].provides.append(shown)
 
 
 def _unique_event(

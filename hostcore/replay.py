@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 
 from hostcore.accounting import Accounting
-from hostcore.capture.direction import LocalNets
+from hostcore.capture.direction import Directions, LocalNets
 from hostcore.capture.files import CaptureError, CaptureFile, Frame
 from hostcore.capture.links import LinkError, ip_offset
 from hostcore.capture.progress import Progress
@@ -90,7 +90,7 @@ class _Replayer:
         self._stop = stop
         self._pipeline = pipeline
         self._accounting = accounting
-        self._local = local
+        self._directions = Directions(local)
         self._wanted = wanted
         self._progress = sys.stderr.isatty()
         self._batch: list[Packet] = []
@@ -144,7 +144,7 @@ class _Replayer:
                 if packet.kind not in wanted:  # what the probe's kernel filter would drop
                     continue
                 if not recorded:
-                    direction = self._local.direction(packet.src, packet.dst)
+                    direction = self._directions.of(packet)
                     if direction is not packet.direction:
                         packet = packet._replace(direction=direction)
                 batch.append(packet)

@@ -7,9 +7,9 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -32,7 +32,17 @@ from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 from hostcore.sinks.output import request_reopen
 
 LOSS_CHECK_INTERVAL_NS = 10**9
-SpecT = TypeVar("SpecT", SinkSpec, MonitorSpec)
+
+
+class _Selectable(Protocol):
+    """A sink's or monitor's spec, as far as choosing one by name goes."""
+
+    @property
+    def options(self) -> Mapping[str, str]: ...
+
+
+SpecT = TypeVar("SpecT", bound=_Selectable)
+QUEUE_SIZE_OPTION = "queue_size"  # the core's own option, taken by every sink
 
 log = structlog.get_logger()
 
@@ -122,14 +132,29 @@ def closing_on_error(sinks: Mapping[str, Sink]) -> Iterator[None]:
         raise
 
 
+def queue_sizes(wanted: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
+    """The ``queue_size`` each sink was given, checked."""
+    sizes = {}
+    for name, options in wanted.items():
+        if QUEUE_SIZE_OPTION in options:
+            text = options[QUEUE_SIZE_OPTION]
+            if not text.isdigit() or int(text) < 1:
+                raise RunError(
+                    f"sink {name!r}: queue_size must be a whole number >= 1, got {text!r}"
+                )
+            sizes[name] = int(text)
+    return sizes
+
+
 def open_sinks(
     specs: Mapping[str, SinkSpec], wanted: Mapping[str, Mapping[str, str]]
 ) -> dict[str, Sink]:
     """Open every wanted sink, or none: a bad name or option closes those already open."""
     opened: dict[str, Sink] = {}
     with closing_on_error(opened):
-        for name, options in wanted.items():
-            spec = _selected("sink", specs, name, options)
+        for name, all_options in wanted.items():
+            options = {k: v for k, v in all_options.items() if k != QUEUE_SIZE_OPTION}
+            spec = _selected("sink", specs, name, options, (QUEUE_SIZE_OPTION,))
             try:
                 opened[name] = spec.open(options)
             except SinkOptionError as error:
@@ -143,22 +168,28 @@ def open_sinks(
 
 
 def _selected(
-    kind: str, specs: Mapping[str, SpecT], name: str, options: Mapping[str, str]
+    kind: str,
+    specs: Mapping[str, SpecT],
+    name: str,
+    options: Mapping[str, str],
+    core_options: Sequence[str] = (),
 ) -> SpecT:
-    """The spec of the sink or monitor the user named, whose options it all takes."""
-    spec = specs.get(name)
-    if spec is None:
+    """The spec of the sink or monitor the user named, whose options it all takes
+    (``core_options``, the core's own, taken out of ``options`` already)."""
+    found = specs.get(name)
+    if found is None:
         raise RunError(
             f"unknown {kind} {name!r}; installed {kind}s: {', '.join(sorted(specs)) or '(none)'} "
             "(see 'hostcore plugins')"
         )
-    unknown = set(options) - set(spec.options)
+    known = [*found.options, *core_options]
+    unknown = set(options) - set(found.options)
     if unknown:
         raise RunError(
             f"{kind} {name!r} has no option {', '.join(sorted(unknown))}; "
-            f"its options: {', '.join(spec.options) or '(none)'}"
+            f"its options: {', '.join(known) or '(none)'}"
         )
-    return spec
+    return found
 
 
 def open_monitors(
@@ -203,6 +234,7 @@ def start_pipeline(
     for info in plugins.infos.values():  # every plugin has been loaded by now
         if info.error:
             log.warning("plugin not loaded", plugin=info.name, error=info.error)
+    sizes = queue_sizes(config.sinks)
     sinks = open_sinks(sink_specs, config.sinks)
     with closing_on_error(sinks):
         return Pipeline(
@@ -218,6 +250,8 @@ def start_pipeline(
             the_plan.published,
             config.event_options,
             config.format,
+            queue_sizes=sizes,
+            drain_timeout_s=config.sink_drain_timeout_s,
         )
 
 

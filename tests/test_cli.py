@@ -131,7 +131,11 @@ def test_bad_filters_name_the_problem(args: list[str], needle: str) -> None:
 
 @pytest.mark.usefixtures("root")
 def test_unknown_sink() -> None:
-    expect_error(["run", "--sink", "kafka:brokers=x"], "unknown sink 'kafka'", "file, stdout")
+    expect_error(
+        ["run", "--sink", "kafka:brokers=x"],
+        "unknown sink 'kafka'",
+        "file, forward, nats, socket, stdout",
+    )
 
 
 @pytest.mark.usefixtures("root")
@@ -141,7 +145,34 @@ def test_the_same_sink_twice() -> None:
 
 @pytest.mark.usefixtures("root")
 def test_unknown_sink_option() -> None:
-    expect_error(["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path")
+    expect_error(
+        ["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path, queue_size"
+    )
+
+
+@pytest.mark.usefixtures("root")
+@pytest.mark.parametrize("size", ["0", "-1", "many"])
+def test_bad_queue_size(size: str) -> None:
+    expect_error(
+        ["run", "--sink", f"file:path=x,queue_size={size}"],
+        f"sink 'file': queue_size must be a whole number >= 1, got '{size}'",
+    )
+
+
+@pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("sink", "message"),
+    [
+        ("socket", "sink 'socket': needs address=unix:PATH or address=HOST:PORT"),
+        ("socket:address=nowhere", "sink 'socket': address 'nowhere': expected unix:PATH"),
+        ("forward:address=h:1,mode=x", "sink 'forward': mode must be one of packed, forward"),
+        ("forward:address=h:1,ack=yes", "sink 'forward': ack must be true or false"),
+        ("forward:address=h:1,tag={id}", "sink 'forward': tag '{id}': only {name} and {host}"),
+        ("nats", "sink 'nats': needs url=nats://HOST:PORT"),
+    ],
+)
+def test_bad_sink_options(sink: str, message: str) -> None:
+    expect_error(["run", "--sink", sink], message)
 
 
 @pytest.mark.usefixtures("root")

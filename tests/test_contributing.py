@@ -24,7 +24,8 @@ def pip(*args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed_examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def installed_examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The examples' sources, once their wheels are installed."""
     source = tmp_path_factory.mktemp("examples")
     for match in FILE_BLOCK.finditer(CONTRIBUTING.read_text()):
         path = source / match["path"]
@@ -45,7 +46,7 @@ def installed_examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     pip("uninstall", "-q", "-y", *EXAMPLES)  # leftovers of an interrupted run, if any
     pip("install", "-q", "--no-deps", *map(str, wheels.glob("*.whl")))
     try:
-        yield
+        yield source
     finally:
         pip("uninstall", "-q", "-y", *EXAMPLES)
 
@@ -72,6 +73,22 @@ def test_examples_are_discovered_through_entry_points() -> None:
 
     for module in (hostcore_syn_sent, hostcore_logfmt, hostcore_plaintext):
         assert "site-packages" in str(module.__file__)
+
+
+def test_example_sink_passes_its_own_test_with_the_kit(
+    installed_examples: Path, tmp_path: Path
+) -> None:
+    """A fresh pytest run finds the kit's fixtures through the pytest11 entry point."""
+    tests = installed_examples / "hostcore-logfmt" / "tests"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
 
 
 @pytest.mark.live

@@ -9,6 +9,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import (
@@ -26,6 +27,7 @@ from support import (
 )
 
 from hostcore.cgroup import cgroup2_mount
+from hostcore.testing import reported_losses
 
 # Paced so that batches (one per 10 ms poll) are small: some hold no third packet.
 CONNECTIONS, RATE = 400, 100
@@ -33,6 +35,8 @@ CONNECTIONS, RATE = 400, 100
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
 FAILING_PLUGINS = """
+import time
+
 from hostcore import EventSpec, PacketKind, SinkSpec, hookimpl
 
 
@@ -47,6 +51,24 @@ class Broken:
         pass
 
 
+class Slow:
+    # Takes 1 s per event; records the name of each event it took.
+
+    def __init__(self, path):
+        self.file = open(path, "a")
+
+    def write(self, packed, event):
+        time.sleep(1)
+        self.file.write(event["name"] + "\\n")
+        self.file.flush()
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.file.close()
+
+
 class Raises:
     def __init__(self, context):
         pass
@@ -58,6 +80,8 @@ class Raises:
 @hookimpl
 def hostcore_register_sinks(register):
     register(SinkSpec(name="broken", open=lambda options: Broken()))
+    register(SinkSpec(name="slow", open=lambda options: Slow(options["path"]),
+                      options={"path": "where it records what it took"}))
 
 
 @hookimpl
@@ -68,31 +92,76 @@ def hostcore_register_events(register):
 """
 
 
-def test_failing_sink_and_handler_do_not_stop_the_others(tmp_path: Path) -> None:
+def run_with_faulty_plugins(
+    tmp_path: Path, args: list[str], connections: int
+) -> tuple[list[dict[str, Any]], Hostcore]:
+    """Run hostcore (a file sink, and ``args``) over ``connections`` loopback connections
+    with the plugins above installed; checks that capture and the file sink were exact."""
     fake_distribution(tmp_path, "faulty", FAILING_PLUGINS)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    args = ["--events", "flows,faulty", "--sink", "broken"]
-    with (
-        AcceptServer() as server,
-        no_syncookies(),
-        Hostcore(tmp_path, args, env=env) as hostcore,
-    ):
-        clients = [connect_once("127.0.0.1", server.port) for _ in range(10)]
+    with AcceptServer() as server, no_syncookies(), Hostcore(tmp_path, args, env=env) as hostcore:
+        clients = [connect_once("127.0.0.1", server.port) for _ in range(connections)]
         events = hostcore.stop()
     expected = Counter(f for c in clients for f in both_ends(*c, "127.0.0.1", server.port))
     assert flows(events, {server.port}) == expected  # the file sink got every begin event
+    return events, hostcore
+
+
+def published_events(totals: dict[str, int]) -> int:
+    """Events of any name the run published (lost_events markers aside)."""
+    return sum(n for name, n in totals.items() if name.startswith("events."))
+
+
+def test_failing_sink_and_handler_do_not_stop_the_others(tmp_path: Path) -> None:
+    args = ["--events", "flows,faulty", "--sink", "broken"]
+    events, hostcore = run_with_faulty_plugins(tmp_path, args, connections=10)
     totals = hostcore.log("totals")
     flow_events = totals["events.net_flow_tcp_begin"] + totals["events.net_flow_tcp_end"]
     assert totals["sink_errors.broken"] >= flow_events  # every event it could not take, counted
-    assert totals["plugin_errors.raises"] >= len(clients) * 2  # packets the bad handler lost
-    reported: Counter[str] = Counter()
-    for event in events:
-        if event["name"] == "lost_events":
-            reported.update(event["data"]["lost"])
+    assert totals["plugin_errors.raises"] >= 10 * 2  # packets the bad handler lost
+    reported = reported_losses(events)
     assert reported["plugin_errors.raises"] == totals["plugin_errors.raises"]
     # Every flow event's failed write is reported; the markers' own failed writes are not.
     assert reported["sink_errors.broken"] == flow_events
     assert sum(1 for line in hostcore.stderr_lines if '"sink write failed"' in line) == 1
+
+
+def test_slow_and_raising_sinks_do_not_stall_capture_or_the_file_sink(tmp_path: Path) -> None:
+    took = tmp_path / "slow.txt"
+    config = tmp_path / "hostcore.toml"
+    config.write_text("sink_drain_timeout_s = 60\n")  # the slow sink drains its 3 at exit
+    slow = f"slow:path={took},queue_size=3"
+    args = ["--config", str(config), "--sink", slow, "--sink", "broken"]
+    events, hostcore = run_with_faulty_plugins(tmp_path, args, connections=20)
+    totals = hostcore.log("totals")
+    published = published_events(totals)
+    taken = Counter(took.read_text().splitlines())
+    drops = totals["sink_drops.slow"]
+    assert drops > 0 and "sink_undelivered.slow" not in totals
+    # Each event taken or counted dropped (lost_events markers are never dropped).
+    assert taken.total() - taken["lost_events"] + drops == published
+    assert totals["sink_errors.broken"] == published  # each of its failed writes counted
+    # Every sink is told of the slow sink's drops: the slow one too, once it had room.
+    assert reported_losses(events)["sink_drops.slow"] == drops
+    slow_markers = taken["lost_events"]
+    assert 0 < slow_markers <= sum(1 for e in events if e["name"] == "lost_events")
+    failed_writes = sum(1 for line in hostcore.stderr_lines if '"sink write failed"' in line)
+    assert failed_writes == 1  # logged once a minute, not once per event
+
+
+def test_a_stuck_sink_is_abandoned_at_exit_and_what_it_held_counted(tmp_path: Path) -> None:
+    took = tmp_path / "slow.txt"
+    config = tmp_path / "hostcore.toml"
+    config.write_text("sink_drain_timeout_s = 0.5\n")
+    args = ["--config", str(config), "--sink", f"slow:path={took}"]
+    _, hostcore = run_with_faulty_plugins(tmp_path, args, connections=5)
+    totals = hostcore.log("totals")
+    taken = len(took.read_text().splitlines())
+    undelivered = totals["sink_undelivered.slow"]
+    assert undelivered > 0 and "sink_drops.slow" not in totals
+    assert taken + undelivered == published_events(totals)
+    stuck = [log for log in hostcore.logs if log["event"] == "sink did not drain in time"]
+    assert [(log["sink"], log["undelivered"]) for log in stuck] == [("slow", undelivered)]
 
 
 EVERY_THIRD = """

@@ -34,6 +34,7 @@ def _run(
     sink = ListSink()
     pipeline = Pipeline(specs, {"list": sink}, "host", accounting or Accounting(0))
     pipeline.feed(batch)
+    pipeline.close()  # the sink's thread has written everything once it returns
     return sink.events
 
 

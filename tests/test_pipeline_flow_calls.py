@@ -28,6 +28,7 @@ def test_open_sockets_reach_the_end_handler() -> None:
     assert pipeline.wants_open_sockets
     pipeline.preload([OpenSocket("192.0.2.10", 40000, "203.0.113.5", 443, False, 9)])
     pipeline.feed([fin_from(40000)])
+    pipeline.drain()  # the sink's thread has written what it was given
     [event] = sink.events
     assert (event["name"], event["data"]["begin"]) == ("net_flow_tcp_end", "pre_existing")
 
@@ -40,8 +41,10 @@ def test_clock_ticks_expire_unanswered_syns_with_the_configured_timeout() -> Non
     syn = decode(ipv4("192.0.2.10", "203.0.113.5", tcp(40000, 443, SYN)), 0, Direction.EGRESS)
     pipeline.feed([syn])
     pipeline.expire(499_999_999)
+    pipeline.drain()
     assert sink.events == []
     pipeline.expire(500_000_000)
+    pipeline.drain()
     assert [e["data"]["reason"] for e in sink.events] == ["unanswered"]
 
 
@@ -56,6 +59,7 @@ def test_flow_table_evictions_are_reported_as_losses(monkeypatch: pytest.MonkeyP
     ]
     pipeline.feed(syn_acks)
     pipeline.report_losses(10)
+    pipeline.drain()
     [lost] = [e for e in sink.events if e["name"] == "lost_events"]
     assert lost["data"]["lost"] == {"net_flow_tcp_end.flow_table_evictions": 1}
 

@@ -27,7 +27,7 @@ from captures import (
     pcapng_section,
     pcapng_simple_packet,
 )
-from packets import ACK, SYN, ipv4, ipv6, tcp
+from packets import ACK, FIN, SYN, ipv4, ipv6, tcp
 from support import HOSTCORE, curl, http_server, replay, tcpdump
 from tshark_oracle import CORPUS
 
@@ -409,3 +409,22 @@ def test_a_replayed_syn_scan_gives_failed_handshakes_and_a_scan_finding(tmp_path
     }
     scans = [e for e in events if e["name"] == "connection_scan"]
     assert scans and {e["context"]["pid"] for e in scans} == {None}
+
+
+def test_a_connection_between_two_remote_hosts_ends_once(tmp_path: Path) -> None:
+    """Neither end local: the capture is the initiator's, so the two FINs pass one socket."""
+    syn, syn_ack = _handshake("192.0.2.1", "198.51.100.7", 40001, 1000)
+    client_fin = ipv4("192.0.2.1", "198.51.100.7", tcp(40001, 443, FIN | ACK, seq=1001, ack=10))
+    server_fin = ipv4("198.51.100.7", "192.0.2.1", tcp(443, 40001, FIN | ACK, seq=10, ack=1002))
+    # No handshake in the file for this one: the higher port is taken for the client's.
+    midstream = ipv4("203.0.113.5", "192.0.2.1", tcp(8080, 50000, FIN | ACK, seq=5, ack=6))
+    path = tmp_path / "remote.pcap"
+    with path.open("wb") as out:
+        frames = [syn, syn_ack, server_fin, client_fin, midstream]
+        pcap(out, [(T0 + n, ethernet(frame)) for n, frame in enumerate(frames)])
+    events = replay(tmp_path, str(path), "--events", "net_flow_tcp_end")
+    ends = [e["data"] for e in events if e["name"] == "net_flow_tcp_end"]
+    assert sorted((d["src"], d["closed_by"], d["begin"]) for d in ends) == [
+        ("192.0.2.1", "remote", "missed"),  # the higher port's end is local; its peer closed
+        ("192.0.2.1", "remote", "seen"),  # the server's FIN came first
+    ]

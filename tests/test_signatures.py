@@ -20,6 +20,7 @@ from hostcore.detection import MAX_DEPTH, Enabled, enable, problems
 from hostcore.events import Field
 from hostcore.packet import Direction, Owner, OwnerSource, Packet
 from hostcore.pipeline import Pipeline
+from hostcore.testing import reported_losses
 
 EVENTS = {begin.SPEC.name: begin.SPEC}
 SECOND = 10**9
@@ -71,6 +72,7 @@ def run(
         published=published,
     )
     pipeline.feed(packets)
+    pipeline.close()  # the sink's thread has written everything once it returns
     return sink.events
 
 
@@ -241,7 +243,8 @@ def test_a_raising_signature_is_isolated_and_counted() -> None:
     assert [e["name"] for e in events].count("echo") == 2
     assert [e["name"] for e in events].count("net_flow_tcp_begin") == 2
     assert accounting.counters["signature_errors.raises"] == 2
-    assert accounting.unreported_losses() == {"signature_errors.raises": 2}
+    # Reported to the sink in a lost_events event, at the latest as the run closes.
+    assert reported_losses(events) == {"signature_errors.raises": 2}
 
 
 def test_signatures_consume_findings_down_a_chain() -> None:
@@ -267,6 +270,7 @@ def test_findings_pass_the_users_data_filters() -> None:
     pipeline = Pipeline([begin.SPEC], {"l": sink}, "h", accounting, None, None, None, keep_none,
                         enabled, {"first"})  # fmt: skip
     pipeline.feed([outgoing(80)])
+    pipeline.close()
     assert sink.events == []
     assert accounting.counters["events_filtered.first"] == 1
 

@@ -65,6 +65,7 @@ def test_published_events_render_like_tracee() -> None:
         "duration_ns": 5,
     }
     pipeline.publish("net_flow_tcp_end", 2013, 1_795_830_000_123_456_789, data, context)
+    pipeline.drain()  # the sink's thread has written what it was given
     [event] = sink.events
     assert_like_tracee(event)
     assert {k: event[k] for k in ("timestamp", "eventId", "eventName", "hostName")} == {
@@ -87,6 +88,7 @@ def test_unknown_context_and_the_core_lost_events() -> None:
     pipeline = Pipeline([], {"list": sink}, "node-1", Accounting(0), output_format="tracee")
     lost = {"lost": {"kernel_reserve_failures": 3}, "total": 3}
     pipeline.publish("lost_events", 1, 10, lost)
+    pipeline.drain()
     [event] = sink.events
     assert_like_tracee(event)
     assert (event["processId"], event["processName"], event["container"]) == (0, "", {})

@@ -1,11 +1,9 @@
 """Which way a captured packet crossed the host, for captures that do not say.
 
 Live, the probe knows ingress from egress. A capture file may record it (pcapng
-packet flags, Linux cooked packet types); otherwise the addresses decide: a
-packet from a local address to a remote one left the host, one from a remote
-address to a local one arrived. When both ends are local, or neither, it
-counts as arriving. Local means one of the ``--local-net`` networks, or by
-default the private, loopback and link-local ranges.
+packet flags, Linux cooked packet types); otherwise the addresses decide (see
+Directions). Local means one of the ``--local-net`` networks, or by default
+the private, carrier-grade NAT, loopback and link-local ranges.
 """
 
 from __future__ import annotations
@@ -13,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from hostcore.packet import Direction
+from hostcore.decoder import IPPROTO_TCP
+from hostcore.packet import Direction, Packet, PacketKind
 
 DEFAULT_LOCAL_NETS = (
     "10.0.0.0/8",
@@ -58,7 +57,40 @@ class LocalNets:
             local = self._local[address] = any(parsed in network for network in self.networks)
         return local
 
-    def direction(self, src: str, dst: str) -> Direction:
-        if self.is_local(src) and not self.is_local(dst):
-            return Direction.EGRESS
-        return Direction.INGRESS
+
+class Directions:
+    """A packet's direction from its addresses, or, when they cannot tell, its connection.
+
+    One end local and the other not: leaving from the local one. Both local or
+    neither: the capture is taken to be the initiator's, so a TCP packet from
+    the connection's initiator left and one from its responder arrived. The
+    initiator is the SYN's sender or the SYN+ACK's receiver; for a connection
+    whose handshake the capture lacks, the end with the higher port. Any other
+    packet (UDP) counts as arriving.
+    """
+
+    def __init__(self, local: LocalNets) -> None:
+        self._local = local
+        self._initiators: dict[tuple[str, int, str, int], tuple[str, int]] = {}
+
+    def of(self, packet: Packet) -> Direction:
+        src_local, dst_local = self._local.is_local(packet.src), self._local.is_local(packet.dst)
+        if src_local != dst_local:
+            return Direction.EGRESS if src_local else Direction.INGRESS
+        if packet.protocol != IPPROTO_TCP:
+            return Direction.INGRESS
+        source, destination = (packet.src, packet.src_port), (packet.dst, packet.dst_port)
+        key = (*source, *destination) if source < destination else (*destination, *source)
+        if packet.kind is PacketKind.TCP_SYN:
+            self._remember(key, source)
+        elif packet.kind is PacketKind.TCP_SYN_ACK:
+            self._remember(key, destination)
+        initiator = self._initiators.get(key)
+        if initiator is None:  # no handshake seen: clients mostly use the higher port
+            initiator = source if packet.src_port > packet.dst_port else destination
+        return Direction.EGRESS if source == initiator else Direction.INGRESS
+
+    def _remember(self, key: tuple[str, int, str, int], initiator: tuple[str, int]) -> None:
+        if key not in self._initiators and len(self._initiators) >= _CACHE_LIMIT:
+            del self._initiators[next(iter(self._initiators))]  # the oldest: a guess falls back
+        self._initiators[key] = initiator

@@ -13,6 +13,11 @@ from hostcore import hookimpl
 from hostcore.sinks.base import Sink, SinkClosed, SinkSpec
 
 
+def json_line(event: Mapping[str, Any]) -> str:
+    """The event map as ``run`` prints it (and ``tail`` too): compact JSON and a newline."""
+    return json.dumps(event, separators=(",", ":")) + "\n"
+
+
 class StdoutSink:
     """Writes to ``stream``; a reader that went away (``| head``) closes the sink."""
 
@@ -21,7 +26,7 @@ class StdoutSink:
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
         with self._closed_on_broken_pipe():
-            self._stream.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self._stream.write(json_line(event))
 
     def flush(self) -> None:
         with self._closed_on_broken_pipe():

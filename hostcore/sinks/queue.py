@@ -1,0 +1,205 @@
+"""Each sink behind its own bounded queue and thread, so a slow or dead sink never stalls capture.
+
+The dispatch thread only appends to a deque (a length test and an append: well under a
+microsecond) and wakes the sink's thread once per batch. The sink's thread writes, then
+flushes whenever its queue has emptied. What a full queue turns away is counted
+(``sink_drops.<sink>``); a ``lost_events`` marker the queue cannot take waits, merged
+with any later one, until the sink can take events again, and is never itself dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from hostcore.sinks.base import EventsLost, Sink, SinkClosed
+
+DEFAULT_QUEUE_SIZE = 65536
+CLOSE_GRACE_S = 0.2  # what a sink that has nothing left to write gets to close, past the deadline
+ERROR_LOG_INTERVAL_NS = 60 * 10**9
+IDLE_POLL_S = 0.01
+
+MarkerBuilder = Callable[[Mapping[str, Any]], tuple[bytes, Mapping[str, Any]]]
+"""Builds a ``lost_events`` event (packed, map) from its data."""
+
+log = structlog.get_logger()
+
+
+class QueuedSink:
+    """A sink, its bounded queue and the thread that feeds it."""
+
+    def __init__(self, name: str, sink: Sink, size: int, build_marker: MarkerBuilder) -> None:
+        self.name = name
+        self.size = size
+        self._sink = sink
+        self._build_marker = build_marker
+        self._queue: deque[tuple[bytes, Mapping[str, Any], bool]] = deque()
+        self._wake = threading.Event()
+        self._busy = False  # the sink's thread is in a pass: writing, then flushing
+        self._stopping = False
+        self._writing = False
+        self._pending: Counter[str] = Counter()  # losses this sink has not been told of
+        self._pending_interval: tuple[int, int] = (0, 0)
+        self.closed_reason = ""  # set once the sink raised SinkClosed
+        # Counted by the dispatch thread (drops) or by the sink's thread (the rest);
+        # each int has one writer, and the run reads them once a second.
+        self.drops = 0
+        self.errors = 0
+        self.flush_failures = 0
+        self.undelivered = 0
+        self.markers_failed = 0
+        self._last_error_log: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._serve, name=f"sink-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, packed: bytes, event: Mapping[str, Any]) -> None:
+        """Queue one event, or count it dropped if the queue is full (dispatch thread)."""
+        if self.closed_reason:
+            raise SinkClosed(self.closed_reason)
+        if self._pending:
+            self._deliver_pending()
+        if len(self._queue) < self.size:
+            self._queue.append((packed, event, False))
+        else:
+            self.drops += 1
+
+    def tell(self, lost: Mapping[str, int], start_ns: int, end_ns: int) -> None:
+        """Queue a ``lost_events`` marker for these losses once the queue has room."""
+        if self._pending:
+            start_ns = self._pending_interval[0]
+        self._pending.update(lost)
+        self._pending_interval = (start_ns, end_ns)
+        self._deliver_pending()
+
+    def _deliver_pending(self) -> None:
+        if len(self._queue) >= self.size:
+            return
+        start_ns, end_ns = self._pending_interval
+        lost = dict(self._pending)
+        data = {
+            "lost": lost,
+            "total": sum(lost.values()),
+            "interval_start": start_ns,
+            "interval_end": end_ns,
+        }
+        packed, event = self._build_marker(data)
+        self._queue.append((packed, event, True))
+        self._pending.clear()
+        self._wake.set()  # markers come once a second at most, outside any batch
+
+    def wake(self) -> None:
+        """Let the sink's thread write what was queued (once per batch)."""
+        self._wake.set()
+
+    def wait_idle(self, deadline: float) -> None:
+        """Wait, at most until ``deadline`` (``time.monotonic()``), until the sink has
+        written and flushed everything queued (polled: this is for the end of a run)."""
+        # The thread is busy from before it clears a wake-up until its pass ends, so a
+        # queued event always shows in one of the three.
+        while self._busy or self._wake.is_set() or self._queue:
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return
+            time.sleep(IDLE_POLL_S)
+
+    def counters(self) -> dict[str, int]:
+        """This sink's counters, named as the run's totals name them; zeros left out."""
+        values = {
+            "sink_drops": self.drops,
+            "sink_errors": self.errors,
+            "sink_flush_failures": self.flush_failures,
+            "sink_undelivered": self.undelivered,
+            "sink_lost_events_failed": self.markers_failed,
+        }
+        return {f"{key}.{self.name}": value for key, value in values.items() if value}
+
+    def stop(self) -> None:
+        """Ask the sink's thread to write what is queued, flush, close the sink and end."""
+        self._stopping = True
+        self._wake.set()
+
+    def join(self, deadline: float) -> None:
+        """Wait for the thread that ``stop`` ended, until ``deadline`` (``time.monotonic()``)
+        or a short grace, whichever is later; what is still queued is counted undelivered."""
+        self._thread.join(max(CLOSE_GRACE_S, deadline - time.monotonic()))
+        # Left behind: a sink that closed itself, or one still blocked (its thread, a
+        # daemon, ends with the process).
+        if self._thread.is_alive():
+            self.undelivered += self._in_hand()
+        self.undelivered += len(self._queue)
+        self._queue.clear()
+        if self._thread.is_alive():
+            log.warning("sink did not drain in time", sink=self.name, undelivered=self.undelivered)
+
+    def close(self, deadline: float) -> None:
+        self.stop()
+        self.join(deadline)
+
+    def _in_hand(self) -> int:
+        """Events taken from the queue and not yet delivered, by a sink that is stuck:
+        the one being written, or as many as a sink that batches says it ``held``."""
+        held = getattr(self._sink, "held", None)
+        return held if isinstance(held, int) else int(self._writing)
+
+    def _serve(self) -> None:
+        while not self.closed_reason:
+            self._wake.wait()
+            self._busy = True
+            self._wake.clear()
+            wrote = self._write_queued()
+            if wrote and not self.closed_reason:
+                self._call("flush", self._sink.flush)
+            self._busy = False
+            if self._stopping and not self._queue:
+                break
+        self._call("close", self._sink.close)
+
+    def _write_queued(self) -> int:
+        wrote = 0
+        while self._queue and not self.closed_reason:
+            packed, event, is_marker = self._queue.popleft()
+            self._writing = True
+            written = self._call("write", self._sink.write, packed, event)
+            self._writing = False
+            wrote += 1
+            if written or self.closed_reason:
+                continue
+            if is_marker:
+                self.markers_failed += 1  # not a loss: it would ask for a marker of its own
+            else:
+                self.errors += 1
+        return wrote
+
+    def _call(self, what: str, action: Callable[..., None], *args: Any) -> bool:
+        """Run one sink call; False if it raised (logged at most once a minute per kind)."""
+        try:
+            action(*args)
+            return True
+        except SinkClosed as gone:
+            self.closed_reason = str(gone) or "the sink closed itself"
+            self.undelivered += len(self._queue) + (what == "write")
+            self._queue.clear()
+            return False
+        except EventsLost as lost:  # a batching sink says how many events it lost
+            self.errors += lost.count
+            self._log_failure(what)
+            return False
+        except Exception:
+            if what == "flush":
+                self.flush_failures += 1
+            self._log_failure(what)
+            return False
+
+    def _log_failure(self, what: str) -> None:
+        now = time.monotonic_ns()
+        if now - self._last_error_log.get(what, -ERROR_LOG_INTERVAL_NS) >= ERROR_LOG_INTERVAL_NS:
+            self._last_error_log[what] = now
+            log.exception(
+                f"sink {what} failed",
+                sink=self.name,
+                next_report_in_s=ERROR_LOG_INTERVAL_NS // 10**9,
+            )

@@ -1,0 +1,13 @@
+"""``python -m hostcore.testing ADDRESS OUT``: the kit's collector (testing/collector.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from hostcore.testing.collector import serve
+
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+serve(sys.argv[1], Path(sys.argv[2]))

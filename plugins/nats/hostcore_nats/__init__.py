@@ -1,0 +1,1 @@
+"""NATS JetStream for hostcore: the ``nats`` sink and the ``nats://`` source of ``tail``."""
