@@ -146,7 +146,7 @@ def test_the_same_sink_twice() -> None:
 @pytest.mark.usefixtures("root")
 def test_unknown_sink_option() -> None:
     expect_error(
-        ["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path, queue_size"
+        ["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path, mode, queue_size"
     )
 
 
