@@ -9,13 +9,14 @@ APT_run := python3-bpfcc bpfcc-tools linux-headers-$(shell dpkg --print-architec
 	python3-venv python3-pip
 # Tests: real clients and servers (a DNS server and dig too, nmap for a real scan, a NATS
 # server with JetStream) and the tools that check the probe; tshark is the replay tests'
-# oracle, tcpdump writes their captures; nftables makes a peer that drops SYNs.
+# oracle, tcpdump writes their captures; nftables makes a peer that drops SYNs; systemd
+# brings systemd-analyze, which checks the unit in packaging/ (no manager needs to run).
 APT_test := curl iproute2 nginx-light util-linux dnsmasq-base bind9-dnsutils nmap tshark tcpdump \
-	nftables nats-server
+	nftables nats-server systemd
 # The benchmark: ab drives nginx (from the test set); tcpstates-bpfcc is in bpfcc-tools.
 APT_bench := apache2-utils
 
-.PHONY: setup setup-test run test bench clean .apt-run .apt-test .apt-bench
+.PHONY: setup setup-test run test bench soak fuzz clean .apt-run .apt-test .apt-bench
 
 # Setup reports on stderr, so `make run` prints nothing but events on stdout.
 run: setup
@@ -31,6 +32,25 @@ test: setup-test
 bench: setup-test .apt-bench
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)
 	$(PY) tests/bench/replay_bench.py
+
+# Not part of `make test` either: 10 minutes of sustained connections and DNS answers; prints
+# hostcore's RSS from start to end (README: Bounded memory). SOAK_ARGS="--duration 60" to try it.
+soak: setup-test
+	$(PY) tests/bench/soak.py $(SOAK_ARGS)
+
+# Not part of `make test`, which runs each fuzzer briefly: FUZZ_RUNS inputs to each of the
+# decoder, the DNS parser and the capture-file reader (atheris). Logs and crashers in .fuzz/.
+FUZZ_RUNS := 1000000
+FUZZ_TARGETS := decoder dns capture
+fuzz: setup-test
+	@mkdir -p .fuzz
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$target, $(FUZZ_RUNS) inputs (log: .fuzz/$$target.log)" >&2; \
+		$(PY) tests/fuzz/fuzz.py $$target --runs $(FUZZ_RUNS) --artifacts .fuzz \
+			> .fuzz/$$target.log 2>&1; status=$$?; \
+		grep -E '(DONE|^Done|crash|^==[0-9]+== ERROR|Uncaught)' .fuzz/$$target.log | tail -3; \
+		[ $$status -eq 0 ] || { echo "fuzz: $$target failed: see .fuzz/$$target.log" >&2; exit 1; }; \
+	done
 
 setup: .apt-run $(VENV)/.installed
 	@$(VENV)/bin/hostcore doctor --fix >&2

@@ -18,9 +18,11 @@ from hostcore.events import (
     Field,
     PreloadingHandler,
 )
+from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
 from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
-from hostcore.sinks.base import Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sinks.base import EventsLost, Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sinks.output import ReopenWatch, open_append
 from hostcore.sources import SourceError, SourceSpec, TailQuery
 
 hookimpl = pluggy.HookimplMarker("hostcore")
@@ -32,14 +34,19 @@ __all__ = [
     "EventContext",
     "EventHandler",
     "EventSpec",
+    "EventsLost",
     "ExpiringHandler",
     "Field",
+    "Monitor",
+    "MonitorSpec",
     "OpenSocket",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
     "PreloadingHandler",
+    "ReadCounters",
+    "ReopenWatch",
     "Report",
     "Signature",
     "SignatureContext",
@@ -52,4 +59,5 @@ __all__ = [
     "SourceSpec",
     "TailQuery",
     "hookimpl",
+    "open_append",
 ]

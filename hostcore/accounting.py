@@ -55,5 +55,9 @@ class Accounting:
         self._reported = Counter({k: v for k, v in self.counters.items() if is_loss(k)})
         self.reported_at_ns = now_ns
 
+    def snapshot(self) -> dict[str, int]:
+        """The counters now; callable from any thread (the copy is one step under the GIL)."""
+        return dict(self.counters)
+
     def totals(self) -> dict[str, int]:
         return dict(sorted(self.counters.items()))

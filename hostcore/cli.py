@@ -18,6 +18,7 @@ from hostcore.cgroup import CgroupError
 from hostcore.config import Config, ConfigError
 from hostcore.filters import FilterError
 from hostcore.plugins import PluginError, Plugins
+from hostcore.redact import redact
 from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
 from hostcore.selection import SelectionError, event_sets
@@ -89,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         "comma-separated, * for prefix/suffix); replaces the config's scope",
     )
     run_parser.add_argument("--cgroup", help="attach to this cgroup v2 directory, not the root")
+    run_parser.add_argument(
+        "--monitor",
+        action="append",
+        metavar="NAME[:key=value,...]",
+        help="show live counters, repeatable (e.g. prometheus:listen=127.0.0.1:9464); "
+        "replaces the config's monitors",
+    )
     run_parser.add_argument(
         "--print-bpf",
         action="store_true",
@@ -191,9 +199,11 @@ def _tail(config: Config, args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> Config:
     loaded = config_module.load(args.config)
-    sinks = None
+    sinks = monitors = None
     if getattr(args, "sink", None):
         sinks = config_module.parse_sinks(args.sink)
+    if getattr(args, "monitor", None):
+        monitors = config_module.parse_sinks(args.monitor, "--monitor")
     enable = None
     if getattr(args, "events", None):
         enable = tuple(
@@ -212,6 +222,7 @@ def _config(args: argparse.Namespace) -> Config:
         enable=enable,
         scope=tuple(scope) if scope else None,
         sinks=sinks,
+        monitors=monitors,
         host_name=host_name,
         format=getattr(args, "format", None),
         cgroup=getattr(args, "cgroup", None),
@@ -279,6 +290,7 @@ def _list_plugins(config: Config) -> int:
     plugins = _plugins(config)
     plugins.signatures(plugins.events())
     plugins.sinks()
+    plugins.monitors()
     plugins.sources()
     failed = False
     for info in sorted(plugins.infos.values(), key=lambda info: info.name):
@@ -317,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_plugins(config)
         return _doctor(args.fix)
     except USER_ERRORS as error:
-        print(f"hostcore: error: {error}", file=sys.stderr)
+        print(f"hostcore: error: {redact(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside ``run``, which handles SIGINT itself
         return 130

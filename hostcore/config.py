@@ -65,6 +65,7 @@ class Config:
     format: str = "hostcore"  # the event map every sink receives: hostcore's, or Tracee's
     # [signatures.NAME] tables: options by signature, checked against it when a run starts
     signatures: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    monitors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [monitors.NAME]
     sink_drain_timeout_s: float = 5.0  # at exit, how long sinks may take to write what they hold
 
     def __post_init__(self) -> None:
@@ -96,6 +97,7 @@ _TOP_LEVEL: dict[str, type] = {
     "format": str,
     "sink_drain_timeout_s": float,
 }
+_TABLES = ("dns", "events", "monitors", "plugins", "signatures", "sinks")
 _PLUGINS: dict[str, type] = {"allow": list, "deny": list, "strict": bool}
 _DNS: dict[str, type] = {"store_size": int, "ttl_floor_s": int, "ttl_ceiling_s": int, "scope": str}
 
@@ -123,8 +125,8 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
     for key, value in raw.items():
         if key == "plugins":
             values.update(_plugins(_table(key, value)))
-        elif key == "sinks":
-            values["sinks"] = _option_tables(key, _table(key, value))
+        elif key in ("sinks", "monitors"):
+            values[key] = _option_tables(key, _table(key, value))
         elif key == "events":
             values["event_options"] = _option_tables(key, _table(key, value))
         elif key == "dns":
@@ -135,9 +137,7 @@ def _from_toml(raw: Mapping[str, Any]) -> Config:
         elif key in _TOP_LEVEL:
             values[key] = _typed(key, value, _TOP_LEVEL[key])
         else:
-            known = ", ".join(
-                sorted([*_TOP_LEVEL, "dns", "events", "plugins", "signatures", "sinks"])
-            )
+            known = ", ".join(sorted([*_TOP_LEVEL, *_TABLES]))
             raise ConfigError(f"unknown key {key!r} (known keys: {known})")
     for key in ("enable", "scope"):
         if key in values:
@@ -170,7 +170,8 @@ def _plugins(table: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _option_tables(kind: str, table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """``[sinks.NAME]`` or ``[events.NAME]`` tables: options as text, checked when a run starts."""
+    """``[sinks.NAME]``, ``[events.NAME]`` or ``[monitors.NAME]`` tables: options as text,
+    checked when a run starts."""
     tables = {}
     for name, options in table.items():
         options = _table(f"{kind}.{name}", options)
@@ -206,28 +207,28 @@ def strict_from_environment() -> bool:
     return os.environ.get(STRICT_PLUGINS_ENV, "").lower() in {"1", "true", "yes"}
 
 
-def parse_sinks(texts: list[str]) -> dict[str, dict[str, str]]:
-    """Parse repeated ``--sink`` flags; naming one sink twice is an error."""
-    sinks: dict[str, dict[str, str]] = {}
+def parse_sinks(texts: list[str], flag: str = "--sink") -> dict[str, dict[str, str]]:
+    """Parse repeated ``--sink`` (or ``--monitor``) flags; naming one twice is an error."""
+    named: dict[str, dict[str, str]] = {}
     for text in texts:
-        name, options = parse_sink(text)
-        if name in sinks:
-            raise ConfigError(f"--sink {name!r} is given twice; each sink takes one set of options")
-        sinks[name] = options
-    return sinks
+        name, options = parse_sink(text, flag)
+        if name in named:
+            raise ConfigError(f"{flag} {name!r} is given twice; each takes one set of options")
+        named[name] = options
+    return named
 
 
-def parse_sink(text: str) -> tuple[str, dict[str, str]]:
+def parse_sink(text: str, flag: str = "--sink") -> tuple[str, dict[str, str]]:
     """Parse ``NAME[:key=value,...]``: the name ends at the first colon."""
     name, _, rest = text.partition(":")
     options = {}
     for item in filter(None, rest.split(",")):
         key, equals, value = item.partition("=")
         if not equals or not key:
-            raise ConfigError(f"--sink {text!r}: expected key=value, got {item!r}")
+            raise ConfigError(f"{flag} {text!r}: expected key=value, got {item!r}")
         options[key] = value
     if not name:
-        raise ConfigError(f"--sink {text!r}: no sink name")
+        raise ConfigError(f"{flag} {text!r}: no name")
     return name, options
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pluggy
 
 from hostcore.events import EventSpec
+from hostcore.monitors import MonitorSpec
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
@@ -67,4 +68,17 @@ def hostcore_register_signatures(register: Callable[[SignatureSpec], None]) -> N
     signature that consumes an event no plugin provides, or that is in a cycle
     of signatures consuming each other's findings, is not loaded: its plugin
     is reported with the reason (fatal in strict mode).
+    """
+
+
+@hookspec
+def hostcore_register_monitors(register: Callable[[MonitorSpec], None]) -> None:
+    """Declare the monitors this plugin provides: live views of a run's counters.
+
+    :param register: call it once per monitor with its :class:`hostcore.MonitorSpec`.
+        A monitor name another plugin already declared is a load error naming both.
+
+    Called once per run. A monitor is opened only when a user selects it by name
+    (``--monitor NAME`` or a ``[monitors.NAME]`` table in the config file), once the
+    sinks are open, and closed as the run ends.
     """

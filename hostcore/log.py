@@ -8,18 +8,23 @@ from typing import Any, TextIO, cast
 
 import structlog
 
+from hostcore.redact import redact_event
+
 
 def configure(level: str = "info") -> None:
-    render: list[Any] = (
-        [structlog.dev.ConsoleRenderer()]
+    render: Any = (
+        structlog.dev.ConsoleRenderer()
         if sys.stderr.isatty()
-        else [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            *render,
+            # Tracebacks as text first, so that credentials in them are masked too.
+            structlog.processors.format_exc_info,
+            redact_event,
+            render,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),

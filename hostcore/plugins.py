@@ -12,6 +12,7 @@ import pluggy
 
 from hostcore import detection, hookspecs
 from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
+from hostcore.monitors import MonitorSpec
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
@@ -20,7 +21,7 @@ ENTRY_POINT_GROUP = "hostcore"
 KNOWN_HOOKS = frozenset(name for name in dir(hookspecs) if name.startswith("hostcore_"))
 
 
-Named = TypeVar("Named", SinkSpec, SourceSpec)  # declarations known by a unique name
+Named = TypeVar("Named", SinkSpec, SourceSpec, MonitorSpec)  # declarations known by a unique name
 
 
 class PluginError(Exception):
@@ -154,6 +155,10 @@ class Plugins:
     def sinks(self) -> dict[str, SinkSpec]:
         """Every declared sink by name; a duplicate name names both plugins."""
         return self._named("hostcore_register_sinks", SinkSpec, "sink")
+
+    def monitors(self) -> dict[str, MonitorSpec]:
+        """Every declared monitor by name; a duplicate name names both plugins."""
+        return self._named("hostcore_register_monitors", MonitorSpec, "monitor")
 
     def sources(self) -> dict[str, SourceSpec]:
         """Every declared event source by URL scheme; a duplicate names both plugins."""

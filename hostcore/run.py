@@ -7,13 +7,14 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import structlog
 
 from hostcore import capabilities, cgroup, detection, filters, probe, records, sockets
-from hostcore.accounting import Accounting
+from hostcore.accounting import Accounting, is_loss
 from hostcore.cgroup import CgroupIndex
 from hostcore.clock import boot_to_epoch_offset_ns
 from hostcore.config import Config
@@ -21,14 +22,26 @@ from hostcore.context import Contexts
 from hostcore.detection import Enabled
 from hostcore.events import EventSpec
 from hostcore.filters import DataFilter, data_filter, parse_selector
+from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import OpenSocket, Owner, PacketKind
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import Plugins
 from hostcore.selection import resolve
 from hostcore.signatures import SignatureSpec
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+from hostcore.sinks.output import request_reopen
 
 LOSS_CHECK_INTERVAL_NS = 10**9
+
+
+class _Selectable(Protocol):
+    """A sink's or monitor's spec, as far as choosing one by name goes."""
+
+    @property
+    def options(self) -> Mapping[str, str]: ...
+
+
+SpecT = TypeVar("SpecT", bound=_Selectable)
 QUEUE_SIZE_OPTION = "queue_size"  # the core's own option, taken by every sink
 
 log = structlog.get_logger()
@@ -141,18 +154,7 @@ def open_sinks(
     with closing_on_error(opened):
         for name, all_options in wanted.items():
             options = {k: v for k, v in all_options.items() if k != QUEUE_SIZE_OPTION}
-            spec = specs.get(name)
-            if spec is None:
-                raise RunError(
-                    f"unknown sink {name!r}; installed sinks: {', '.join(sorted(specs))} "
-                    "(see 'hostcore plugins')"
-                )
-            unknown = set(options) - set(spec.options)
-            if unknown:
-                raise RunError(
-                    f"sink {name!r} has no option {', '.join(sorted(unknown))}; "
-                    f"its options: {', '.join([*spec.options, QUEUE_SIZE_OPTION])}"
-                )
+            spec = _selected("sink", specs, name, options, (QUEUE_SIZE_OPTION,))
             try:
                 opened[name] = spec.open(options)
             except SinkOptionError as error:
@@ -163,6 +165,60 @@ def open_sinks(
                     f"{type(error).__name__}: {error}"
                 ) from error
     return opened
+
+
+def _selected(
+    kind: str,
+    specs: Mapping[str, SpecT],
+    name: str,
+    options: Mapping[str, str],
+    core_options: Sequence[str] = (),
+) -> SpecT:
+    """The spec of the sink or monitor the user named, whose options it all takes
+    (``core_options``, the core's own, taken out of ``options`` already)."""
+    found = specs.get(name)
+    if found is None:
+        raise RunError(
+            f"unknown {kind} {name!r}; installed {kind}s: {', '.join(sorted(specs)) or '(none)'} "
+            "(see 'hostcore plugins')"
+        )
+    known = [*found.options, *core_options]
+    unknown = set(options) - set(found.options)
+    if unknown:
+        raise RunError(
+            f"{kind} {name!r} has no option {', '.join(sorted(unknown))}; "
+            f"its options: {', '.join(known) or '(none)'}"
+        )
+    return found
+
+
+def open_monitors(
+    specs: Mapping[str, MonitorSpec], wanted: Mapping[str, Mapping[str, str]], read: ReadCounters
+) -> list[Monitor]:
+    """Open every wanted monitor, or none."""
+    opened: list[Monitor] = []
+    try:
+        for name, options in wanted.items():
+            spec = _selected("monitor", specs, name, options)
+            try:
+                opened.append(spec.open(options, read, is_loss))
+            except Exception as error:
+                raise RunError(
+                    f"monitor {name!r} (plugin {spec.plugin!r}) failed to open: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+    except BaseException:
+        close_monitors(opened)
+        raise
+    return opened
+
+
+def close_monitors(monitors: list[Monitor]) -> None:
+    for monitor in monitors:
+        try:
+            monitor.close()
+        except Exception:
+            log.exception("monitor close failed")
 
 
 def start_pipeline(
@@ -202,10 +258,11 @@ def start_pipeline(
 
 
 def run(config: Config, plugins: Plugins) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit status."""
+    """Run until SIGINT or SIGTERM (SIGHUP reopens output files); returns the exit status."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: request_reopen())
     the_plan = plan(config, plugins)
     flow_probe = None
     if the_plan.uses_probe:
@@ -226,7 +283,9 @@ def run(config: Config, plugins: Plugins) -> int:
     pipeline = start_pipeline(
         the_plan, plugins, config, accounting, Contexts(cgroups, found_owners), scope_test
     )
+    monitors: list[Monitor] = []
     try:
+        monitors = open_monitors(plugins.monitors(), config.monitors, accounting.snapshot)
         if flow_probe is not None:
             flow_probe.attach()
             found_owners.update(_older_listeners())
@@ -248,6 +307,7 @@ def run(config: Config, plugins: Plugins) -> int:
         if flow_probe is not None:
             flow_probe.close()
         pipeline.close()
+        close_monitors(monitors)
     log.info("totals", **accounting.totals())
     return 0
 

@@ -28,6 +28,12 @@ def _dig_status(netns: str, name: str) -> str:
     return ""
 
 
+def dig(netns: str, name: str, *options: str, server: str = SERVER) -> list[str]:
+    """``dig +short`` in ``netns``: the answer's values, split on white space."""
+    command = ["ip", "netns", "exec", netns, "dig", "+short", f"@{server}", *options, name]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+
+
 @contextlib.contextmanager
 def dns_netns(zone: list[str], workdir: Path) -> Iterator[str]:
     """A netns whose resolv.conf points at a dnsmasq serving ``zone`` (dnsmasq config lines).

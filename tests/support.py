@@ -12,13 +12,15 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
+from prometheus_client.parser import text_string_to_metric_families
 
 from hostcore import cli
 
@@ -29,6 +31,17 @@ READY_TIMEOUT_S = 60
 BACKLOG = 4096
 
 Flow = tuple[str, str, str, int, int]  # direction, src, dst, src_port, dst_port
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout_s: float = 30) -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail naming
+    ``what`` if it does not within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return result
 
 
 def plain_ip(text: str) -> str:
@@ -89,6 +102,12 @@ def no_syncookies() -> Iterator[None]:
     assert syncookies_sent() == before, "SYN cookies were sent: the probe cannot see those"
 
 
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every event of a msgpack stream (a file sink's output); it must read to its end."""
+    with path.open("rb") as stream:
+        return list(msgpack.Unpacker(stream, raw=False))
+
+
 @dataclass
 class Hostcore:
     """A ``hostcore run`` subprocess writing to a file sink; events are read after it stops."""
@@ -97,6 +116,7 @@ class Hostcore:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
     cli_sink: bool = True  # False: the config file names the sink, writing to events_path
+    stdout_path: Path | None = None  # where its standard output goes (the stdout sink's)
     process: subprocess.Popen[str] | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
     stderr_lines: list[str] = field(default_factory=list)
@@ -110,13 +130,16 @@ class Hostcore:
     def start(self) -> Hostcore:
         sink = ["--sink", f"file:path={self.events_path}"] if self.cli_sink else []
         command = [HOSTCORE, "run", *sink, *self.args]
+        stdout = self.stdout_path.open("w") if self.stdout_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             command,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
             env=self.env,
         )
+        if not isinstance(stdout, int):
+            stdout.close()  # the child has its own descriptor
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         if not self._ready.wait(READY_TIMEOUT_S) or self.process.poll() is not None:
@@ -134,6 +157,10 @@ class Hostcore:
                     self._ready.set()
         self._ready.set()  # exited: wake start() to report it
 
+    def send(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
     def stop(self, signum: int = signal.SIGINT) -> list[dict[str, Any]]:
         """Signal hostcore, wait for it, and return every event it wrote."""
         assert self.process is not None
@@ -146,10 +173,13 @@ class Hostcore:
         return self.events()
 
     def events(self) -> list[dict[str, Any]]:
-        if not self.events_path.exists():
-            return []
-        with self.events_path.open("rb") as stream:
-            return list(msgpack.Unpacker(stream, raw=False))
+        return read_events(self.events_path) if self.events_path.exists() else []
+
+    def attached(self, cgroup_root: str) -> Counter[str]:
+        """Names of this run's programs attached under ``cgroup_root``, by count."""
+        assert self.process is not None
+        ids = program_ids(self.process.pid)
+        return Counter(n for i, n in attached_programs(cgroup_root).items() if i in ids)
 
     def log(self, name: str) -> dict[str, Any]:
         return next(entry for entry in self.logs if entry.get("event") == name)
@@ -260,10 +290,13 @@ def one_connection_on_stdout(args: list[str]) -> StdoutRun:
 
 
 @contextlib.contextmanager
-def http_server(host: str, netns: str | None = None) -> Iterator[int]:
-    """tests/tools/http_server.py in a subprocess (optionally in a netns); yields its port."""
-    with http_server_process(host, netns) as (port, _):
-        yield port
+def http_server(
+    host: str, netns: str | None = None, directory: Path | None = None
+) -> Iterator[int]:
+    """tests/tools/http_server.py in a subprocess (optionally in a netns), serving the files
+    of ``directory`` (default: the current one); yields its port."""
+    with http_servers(host, 1, netns, directory) as (ports, _):
+        yield ports[0]
 
 
 @contextlib.contextmanager
@@ -275,13 +308,13 @@ def http_server_process(host: str, netns: str | None = None) -> Iterator[tuple[i
 
 @contextlib.contextmanager
 def http_servers(
-    host: str, count: int, netns: str | None = None
+    host: str, count: int, netns: str | None = None, directory: Path | None = None
 ) -> Iterator[tuple[list[int], int]]:
     """``count`` servers on as many ports in one process; yields the ports and its pid."""
     command = [sys.executable, str(TOOLS / "http_server.py"), host, str(count)]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=directory)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # printed once the sockets listen
@@ -321,6 +354,17 @@ def curl(
     return local_ip, int(local_port), remote_ip, int(remote_port)
 
 
+def burst(cgroup: Path, count: int, rate: float = 0) -> tuple[int, int]:
+    """tests/tools/burst.py inside ``cgroup`` (``rate`` connections a second, or as fast
+    as it can): (completed connections, its server port)."""
+    paced = [str(rate)] if rate else []
+    command = [sys.executable, str(TOOLS / "burst.py"), str(count), *paced]
+    command = in_place(command, None, cgroup)
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+    _, completed, port = out.split()
+    return int(completed), int(port)
+
+
 def in_place(command: list[str], netns: str | None, cgroup: Path | None) -> list[str]:
     """``command`` run in a netns and/or a cgroup v2 directory.
 
@@ -337,17 +381,7 @@ def in_place(command: list[str], netns: str | None, cgroup: Path | None) -> list
 
 def attached_program_names(cgroup_root: str) -> list[str]:
     """Names of every BPF program attached anywhere under ``cgroup_root`` (bpftool)."""
-    out = subprocess.run(
-        ["bpftool", "-j", "cgroup", "tree", cgroup_root],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    names = []
-    for entry in json.loads(out or "[]"):
-        for program in entry.get("programs", []):
-            names.append(program.get("name", ""))
-    return names
+    return list(attached_programs(cgroup_root).values())
 
 
 HOSTCORE_PROGRAMS = frozenset(
@@ -361,6 +395,34 @@ HOSTCORE_PROGRAMS = frozenset(
         "hc_post_bind6",
     }
 )
+
+
+def attached_programs(cgroup_root: str) -> dict[int, str]:
+    """Every BPF program attached anywhere under ``cgroup_root``: id -> name (bpftool)."""
+    out = subprocess.run(
+        ["bpftool", "-j", "cgroup", "tree", cgroup_root],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {
+        program["id"]: program.get("name", "")
+        for entry in json.loads(out or "[]")
+        for program in entry.get("programs", [])
+    }
+
+
+def program_ids(pid: int) -> set[int]:
+    """Ids of the BPF programs process ``pid`` holds through its file descriptors (its
+    links, its loaded programs): a test can follow its own run's programs whatever other
+    runs on the host attach or detach meanwhile."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            for line in info.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+    return ids
 
 
 def hostcore_programs(cgroup_root: str) -> Counter[str]:
@@ -494,3 +556,15 @@ def tcpdump(path: Path, netns: str, interface: str = "any") -> Iterator[None]:
     finally:
         process.send_signal(signal.SIGINT)  # it writes what it holds, then exits
         process.wait(timeout=30)
+
+
+def scrape(url: str) -> dict[tuple[str, str], float]:
+    """Samples of a /metrics page by (metric family, its ``name`` label)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (family.name, sample.labels["name"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }

@@ -9,19 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tshark_oracle import CORPUS
+from tshark_oracle import CORPUS, SMALL_CAPTURES
 
 from hostcore import cli
 
-# Small files of each container and several link types.
-SEEDS = (
-    "pcpp_many_interfaces-1.pcapng",  # pcapng, Ethernet and BSD loopback; DNS answers
-    "pcpp_nanosecs_big_endian.pcap",
-    "zeek_nflog-http.pcap",
-    "lwerdna_simple_http_sll2.pcap",
-    "arkime_80211http.pcap",
-    "zeek_vlan-qinqinq.pcap",
-)
+SEEDS = SMALL_CAPTURES
 TOTALS = re.compile(
     r"(?P<frames>[\d,]+) packets read, (?P<decoded>[\d,]+) decoded\n"
     r"  skipped: (?P<skipped>[\d,]+).*\n  undecodable: (?P<undecodable>[\d,]+)"

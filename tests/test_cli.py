@@ -6,6 +6,7 @@ import os
 import subprocess
 import textwrap
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,7 @@ def test_the_same_sink_twice() -> None:
 @pytest.mark.usefixtures("root")
 def test_unknown_sink_option() -> None:
     expect_error(
-        ["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path, queue_size"
+        ["run", "--sink", "file:pth=x"], "sink 'file' has no option pth", "path, mode, queue_size"
     )
 
 
@@ -175,6 +176,19 @@ def test_bad_sink_options(sink: str, message: str) -> None:
 
 
 @pytest.mark.usefixtures("root")
+@pytest.mark.parametrize(
+    ("monitor", "needle"),
+    [
+        ("promethus", "unknown monitor 'promethus'; installed monitors: prometheus"),
+        ("prometheus:port=1", "monitor 'prometheus' has no option port; its options: listen"),
+        ("prometheus:listen=9464", "listen must be HOST:PORT, e.g. 127.0.0.1:9464"),
+    ],
+)
+def test_bad_monitor(monitor: str, needle: str) -> None:
+    expect_error(["run", "--monitor", monitor], needle)
+
+
+@pytest.mark.usefixtures("root")
 def test_malformed_config_file(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("enable = [flows\n")
@@ -201,6 +215,10 @@ def test_malformed_config_file(tmp_path: Path) -> None:
         ("scope = 'container'", "'scope' must be of type list"),
         ("scope = [1]", "'scope' must be a list of strings"),
         ("scope = ['colour=red']", "unknown scope 'colour'"),
+        ("enable = 'flows'", "'enable' must be of type list"),
+        ("poll_interval_ms = 1.5", "'poll_interval_ms' must be of type int"),
+        ("[monitors]\nprometheus = 1", "'monitors.prometheus' must be a table"),
+        ("[monitors.prometheus]\nlisten = ['a']", "'monitors.prometheus.listen' must be a string"),
     ],
 )
 def test_bad_config_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
@@ -231,6 +249,24 @@ def test_bad_event_options_name_the_event_and_option(
     config = tmp_path / "hostcore.toml"
     config.write_text(text + "\n")
     expect_error(["run", "--config", str(config), "--events", "net_flow_tcp_failed"], needle)
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda path: path.mkdir(), "cannot read: Is a directory"),
+        (lambda path: path.write_bytes(b"enable = ['\xff']\n"), "not valid TOML"),
+    ],
+    ids=["directory", "not-utf-8"],
+)
+def test_unreadable_config_file(
+    tmp_path: Path, make: Callable[[Path], object], needle: str
+) -> None:
+    config = tmp_path / "hostcore.toml"
+    make(config)
+    result = hostcore("events", "--config", str(config))
+    assert result.returncode == 2
+    assert f"hostcore: error: {config}: {needle}" in result.stderr
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dns_server import IPV6_ADDRESS, SERVER, SERVER6, dns_netns
+from dns_server import IPV6_ADDRESS, SERVER, SERVER6, dig, dns_netns
 from support import TOOLS, Hostcore, curl, http_server, in_place, no_syncookies
 
 from hostcore.cgroup import cgroup2_mount
@@ -36,11 +36,6 @@ SHOP_CHAIN = ["www.shop.test", "mid.shop.test", "edge.cdn.test"]
 def netns(tmp_path: Path) -> Iterator[str]:
     with dns_netns(ZONE, tmp_path) as name:
         yield name
-
-
-def dig(netns: str, name: str, *options: str, server: str = SERVER) -> list[str]:
-    command = ["ip", "netns", "exec", netns, "dig", "+short", f"@{server}", *options, name]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
 
 
 def outgoing_names(events: list[dict[str, Any]], port: int) -> list[tuple[str, list[str]]]:

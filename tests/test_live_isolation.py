@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +17,20 @@ from support import (
     AcceptServer,
     Hostcore,
     both_ends,
+    burst,
     connect_once,
     fake_distribution,
     flows,
     hostcore_programs,
     no_syncookies,
+    read_events,
 )
 
 from hostcore.cgroup import cgroup2_mount
 from hostcore.testing import reported_losses
+
+# Paced so that batches (one per 10 ms poll) are small: some hold no third packet.
+CONNECTIONS, RATE = 400, 100
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -155,6 +162,82 @@ def test_a_stuck_sink_is_abandoned_at_exit_and_what_it_held_counted(tmp_path: Pa
     assert taken + undelivered == published_events(totals)
     stuck = [log for log in hostcore.logs if log["event"] == "sink did not drain in time"]
     assert [(log["sink"], log["undelivered"]) for log in stuck] == [("slow", undelivered)]
+
+
+EVERY_THIRD = """
+from hostcore import EventSpec, Field, PacketKind, hookimpl
+
+
+class EveryThird:
+    # Raises on each batch holding a third packet, before emitting any of the batch.
+    def __init__(self, context):
+        self.seen = 0
+
+    def handle(self, packets, emit):
+        first, self.seen = self.seen + 1, self.seen + len(packets)
+        if any(number % 3 == 0 for number in range(first, self.seen + 1)):
+            raise RuntimeError("every third packet")
+        for packet in packets:
+            emit(packet.timestamp_ns, {"src_port": packet.src_port}, packet)
+
+
+@hookimpl
+def hostcore_register_events(register):
+    register(EventSpec(name="every_third", id=9102, fields=(Field("src_port", "uint16"),),
+                       sets=("thirds",), depends_on="net_packet_flow_base",
+                       needs=PacketKind.TCP_SYN_ACK, handler=EveryThird))
+"""
+
+
+@pytest.fixture
+def full_disk(root: None, tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a few hundred events fill it."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_raising_plugin_and_full_disk_sink_are_counted_exactly(
+    tmp_path: Path, child_cgroup: Path, full_disk: Path
+) -> None:
+    fake_distribution(tmp_path, "thirds", EVERY_THIRD)
+    stdout = tmp_path / "stdout.jsonl"
+    on_disk = full_disk / "events.msgpack"
+    args = ["--cgroup", child_cgroup.name, "--events", "flows,thirds"]
+    args += ["--sink", "stdout", "--sink", f"file:path={on_disk}"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    with (
+        no_syncookies(),
+        Hostcore(tmp_path, args, env, cli_sink=False, stdout_path=stdout) as hostcore,
+    ):
+        completed, port = burst(child_cgroup, CONNECTIONS, RATE)
+        hostcore.stop()
+    totals = hostcore.log("totals")
+    published = [json.loads(line) for line in stdout.read_text().splitlines()]
+    kept = read_events(on_disk)  # whole events only: the stream reads to its end
+    # The stdout sink got every begin event: two per connection.
+    begins = Counter(e["data"]["dst_port"] for e in published if e["name"] == "net_flow_tcp_begin")
+    assert begins == Counter({port: 2 * completed})
+    # Each of the plugin's packets is an event or counted lost; each event the disk missed too.
+    assert totals["events.every_third"] + totals["plugin_errors.every_third"] == 2 * completed
+    assert totals["plugin_errors.every_third"] > 0 and totals["sink_errors.file"] > 0
+    assert len(kept) + totals["sink_errors.file"] == len(published)
+    # lost_events told stdout all of it, but for what the disk's last writes lost (its queue's
+    # thread finds that out after the last report: it is in the totals); that is only markers.
+    reported: Counter[str] = Counter()
+    for event in published:
+        if event["name"] == "lost_events":
+            reported.update(event["data"]["lost"])
+    assert reported["plugin_errors.every_third"] == totals["plugin_errors.every_third"]
+    markers_missed = sum(e["name"] == "lost_events" for e in published) - sum(
+        e["name"] == "lost_events" for e in kept
+    )
+    unreported = totals["sink_errors.file"] - reported["sink_errors.file"]
+    assert 0 <= unreported <= markers_missed
 
 
 def test_closed_stdout_ends_the_run_cleanly(tmp_path: Path) -> None:

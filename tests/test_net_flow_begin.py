@@ -92,7 +92,7 @@ def test_table_is_bounded_and_evictions_counted(monkeypatch: Any) -> None:
     events, counts = run(packets + packets[-2:])
     assert len(events) == 10  # the last two are still remembered: no second event
     # Rotations forced by capacity at the 3rd, 5th, 7th and 9th key forgot 0+2+2+2 keys.
-    assert counts["net_flow_tcp_begin.flow_table_evictions"] == 6
+    assert counts["net_flow_tcp_begin.identities_forgotten"] == 6
 
 
 def test_identities_expire_after_the_retransmit_window() -> None:

@@ -25,6 +25,15 @@ from hostcore.config import DnsConfig
 CORPUS = Path(
     os.environ.get("HOSTCORE_PCAPS", Path(__file__).resolve().parents[2] / "shared" / "pcaps")
 )
+# Small captures of each container and several link types: seeds for the fuzzers.
+SMALL_CAPTURES = (
+    "pcpp_many_interfaces-1.pcapng",  # pcapng, Ethernet and BSD loopback; DNS answers
+    "pcpp_nanosecs_big_endian.pcap",
+    "zeek_nflog-http.pcap",
+    "lwerdna_simple_http_sll2.pcap",
+    "arkime_80211http.pcap",
+    "zeek_vlan-qinqinq.pcap",
+)
 TTL_CEILING_S = DnsConfig().ttl_ceiling_s  # the default replay runs with
 _FIELDS = (
     "frame.number",

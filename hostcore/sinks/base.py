@@ -25,6 +25,19 @@ def name_and_host(event: Mapping[str, Any]) -> tuple[str, str]:
     return event["name"], event["host"]
 
 
+class EventsLost(Exception):
+    """Raised by a sink's write or flush: ``count`` events it took are lost for good.
+
+    For a sink that holds events back and writes them in batches, so that the core
+    counts each lost event (``sink_errors.<sink>``) rather than one failed call. The
+    message (the cause) is logged.
+    """
+
+    def __init__(self, count: int, cause: str) -> None:
+        super().__init__(f"{count} event(s) lost: {cause}")
+        self.count = count
+
+
 class Sink(Protocol):
     """Receives every event of a run, already packed once as msgpack."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from hostcore.sinks.base import Sink, SinkClosed
+from hostcore.sinks.base import EventsLost, Sink, SinkClosed
 
 DEFAULT_QUEUE_SIZE = 65536
 CLOSE_GRACE_S = 0.2  # what a sink that has nothing left to write gets to close, past the deadline
@@ -202,6 +202,10 @@ class QueuedSink:
             self.closed_reason = str(gone) or "the sink closed itself"
             self.undelivered += len(self._queue) + (what == "write")
             self._queue.clear()
+            return False
+        except EventsLost as lost:  # a batching sink says how many events it lost
+            self.errors += lost.count
+            self._log_failure(what)
             return False
         except Exception:
             if what == "flush":

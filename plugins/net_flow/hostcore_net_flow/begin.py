@@ -78,7 +78,7 @@ class TcpBegin:
                 packet,  # its socket: the client's arriving, the listener's leaving
             )
         if self._seen.evictions > evicted:
-            self._count("net_flow_tcp_begin.flow_table_evictions", self._seen.evictions - evicted)
+            self._count("net_flow_tcp_begin.identities_forgotten", self._seen.evictions - evicted)
 
 
 SPEC = EventSpec(

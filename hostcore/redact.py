@@ -1,0 +1,33 @@
+"""Keep credentials out of logs and error messages: user info in URLs, secret-named values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+MASK = "***"
+# scheme://user:password@host, scheme://token@host -> scheme://***@host
+_URL_USERINFO = re.compile(r"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^@\s/]+@")
+# password=..., token: ..., "secret": "..." (a sink option, a header, a JSON key)
+_SECRET_VALUE = re.compile(
+    r"(?P<keep>\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|credentials?)[\w-]*"
+    r"[\"']?\s*[=:]\s*[\"']?)[^\s,;\"'&)\]}]+",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential it carries replaced by ``***``."""
+    text = _URL_USERINFO.sub(rf"\g<keep>{MASK}@", text)
+    return _SECRET_VALUE.sub(rf"\g<keep>{MASK}", text)
+
+
+def redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: every string value of a log line, tracebacks included."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+        elif isinstance(value, list | tuple):
+            event[key] = [redact(item) if isinstance(item, str) else item for item in value]
+    return event

@@ -1,0 +1,1 @@
+"""hostcore's counters as a Prometheus text endpoint (the ``prometheus`` monitor)."""
