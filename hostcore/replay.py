@@ -17,8 +17,8 @@ from hostcore.capture.files import CaptureError, CaptureFile, Frame
 from hostcore.capture.links import LinkError, ip_offset
 from hostcore.capture.progress import Progress
 from hostcore.config import Config
-from hostcore.decoder import DecodeError, decode
-from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted
+from hostcore.decoder import DNS_PORT, IPPROTO_TCP, IPPROTO_UDP, DecodeError, decode
+from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted, tcp_kind
 from hostcore.pipeline import Pipeline
 from hostcore.plugins import Plugins
 from hostcore.run import RunError, plan, start_pipeline
@@ -28,7 +28,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CHECK_EVERY = 1024  # frames between looks at the progress line and for a stop signal
 # Frames that carry nothing the events could want: skipped, not lost. (A fragment after
 # the first holds no transport header; the loss, if any, is counted on the first.)
-NOT_LOST = frozenset({"not_ip", "not_tcp_or_udp", "ip_fragment"})
+NOT_LOST = frozenset({"not_ip", "not_tcp_or_udp", "ip_fragment", "not_wanted"})
 
 log = structlog.get_logger()
 
@@ -162,6 +162,9 @@ class _Replayer:
         """The frame's packet, and whether the file or the link header recorded its direction."""
         try:
             offset, direction = ip_offset(frame.link_type, frame.data)
+            if _plainly_unwanted(frame.data, offset, self._wanted):
+                self._accounting.count("replay.skipped.not_wanted")
+                return None, False
             if frame.direction is not None:  # the file's record wins over the link header's
                 direction = frame.direction
             packet = decode(
@@ -178,6 +181,27 @@ class _Replayer:
             )
             return None, False
         return packet, direction is not None
+
+
+def _plainly_unwanted(data: bytes, offset: int, wanted: tuple[PacketKind, ...]) -> bool:
+    """What the probe's kernel filter would drop, told from a plain IP header without
+    decoding: TCP of a kind no event wants, or UDP, unless from port 53. Anything less
+    plain (options past the header, fragments, extension headers, short packets) is
+    left to the decoder, which also counts what is malformed."""
+    if len(data) < offset + 40:
+        return False
+    version = data[offset] >> 4
+    if version == 4 and not (data[offset + 6] << 8 | data[offset + 7]) & 0x3FFF:
+        protocol, l4 = data[offset + 9], offset + (data[offset] & 0x0F) * 4
+    elif version == 6:
+        protocol, l4 = data[offset + 6], offset + 40
+    else:
+        return False
+    if len(data) < l4 + 14 or (data[l4] << 8 | data[l4 + 1]) == DNS_PORT:
+        return False
+    if protocol == IPPROTO_TCP:
+        return tcp_kind(data[l4 + 13]) not in wanted
+    return protocol == IPPROTO_UDP
 
 
 def summary(counters: Mapping[str, int]) -> str:

@@ -9,6 +9,7 @@ the private, carrier-grade NAT, loopback and link-local ranges.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 
 from hostcore.decoder import IPPROTO_TCP
@@ -46,6 +47,10 @@ class LocalNets:
 
     def __init__(self, networks: Iterable[Network] = ()) -> None:
         self.networks = tuple(networks) or parse_networks(DEFAULT_LOCAL_NETS)
+        # As integers: a mask and a compare cost far less than ipaddress per new address.
+        self._ranges = [
+            (net.version, int(net.network_address), int(net.netmask)) for net in self.networks
+        ]
         self._local: dict[str, bool] = {}
 
     def is_local(self, address: str) -> bool:
@@ -53,8 +58,11 @@ class LocalNets:
         if local is None:
             if len(self._local) >= _CACHE_LIMIT:
                 self._local.clear()
-            parsed = ipaddress.ip_address(address)
-            local = self._local[address] = any(parsed in network for network in self.networks)
+            version, family = (6, socket.AF_INET6) if ":" in address else (4, socket.AF_INET)
+            value = int.from_bytes(socket.inet_pton(family, address), "big")
+            local = self._local[address] = any(
+                kind == version and value & mask == network for kind, network, mask in self._ranges
+            )
         return local
 
 
