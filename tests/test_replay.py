@@ -46,6 +46,20 @@ def _handshake(client: str, server: str, port: int, isn: int) -> list[bytes]:
     ]
 
 
+def _handshakes(path: Path, count: int) -> Path:
+    """A pcap of ``count`` handshakes (SYN, SYN+ACK), each from its own client port."""
+    with path.open("wb") as out:
+        pcap(
+            out,
+            (
+                (T0 + n, ethernet(packet))
+                for n in range(count)
+                for packet in _handshake("192.0.2.1", "198.51.100.7", 1024 + n % 60000, n)
+            ),
+        )
+    return path
+
+
 def _begins(events: list[dict]) -> list[tuple[str, str, int]]:
     return sorted(
         (e["data"]["conn_direction"], e["data"]["src"], e["data"]["src_port"])
@@ -330,16 +344,7 @@ def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_a_replay_with_what_was_read_delivered_and_totals(tmp_path: Path) -> None:
-    path = tmp_path / "long.pcap"
-    with path.open("wb") as out:
-        pcap(
-            out,
-            (
-                (T0 + n, ethernet(packet))
-                for n in range(100_000)
-                for packet in _handshake("192.0.2.1", "198.51.100.7", 1024 + n % 60000, n)
-            ),
-        )
+    path = _handshakes(tmp_path / "long.pcap", 100_000)
     events = tmp_path / "events.msgpack"
     with subprocess.Popen(
         [HOSTCORE, "replay", str(path), "--sink", f"file:path={events}"],
@@ -432,16 +437,7 @@ def test_a_connection_between_two_remote_hosts_ends_once(tmp_path: Path) -> None
 
 def test_a_slow_sink_slows_the_replay_and_loses_nothing(tmp_path: Path) -> None:
     """A file can wait: a full sink queue holds the replay up instead of dropping."""
-    path = tmp_path / "many.pcap"
-    with path.open("wb") as out:
-        pcap(
-            out,
-            (
-                (T0 + n, ethernet(packet))
-                for n in range(5000)
-                for packet in _handshake("192.0.2.1", "198.51.100.7", 1024 + n, n)
-            ),
-        )
+    path = _handshakes(tmp_path / "many.pcap", 5000)
     done = subprocess.run(
         [HOSTCORE, "replay", str(path), "--sink", "stdout:queue_size=4"],
         capture_output=True,
