@@ -10,6 +10,9 @@ import structlog
 
 from hostcore.redact import redact_event
 
+# How often one source of repeated failures (a plugin, a sink) is logged with its traceback.
+ERROR_LOG_INTERVAL_NS = 60 * 10**9
+
 
 def configure(level: str = "info") -> None:
     render: Any = (

@@ -27,6 +27,7 @@ from hostcore.events import (
     EventSpec,
 )
 from hostcore.filters import Test
+from hostcore.log import ERROR_LOG_INTERVAL_NS
 from hostcore.packet import OpenSocket, Packet, PacketKind, kinds_wanted
 from hostcore.plugins import PluginError
 from hostcore.signatures import SignatureSpec
@@ -34,7 +35,6 @@ from hostcore.sinks.base import Sink, SinkClosed
 from hostcore.sinks.queue import DEFAULT_QUEUE_SIZE, QueuedSink
 
 SCHEMA_VERSION = 1
-ERROR_LOG_INTERVAL_NS = 60 * 10**9
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
 
 log = structlog.get_logger()

@@ -17,11 +17,11 @@ from typing import Any
 
 import structlog
 
+from hostcore.log import ERROR_LOG_INTERVAL_NS
 from hostcore.sinks.base import EventsLost, Sink, SinkClosed
 
 DEFAULT_QUEUE_SIZE = 65536
 CLOSE_GRACE_S = 0.2  # what a sink that has nothing left to write gets to close, past the deadline
-ERROR_LOG_INTERVAL_NS = 60 * 10**9
 IDLE_POLL_S = 0.01
 
 MarkerBuilder = Callable[[Mapping[str, Any]], tuple[bytes, Mapping[str, Any]]]

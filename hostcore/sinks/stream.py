@@ -62,7 +62,6 @@ class Connection:
         self._name = name
         self._sock: socket.socket | None = None
         self._poll = select.poll()
-        self.reconnects = 0
 
     def send(self, data: bytes, ack: str | None = None) -> None:
         backoff = FIRST_BACKOFF_S
@@ -119,7 +118,6 @@ class Connection:
             raise
         self._sock = sock
         self._poll.register(sock, _GONE)
-        self.reconnects += 1
         log.info("sink connected", sink=self._name, address=str(self._address))
 
     def _disconnect(self) -> None:
