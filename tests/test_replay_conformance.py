@@ -1,4 +1,4 @@
-"""Replay every public capture in shared/pcaps and compare with tshark's dissection.
+"""Replay every public capture in tests/data/captures and compare with tshark's dissection.
 
 The oracle (tests/tshark_oracle.py) runs tshark in the test. The multiset of
 begin events, keyed by endpoints and the first SYN+ACK's capture timestamp,
@@ -26,7 +26,7 @@ EXCEPTIONS: dict[tuple[str, int], str] = {
 
 def test_the_corpus_is_there() -> None:
     assert len(CAPTURES) == 42, (
-        f"expected the 42 captures of shared/pcaps in {tshark_oracle.CORPUS}"
+        f"expected the 42 captures of MANIFEST.md in {tshark_oracle.CORPUS}"
     )
 
 

@@ -3,7 +3,7 @@
 hostcore runs twice: begin events only (what that tshark command finds) and all of
 `flows` (begin and end).
 
-On the largest capture of shared/pcaps and on a synthetic capture of
+On the largest capture of tests/data/captures and on a synthetic capture of
 1,000,000 packets written here (100,000 connections of 10 packets each, a DNS
 answer before every tenth). Each tool reads each file --runs times; the table
 gives packets per second from the median wall time, process start included.
