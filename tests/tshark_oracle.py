@@ -23,7 +23,9 @@ from hostcore.config import DnsConfig
 
 # The public captures in the repository (MANIFEST.md there: provenance and licences);
 # HOSTCORE_PCAPS points the tests at another corpus of the same shape.
-CORPUS = Path(os.environ.get("HOSTCORE_PCAPS", Path(__file__).resolve().parent / "data" / "captures"))
+CORPUS = Path(
+    os.environ.get("HOSTCORE_PCAPS", Path(__file__).resolve().parent / "data" / "captures")
+)
 # Small captures of each container and several link types: seeds for the fuzzers.
 SMALL_CAPTURES = (
     "pcpp_many_interfaces-1.pcapng",  # pcapng, Ethernet and BSD loopback; DNS answers
