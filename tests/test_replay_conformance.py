@@ -25,9 +25,7 @@ EXCEPTIONS: dict[tuple[str, int], str] = {
 
 
 def test_the_corpus_is_there() -> None:
-    assert len(CAPTURES) == 42, (
-        f"expected the 42 captures of MANIFEST.md in {tshark_oracle.CORPUS}"
-    )
+    assert len(CAPTURES) == 42, f"expected the 42 captures of MANIFEST.md in {tshark_oracle.CORPUS}"
 
 
 @pytest.mark.parametrize("name", CAPTURES)
