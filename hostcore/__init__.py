@@ -20,7 +20,7 @@ from hostcore.events import (
 )
 from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
-from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
+from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import EventsLost, Sink, SinkClosed, SinkOptionError, SinkSpec
 from hostcore.sinks.output import ReopenWatch, open_append
 from hostcore.sources import SourceError, SourceSpec, TailQuery

@@ -12,20 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from hostcore import config as config_module
-from hostcore import doctor, log, probe
+from hostcore import log, probe
 from hostcore.capture.direction import LocalNets, parse_networks
-from hostcore.cgroup import CgroupError
 from hostcore.config import Config, ConfigError
-from hostcore.filters import FilterError
+from hostcore.pipeline.filters import FilterError
+from hostcore.pipeline.selection import SelectionError, event_sets
+from hostcore.pipeline.tracee import FORMATS
 from hostcore.plugins import PluginError, Plugins
+from hostcore.probe import doctor
+from hostcore.probe.cgroup import CgroupError
 from hostcore.redact import redact
 from hostcore.replay import replay
 from hostcore.run import RunError, plan, run
-from hostcore.selection import SelectionError, event_sets
 from hostcore.sinks.base import SinkClosed
 from hostcore.sinks.stdout import StdoutSink
 from hostcore.sources import SourceError, TailQuery
-from hostcore.tracee import FORMATS
 
 REPLAY_HOST = "replay"  # the host field of replayed events without --host-name
 USER_ERRORS = (

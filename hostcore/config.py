@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from hostcore import filters
-from hostcore.tracee import FORMATS
+from hostcore.pipeline import filters
+from hostcore.pipeline.tracee import FORMATS
 
 DEFAULT_PATH = Path("/etc/hostcore/hostcore.toml")
 STRICT_PLUGINS_ENV = "HOSTCORE_STRICT_PLUGINS"
@@ -60,7 +60,7 @@ class Config:
     plugins_deny: frozenset[str] = frozenset()
     strict_plugins: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)
-    scope: tuple[str, ...] = ()  # scope filters (hostcore/filters.py), all must pass
+    scope: tuple[str, ...] = ()  # scope filters (hostcore/pipeline/filters.py), all must pass
     event_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # [events.NAME]
     format: str = "hostcore"  # the event map every sink receives: hostcore's, or Tracee's
     # [signatures.NAME] tables: options by signature, checked against it when a run starts

@@ -12,7 +12,7 @@ import pluggy
 
 from hostcore.events import EventSpec
 from hostcore.monitors import MonitorSpec
-from hostcore.signatures import SignatureSpec
+from hostcore.signatures.spec import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
 

@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from hostcore import detection, hookspecs
+from hostcore import hookspecs
 from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
 from hostcore.monitors import MonitorSpec
-from hostcore.signatures import SignatureSpec
+from hostcore.signatures import loading
+from hostcore.signatures.spec import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
 
@@ -134,7 +135,7 @@ class Plugins:
         """Every loadable signature by name, checked against ``events`` (from ``events()``).
 
         A finding name or id that clashes names both plugins; a signature that
-        cannot load (see hostcore/detection.py) marks its plugin as failed.
+        cannot load (see hostcore/signatures/loading.py) marks its plugin as failed.
         """
         specs: dict[str, SignatureSpec] = {}
         taken: dict[str, EventSpec | SignatureSpec] = dict(events)
@@ -146,7 +147,7 @@ class Plugins:
             specs[spec.name] = replace(spec, plugin=plugin)
 
         self._collect("hostcore_register_signatures", SignatureSpec, add)
-        for name, problem in detection.problems(specs, events).items():
+        for name, problem in loading.problems(specs, events).items():
             spec = specs.pop(name)
             self.infos[spec.plugin].provides.remove(name)
             self._fail(self.infos[spec.plugin], f"cannot load signature {name!r}: {problem}", None)

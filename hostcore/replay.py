@@ -11,7 +11,6 @@ from pathlib import Path
 
 import structlog
 
-from hostcore.accounting import Accounting
 from hostcore.capture.direction import Directions, LocalNets
 from hostcore.capture.files import CaptureError, CaptureFile, Frame
 from hostcore.capture.links import LinkError, ip_offset
@@ -19,7 +18,8 @@ from hostcore.capture.progress import Progress
 from hostcore.config import Config
 from hostcore.decoder import DNS_PORT, IPPROTO_TCP, IPPROTO_UDP, DecodeError, decode
 from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted, tcp_kind
-from hostcore.pipeline import Pipeline
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.dispatch import Pipeline
 from hostcore.plugins import Plugins
 from hostcore.run import RunError, plan, start_pipeline
 

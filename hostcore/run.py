@@ -13,21 +13,24 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from hostcore import capabilities, cgroup, detection, filters, probe, records, sockets
-from hostcore.accounting import Accounting, is_loss
-from hostcore.cgroup import CgroupIndex
-from hostcore.clock import boot_to_epoch_offset_ns
+from hostcore import probe
 from hostcore.config import Config
-from hostcore.context import Contexts
-from hostcore.detection import Enabled
 from hostcore.events import EventSpec
-from hostcore.filters import DataFilter, data_filter, parse_selector
 from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import OpenSocket, Owner, PacketKind
-from hostcore.pipeline import Pipeline
+from hostcore.pipeline import filters
+from hostcore.pipeline.accounting import Accounting, is_loss
+from hostcore.pipeline.context import Contexts
+from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.filters import DataFilter, data_filter, parse_selector
+from hostcore.pipeline.selection import resolve
 from hostcore.plugins import Plugins
-from hostcore.selection import resolve
-from hostcore.signatures import SignatureSpec
+from hostcore.probe import capabilities, cgroup, records, sockets
+from hostcore.probe.cgroup import CgroupIndex
+from hostcore.probe.clock import boot_to_epoch_offset_ns
+from hostcore.signatures import loading
+from hostcore.signatures.loading import Enabled
+from hostcore.signatures.spec import SignatureSpec
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
 from hostcore.sinks.output import request_reopen
 
@@ -77,7 +80,7 @@ def plan(config: Config, plugins: Plugins) -> Plan:
     chosen = resolve(catalogue, selectors)
     _check_options("signature", config.signatures, signature_specs)
     _check_options("event", config.event_options, specs)
-    signatures = detection.enable(
+    signatures = loading.enable(
         [spec for spec in chosen if isinstance(spec, SignatureSpec)], catalogue, config.signatures
     )
     # Selecting a signature enables the events it consumes, as Tracee does.
@@ -313,7 +316,7 @@ def run(config: Config, plugins: Plugins) -> int:
 
 
 def _older_listeners() -> dict[int, Owner]:
-    """Owners of listeners created before the probe (see hostcore/sockets.py)."""
+    """Owners of listeners created before the probe (see hostcore/probe/sockets.py)."""
     try:
         owners = sockets.listener_owners()
     except OSError as error:

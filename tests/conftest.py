@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hostcore.cgroup import cgroup2_mount
+from hostcore.probe.cgroup import cgroup2_mount
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from support import (
     no_syncookies,
 )
 
-from hostcore.cgroup import cgroup2_mount
+from hostcore.probe.cgroup import cgroup2_mount
 
 
 def hostcore(*args: str) -> subprocess.CompletedProcess[str]:

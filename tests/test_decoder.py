@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp, udp
 
-from hostcore import records
 from hostcore.decoder import DecodeError, decode
 from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
+from hostcore.probe import records
 
 
 def test_ipv4_syn_ack() -> None:

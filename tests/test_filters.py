@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hostcore_net_flow import begin
 
-from hostcore.filters import (
+from hostcore.pipeline.filters import (
     FilterError,
     Match,
     data_filter,

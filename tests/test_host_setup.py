@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hostcore import cgroup, kernel_headers
+from hostcore.probe import cgroup, kernel_headers
 
 HYBRID = """\
 tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0

@@ -19,8 +19,8 @@ from support import (
     no_syncookies,
 )
 
-from hostcore.cgroup import cgroup2_mount
-from hostcore.sockets import parent_pid
+from hostcore.probe.cgroup import cgroup2_mount
+from hostcore.probe.sockets import parent_pid
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 

@@ -15,7 +15,7 @@ import pytest
 from dns_server import IPV6_ADDRESS, SERVER, SERVER6, dig, dns_netns
 from support import TOOLS, Hostcore, curl, http_server, in_place, no_syncookies
 
-from hostcore.cgroup import cgroup2_mount
+from hostcore.probe.cgroup import cgroup2_mount
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 

@@ -26,7 +26,7 @@ from support import (
     read_events,
 )
 
-from hostcore.cgroup import cgroup2_mount
+from hostcore.probe.cgroup import cgroup2_mount
 from hostcore.testing import reported_losses
 
 # Paced so that batches (one per 10 ms poll) are small: some hold no third packet.

@@ -26,7 +26,7 @@ from support import (
     program_ids,
 )
 
-from hostcore.cgroup import cgroup2_mount
+from hostcore.probe.cgroup import cgroup2_mount
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 

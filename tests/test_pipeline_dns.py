@@ -10,11 +10,11 @@ from hostcore_net_flow import begin
 from packets import ACK, SYN, ipv4, tcp, udp
 from support import ListSink
 
-from hostcore.accounting import Accounting
 from hostcore.decoder import decode
 from hostcore.events import Emit, EventContext, EventSpec
 from hostcore.packet import Direction, Packet, PacketKind
-from hostcore.pipeline import Pipeline
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.dispatch import Pipeline
 
 
 def _syn_ack(client_port: int, server: str = "127.0.2.2") -> Packet:

@@ -10,10 +10,10 @@ from packets import ACK, FIN, SYN, ipv4, tcp
 from test_pipeline_dns import ListSink
 
 from hostcore import OpenSocket
-from hostcore.accounting import Accounting
 from hostcore.decoder import decode
 from hostcore.packet import Direction, Packet
-from hostcore.pipeline import Pipeline
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.dispatch import Pipeline
 
 
 def fin_from(port: int, ns: int = 0) -> Packet:

@@ -7,7 +7,7 @@ from hostcore_prometheus.exporter import Endpoint
 from hostcore_prometheus.plugin import parse_listen
 from support import scrape
 
-from hostcore.accounting import Accounting, is_loss
+from hostcore.pipeline.accounting import Accounting, is_loss
 
 
 def test_every_counter_is_served_and_losses_apart() -> None:

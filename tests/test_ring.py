@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from hostcore.ring import BUSY, DISCARD, RingError, RingReader
+from hostcore.probe.ring import BUSY, DISCARD, RingError, RingReader
 
 PAGE = mmap.PAGESIZE
 SIZE = PAGE  # the smallest ring: one page

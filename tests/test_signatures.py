@@ -14,12 +14,12 @@ from packets import ACK, SYN, ipv4, tcp, udp
 from support import ListSink
 
 from hostcore import Report, SignatureContext, SignatureSpec
-from hostcore.accounting import Accounting
 from hostcore.decoder import decode
-from hostcore.detection import MAX_DEPTH, Enabled, enable, problems
 from hostcore.events import Field
 from hostcore.packet import Direction, Owner, OwnerSource, Packet
-from hostcore.pipeline import Pipeline
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.dispatch import Pipeline
+from hostcore.signatures.loading import MAX_DEPTH, Enabled, enable, problems
 from hostcore.testing import reported_losses
 
 EVENTS = {begin.SPEC.name: begin.SPEC}
@@ -259,7 +259,7 @@ def test_signatures_consume_findings_down_a_chain() -> None:
 
 
 def test_findings_pass_the_users_data_filters() -> None:
-    from hostcore.filters import data_filter, data_tests
+    from hostcore.pipeline.filters import data_filter, data_tests
 
     first = signature("first", 7001, ("net_flow_tcp_begin",))
     catalogue = {**EVENTS, "first": first}

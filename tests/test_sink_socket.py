@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hostcore.sinks.base import SinkOptionError
-from hostcore.sinks.stream import parse_address
+from hostcore.sinks.socket import parse_address
 from hostcore.testing import Collector, SinkHost, reported_losses, synthetic_flows
 
 MakeHost = Callable[..., SinkHost]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hostcore import netns
 from hostcore.packet import Owner, OwnerSource
-from hostcore.sockets import owners_of
+from hostcore.probe import netns
+from hostcore.probe.sockets import owners_of
 
 
 def _process(proc: Path, pid: int, parent: int, comm: str, uid: int, sockets: list[int]) -> None:

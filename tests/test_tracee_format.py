@@ -11,8 +11,8 @@ from support import one_connection_on_stdout
 from test_pipeline_dns import ListSink
 from tracee_sample import NET_FLOW_TCP_FIELDS, NET_PACKET_TCP
 
-from hostcore.accounting import Accounting
-from hostcore.pipeline import Pipeline
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.dispatch import Pipeline
 
 SAMPLE: dict[str, Any] = json.loads(NET_PACKET_TCP)
 # Go omits an empty matchedPolicies (omitempty); hostcore has no policies.

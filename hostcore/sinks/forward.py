@@ -20,7 +20,7 @@ import msgpack
 
 from hostcore import hookimpl
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec, name_and_host
-from hostcore.sinks.stream import DEFAULT_MAX_BACKOFF_S, Connection, parse_address, seconds
+from hostcore.sinks.socket import DEFAULT_MAX_BACKOFF_S, Connection, parse_address, seconds
 
 MODES = ("packed", "forward")
 DEFAULT_TAG = "hostcore.{name}"

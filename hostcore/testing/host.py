@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from hostcore.accounting import Accounting
-from hostcore.context import UNKNOWN
 from hostcore.events import LOST_EVENTS_NAME
-from hostcore.pipeline import DEFAULT_DRAIN_TIMEOUT_S, Pipeline
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.context import UNKNOWN
+from hostcore.pipeline.dispatch import DEFAULT_DRAIN_TIMEOUT_S, Pipeline
 from hostcore.plugins import Plugins
 from hostcore.run import open_sinks, queue_sizes
 

@@ -214,11 +214,11 @@ def pipeline_records_per_s() -> tuple[float, str]:
     from hostcore_net_flow import begin
     from packets import ACK, FIN, RST, SYN, ipv4, tcp, udp
 
-    from hostcore import records
-    from hostcore.accounting import Accounting
-    from hostcore.cgroup import CgroupIndex, cgroup2_mount
-    from hostcore.context import Contexts
-    from hostcore.pipeline import Pipeline
+    from hostcore.pipeline.accounting import Accounting
+    from hostcore.pipeline.context import Contexts
+    from hostcore.pipeline.dispatch import Pipeline
+    from hostcore.probe import records
+    from hostcore.probe.cgroup import CgroupIndex, cgroup2_mount
 
     def record(data: bytes, direction: int) -> bytes:
         owner = records.OWNER.pack(4242, 4242, 1000, 2, b"curl")

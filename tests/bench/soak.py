@@ -25,7 +25,7 @@ sys.path.insert(0, str(TESTS))
 from dns_server import SERVER, dns_netns  # noqa: E402
 from support import TOOLS, Hostcore  # noqa: E402
 
-from hostcore.accounting import is_loss  # noqa: E402
+from hostcore.pipeline.accounting import is_loss  # noqa: E402
 
 ZONE = "soak.test"
 STORE_SIZE = 4096  # smaller than the default, so that a short run turns the store over too

@@ -15,12 +15,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hostcore import records
 from hostcore.capture.files import CaptureError, CaptureFile
 from hostcore.capture.links import LinkError, ip_offset
 from hostcore.decoder import DecodeError, decode
 from hostcore.dns.message import Answer, DnsError, chains, parse
 from hostcore.packet import Direction
+from hostcore.probe import records
 
 # Where the capture target writes each input: a file in memory, as the reader maps files.
 _CAPTURE_DIR = Path(os.environ.get("HOSTCORE_FUZZ_DIR") or tempfile.gettempdir())
@@ -85,7 +85,7 @@ def seeds(target: str) -> Iterator[bytes]:
         return
     from packets import ACK, SYN, extension, fragment, ipv4, ipv6, tcp, udp
 
-    from hostcore.records import HEADER
+    from hostcore.probe.records import HEADER
 
     syn_ack = ipv4("10.1.2.3", "192.0.2.9", tcp(443, 51000, SYN | ACK, seq=7, ack=4001))
     yield syn_ack

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hostcore.cgroup import CgroupIndex, container_id
 from hostcore.packet import Owner, Packet
+from hostcore.probe.cgroup import CgroupIndex, container_id
 
 FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id", "owner")
 UNKNOWN: Mapping[str, Any] = dict.fromkeys(FIELDS)

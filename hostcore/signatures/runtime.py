@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hostcore.detection import Enabled
-from hostcore.filters import Test
+from hostcore.pipeline.filters import Test
 from hostcore.plugins import PluginError
-from hostcore.signatures import Report, Signature, SignatureContext, SignatureSpec
+from hostcore.signatures.loading import Enabled
+from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
 
 # The keys of a triggering event kept in a finding: its version and host are the finding's.
 TRIGGER_KEYS = ("name", "id", "timestamp", "context", "data")

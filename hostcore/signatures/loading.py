@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hostcore.events import EventSpec
-from hostcore.filters import DataFilter, FilterError, Test, data_filter, data_tests, parse_selector
-from hostcore.signatures import SignatureSpec
+from hostcore.pipeline.filters import (
+    DataFilter,
+    FilterError,
+    Test,
+    data_filter,
+    data_tests,
+    parse_selector,
+)
+from hostcore.signatures.spec import SignatureSpec
 
 MAX_DEPTH = 4  # signatures in a chain: one consuming events, three more consuming findings
 

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostcore import capabilities, cgroup, kernel_headers, probe
+from hostcore import probe
 from hostcore.packet import PacketKind
+from hostcore.probe import capabilities, cgroup, kernel_headers
 
 _MIN_RINGBUF_KERNEL = (5, 8)
 

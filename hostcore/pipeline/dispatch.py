@@ -10,12 +10,8 @@ from typing import Any
 import msgpack
 import structlog
 
-from hostcore import findings, tracee
-from hostcore.accounting import Accounting
 from hostcore.config import DnsConfig
-from hostcore.context import UNKNOWN, Contexts
 from hostcore.decoder import DNS_PORT
-from hostcore.detection import Enabled
 from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.store import NameStore
 from hostcore.events import (
@@ -26,11 +22,16 @@ from hostcore.events import (
     EventHandler,
     EventSpec,
 )
-from hostcore.filters import Test
 from hostcore.log import ERROR_LOG_INTERVAL_NS
 from hostcore.packet import OpenSocket, Packet, PacketKind, kinds_wanted
+from hostcore.pipeline import tracee
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.context import UNKNOWN, Contexts
+from hostcore.pipeline.filters import Test
 from hostcore.plugins import PluginError
-from hostcore.signatures import SignatureSpec
+from hostcore.signatures import runtime as findings
+from hostcore.signatures.loading import Enabled
+from hostcore.signatures.spec import SignatureSpec
 from hostcore.sinks.base import Sink, SinkClosed
 from hostcore.sinks.queue import DEFAULT_QUEUE_SIZE, QueuedSink
 

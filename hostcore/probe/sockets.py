@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import structlog
 
-from hostcore import netns
 from hostcore.packet import OpenSocket, Owner, OwnerSource
+from hostcore.probe import netns
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from hostcore.bpf_link import AttachType, link_cgroup
 from hostcore.packet import PacketKind
-from hostcore.ring import RingError, RingReader
+from hostcore.probe.link import AttachType, link_cgroup
+from hostcore.probe.ring import RingError, RingReader
 
 NAME = "net_packet_flow_base"
-SOURCE = Path(__file__).parent / "bpf" / "net_packet_flow_base.c"
+SOURCE = Path(str(files("hostcore_bpf") / "net_packet_flow_base.c"))  # see bpf/__init__.py
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 FINAL_READ_RETRIES = 100  # 1 ms apart
 
