@@ -1,50 +1,78 @@
 """hostcore: a host event engine built on an eBPF packet probe and pluggy plugins.
 
-Plugin authors need only what this module exports: the ``hookimpl`` marker and
-the value types their hooks receive and return.
+Plugin authors need only what this module exports: the ``hookimpl`` marker, the
+value types their hooks receive and return, and the helpers every plugin of a
+kind uses. The hooks themselves are documented in :mod:`hostcore.hookspecs`.
 """
 
 from __future__ import annotations
 
 import pluggy
 
-from hostcore.events import (
-    DnsNames,
-    Emit,
-    EventContext,
-    EventHandler,
-    EventSpec,
-    ExpiringHandler,
-    Field,
-    PreloadingHandler,
+from hostcore.bounded import BoundedCache, BoundedMap
+from hostcore.events import DnsNames, Emit, EventContext, EventSpec, Field
+from hostcore.monitors import IsLoss, Monitor, MonitorSpec, ReadCounters
+from hostcore.options import (
+    Address,
+    OptionError,
+    number_option,
+    parse_address,
+    whole_number_option,
 )
-from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
-from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
+from hostcore.packet import (
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    Direction,
+    OpenSocket,
+    Owner,
+    OwnerSource,
+    Packet,
+    PacketKind,
+)
 from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
-from hostcore.sinks.base import EventsLost, Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sinks.base import (
+    BatchingSink,
+    EventParts,
+    EventsLost,
+    Sink,
+    SinkClosed,
+    SinkSpec,
+    event_parts,
+)
 from hostcore.sinks.output import ReopenWatch, open_append
-from hostcore.sources import SourceError, SourceSpec, TailQuery
+from hostcore.sources import Output, SourceError, SourceSpec, TailQuery
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
 __all__ = [
+    "TCP_ACK",
+    "TCP_FIN",
+    "TCP_RST",
+    "TCP_SYN",
+    "Address",
+    "BatchingSink",
+    "BoundedCache",
+    "BoundedMap",
     "Direction",
     "DnsNames",
     "Emit",
     "EventContext",
-    "EventHandler",
+    "EventParts",
     "EventSpec",
     "EventsLost",
-    "ExpiringHandler",
     "Field",
+    "IsLoss",
     "Monitor",
     "MonitorSpec",
     "OpenSocket",
+    "OptionError",
+    "Output",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
-    "PreloadingHandler",
     "ReadCounters",
     "ReopenWatch",
     "Report",
@@ -53,11 +81,14 @@ __all__ = [
     "SignatureSpec",
     "Sink",
     "SinkClosed",
-    "SinkOptionError",
     "SinkSpec",
     "SourceError",
     "SourceSpec",
     "TailQuery",
+    "event_parts",
     "hookimpl",
+    "number_option",
     "open_append",
+    "parse_address",
+    "whole_number_option",
 ]

@@ -18,12 +18,13 @@ from hostcore.config import Config, ConfigError
 from hostcore.pipeline.filters import FilterError
 from hostcore.pipeline.selection import SelectionError, event_sets
 from hostcore.pipeline.tracee import FORMATS
+from hostcore.plan import RunError, plan
 from hostcore.plugins import PluginError, Plugins
 from hostcore.probe import doctor
 from hostcore.probe.cgroup import CgroupError
 from hostcore.redact import redact
 from hostcore.replay import replay
-from hostcore.run import RunError, plan, run
+from hostcore.run import run
 from hostcore.sinks.base import SinkClosed
 from hostcore.sinks.stdout import StdoutSink
 from hostcore.sources import SourceError, TailQuery

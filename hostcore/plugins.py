@@ -1,11 +1,16 @@
-"""Find plugins through the ``hostcore`` entry-point group and collect what they declare."""
+"""Find plugins through the ``hostcore`` entry-point group and collect what they declare.
+
+The core's own sinks are plugins too, registered directly rather than found: they
+are always there, whatever a ``[plugins] allow`` list names.
+"""
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, entry_points, version
 from typing import Any, TypeVar
 
 import pluggy
@@ -19,7 +24,13 @@ from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
 
 ENTRY_POINT_GROUP = "hostcore"
-KNOWN_HOOKS = frozenset(name for name in dir(hookspecs) if name.startswith("hostcore_"))
+BUILT_IN = {  # plugin name -> module
+    "stdout": "hostcore.sinks.stdout",
+    "file": "hostcore.sinks.file",
+    "socket": "hostcore.sinks.socket",
+    "forward": "hostcore.sinks.forward",
+}
+BUILT_IN_STATUS = "built in"
 
 
 Named = TypeVar("Named", SinkSpec, SourceSpec, MonitorSpec)  # declarations known by a unique name
@@ -36,7 +47,7 @@ class PluginInfo:
     name: str
     distribution: str
     version: str
-    status: str = "not loaded"  # loaded, denied, not allowed, error
+    status: str = "not loaded"  # loaded, built in, denied, not allowed, error
     error: str = ""
     provides: list[str] = field(default_factory=list)
 
@@ -57,10 +68,14 @@ class Plugins:
         self.manager.add_hookspecs(hookspecs)
 
     def load(self) -> None:
-        """Import and register every permitted entry point, once."""
+        """Register the built-in sinks, then import and register every permitted entry
+        point, once."""
         if self._loaded:
             return
         self._loaded = True
+        for name, module in BUILT_IN.items():
+            self.infos[name] = PluginInfo(name, "hostcore", version("hostcore"), BUILT_IN_STATUS)
+            self._register(name, importlib.import_module(module), BUILT_IN_STATUS)
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
             self._load_entry_point(entry_point)
 
@@ -95,25 +110,28 @@ class Plugins:
             return
         self._register(entry_point.name, plugin)
 
-    def _register(self, name: str, plugin: object) -> None:
+    def _register(self, name: str, plugin: object, status: str = "loaded") -> None:
         info = self.infos[name]
-        unknown = sorted(
-            attr
-            for attr in dir(plugin)
-            if hasattr(getattr(plugin, attr), "hostcore_impl") and attr not in KNOWN_HOOKS
-        )
-        if unknown:
-            self._fail(info, f"implements unknown hooks {', '.join(unknown)}", None)
-            return
         try:
             self.manager.register(plugin, name=name)
-        except pluggy.PluginValidationError as error:
+        except pluggy.PluginValidationError as error:  # a hook argument the spec lacks
             self._fail(info, "has invalid hooks", error)
+            self._unregister(name, plugin)
             return
         except ValueError as error:  # the same object under two entry-point names
             self._fail(info, "is registered twice", error)
             return
-        info.status = "loaded"
+        try:
+            self.manager.check_pending()  # hooks no spec declares: a typo, or a newer hostcore's
+        except pluggy.PluginValidationError as error:
+            self._fail(info, "implements hooks this hostcore does not have", error)
+            self._unregister(name, plugin)
+            return
+        info.status = status
+
+    def _unregister(self, name: str, plugin: object) -> None:
+        if self.manager.get_plugin(name) is plugin:
+            self.manager.unregister(plugin)
 
     def _fail(self, info: PluginInfo, what: str, error: BaseException | None) -> None:
         info.status = "error"
@@ -180,13 +198,19 @@ class Plugins:
         return specs
 
     def _collect(self, hook_name: str, spec_type: type, add: Callable[[str, Any], None]) -> None:
-        """Call one registration hook plugin by plugin, so a failure names its plugin."""
+        """Call one registration hook plugin by plugin, so a failure names its plugin.
+
+        Each call goes through pluggy (a hook caller without the other plugins), so an
+        implementation gets only the arguments it names, and wrappers apply.
+        """
         self.load()
+        plugins = self.manager.get_plugins()
         for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
             name = impl.plugin_name
+            others = [plugin for plugin in plugins if plugin is not impl.plugin]
             declared: list[Any] = []
             try:
-                impl.function(register=declared.append)
+                self.manager.subset_hook_caller(hook_name, others)(register=declared.append)
                 wrong = [spec for spec in declared if not isinstance(spec, spec_type)]
                 if wrong:
                     raise TypeError(f"registered {wrong[0]!r}, not a {spec_type.__name__}")

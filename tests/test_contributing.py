@@ -88,7 +88,7 @@ def test_example_sink_passes_its_own_test_with_the_kit(
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert "2 passed" in result.stdout  # in both output formats
 
 
 @pytest.mark.live

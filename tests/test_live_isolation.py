@@ -73,7 +73,8 @@ class Raises:
     def __init__(self, context):
         pass
 
-    def handle(self, packets, emit):
+    @hookimpl
+    def hostcore_packets(self, packets):
         raise ZeroDivisionError("plugin bug")
 
 
@@ -172,13 +173,15 @@ class EveryThird:
     # Raises on each batch holding a third packet, before emitting any of the batch.
     def __init__(self, context):
         self.seen = 0
+        self.emit = context.emit
 
-    def handle(self, packets, emit):
+    @hookimpl
+    def hostcore_packets(self, packets):
         first, self.seen = self.seen + 1, self.seen + len(packets)
         if any(number % 3 == 0 for number in range(first, self.seen + 1)):
             raise RuntimeError("every third packet")
         for packet in packets:
-            emit(packet.timestamp_ns, {"src_port": packet.src_port}, packet)
+            self.emit(packet.timestamp_ns, {"src_port": packet.src_port}, packet)
 
 
 @hookimpl

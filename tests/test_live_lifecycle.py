@@ -90,7 +90,8 @@ class Crashes:
     def __init__(self, context):
         pass
 
-    def handle(self, packets, emit):
+    @hookimpl
+    def hostcore_packets(self, packets):
         ctypes.string_at(0)  # a bug in native code: the interpreter dies of SIGSEGV
 
 

@@ -12,8 +12,10 @@ from packets import ACK, FIN, RST, SYN, ipv4, tcp
 from test_net_flow_begin import OUTGOING
 
 from hostcore import EventContext, OpenSocket
-from hostcore.decoder import decode
+from hostcore.decoder import Decoder
 from hostcore.packet import Direction, Packet
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 CLIENT, SERVER = ("192.0.2.10", 40000), ("203.0.113.5", 443)
 
@@ -34,11 +36,16 @@ def run(
     packets: Sequence[Packet], sockets: Sequence[OpenSocket] = ()
 ) -> tuple[list[Mapping[str, Any]], Counter[str]]:
     counts: Counter[str] = Counter()
-    handler = end.TcpEnd(EventContext(count=lambda name, n: counts.update({name: n})))
-    handler.preload(sockets)
     emitted: list[Mapping[str, Any]] = []
+    handler = end.TcpEnd(
+        EventContext(
+            count=lambda name, n: counts.update({name: n}),
+            emit=lambda ts, data, source=None: emitted.append(data),
+        )
+    )
+    handler.hostcore_preload(sockets)
     for packet in packets:  # one batch each, as a slow trickle of packets comes
-        handler.handle([packet], lambda ts, data, source=None: emitted.append(data))
+        handler.hostcore_packets([packet])
     return emitted, counts
 
 

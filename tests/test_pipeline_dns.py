@@ -10,11 +10,14 @@ from hostcore_net_flow import begin
 from packets import ACK, SYN, ipv4, tcp, udp
 from support import ListSink
 
-from hostcore.decoder import decode
-from hostcore.events import Emit, EventContext, EventSpec
+from hostcore import hookimpl
+from hostcore.decoder import Decoder
+from hostcore.events import EventContext, EventSpec
 from hostcore.packet import Direction, Packet, PacketKind
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.stages import Pipeline, PipelineOptions
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 
 def _syn_ack(client_port: int, server: str = "127.0.2.2") -> Packet:
@@ -32,7 +35,8 @@ def _run(
     specs: Sequence[EventSpec], batch: list[Packet], accounting: Accounting | None = None
 ) -> list[Mapping[str, Any]]:
     sink = ListSink()
-    pipeline = Pipeline(specs, {"list": sink}, "host", accounting or Accounting(0))
+    options = PipelineOptions(host="host")
+    pipeline = Pipeline(specs, [], {"list": sink}, accounting or Accounting(0), options)
     pipeline.feed(batch)
     pipeline.close()  # the sink's thread has written everything once it returns
     return sink.events
@@ -52,10 +56,12 @@ class _Peek:
 
     def __init__(self, context: EventContext) -> None:
         self._names = context.dns.names
+        self._emit = context.emit
 
-    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
+    @hookimpl
+    def hostcore_packets(self, packets: Sequence[Packet]) -> None:
         for packet in packets:
-            emit(packet.timestamp_ns, {"names": self._names(packet.src, 5, 10)})
+            self._emit(packet.timestamp_ns, {"names": self._names(packet.src, 5, 10)})
 
 
 PEEK = EventSpec("peek", 9999, (), (), "net_packet_flow_base", PacketKind.TCP_SYN_ACK, _Peek)

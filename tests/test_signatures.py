@@ -14,13 +14,15 @@ from packets import ACK, SYN, ipv4, tcp, udp
 from support import ListSink
 
 from hostcore import Report, SignatureContext, SignatureSpec
-from hostcore.decoder import decode
+from hostcore.decoder import Decoder
 from hostcore.events import Field
 from hostcore.packet import Direction, Owner, OwnerSource, Packet
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.stages import Pipeline, PipelineOptions
 from hostcore.signatures.loading import MAX_DEPTH, Enabled, enable, problems
 from hostcore.testing import reported_losses
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 EVENTS = {begin.SPEC.name: begin.SPEC}
 SECOND = 10**9
@@ -63,14 +65,8 @@ def run(
     catalogue = {**EVENTS, **{spec.name: spec for spec in signatures}}
     enabled = enable(signatures, catalogue, options or {})
     sink = ListSink()
-    pipeline = Pipeline(
-        [begin.SPEC],
-        {"list": sink},
-        "host",
-        accounting or Accounting(0),
-        signatures=enabled,
-        published=published,
-    )
+    options = PipelineOptions(host="host", published=published)
+    pipeline = Pipeline([begin.SPEC], enabled, {"list": sink}, accounting or Accounting(0), options)
     pipeline.feed(packets)
     pipeline.close()  # the sink's thread has written everything once it returns
     return sink.events
@@ -267,8 +263,8 @@ def test_findings_pass_the_users_data_filters() -> None:
     sink = ListSink()
     accounting = Accounting(0)
     enabled = enable([first], catalogue, {})
-    pipeline = Pipeline([begin.SPEC], {"l": sink}, "h", accounting, None, None, None, keep_none,
-                        enabled, {"first"})  # fmt: skip
+    options = PipelineOptions(host="h", data_filters=keep_none, published={"first"})
+    pipeline = Pipeline([begin.SPEC], enabled, {"l": sink}, accounting, options)
     pipeline.feed([outgoing(80)])
     pipeline.close()
     assert sink.events == []

@@ -26,7 +26,7 @@ from support import (
     no_syncookies,
 )
 
-from hostcore.testing import SinkHost, synthetic_flows
+from hostcore.testing import KIT_EVENT_NAME, SinkHost, synthetic_events
 
 MakeHost = Callable[..., SinkHost]
 
@@ -44,7 +44,7 @@ def tail(url: str, *args: str) -> list[dict[str, Any]]:
 
 
 def seqs(events: list[dict[str, Any]]) -> Counter[int]:
-    return Counter(e["data"]["seq"] for e in events if e["name"] == "net_flow_tcp_begin")
+    return Counter(e["data"]["seq"] for e in events if e["name"] == KIT_EVENT_NAME)
 
 
 def test_server_killed_mid_burst_every_event_arrives_once(
@@ -52,7 +52,7 @@ def test_server_killed_mid_burst_every_event_arrives_once(
 ) -> None:
     with NatsServer(tmp_path / "store") as server:
         host = sink_host({"nats": {"url": server.url}}, host_name="node-a", drain_timeout_s=120)
-        burst = list(synthetic_flows(5000))
+        burst = list(synthetic_events(5000))
         for data in burst[:2500]:
             host.emit(data)
         server.kill()  # acks in flight are lost: those messages are published again
@@ -71,7 +71,7 @@ def test_server_killed_mid_burst_every_event_arrives_once(
         last_ten = tail(server.url, "--start-seq", "4991")
         future = tail(server.url, "--since", "2100-01-01T00:00Z")
     assert seqs(stored) == Counter(range(5000))  # each exactly once, in the stream
-    assert totals["events.net_flow_tcp_begin"] == 5000
+    assert totals[f"events.{KIT_EVENT_NAME}"] == 5000
     assert not [name for name in totals if name.startswith("sink_")]  # no loss of any kind
     # Each acked once; an ack that says duplicate is for a re-sent one the stream had kept.
     assert sink.published == 5000 and sink.duplicates <= sink.retried

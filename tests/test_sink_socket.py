@@ -8,22 +8,21 @@ from typing import Any
 
 import pytest
 
-from hostcore.sinks.base import SinkOptionError
-from hostcore.sinks.socket import parse_address
-from hostcore.testing import Collector, SinkHost, reported_losses, synthetic_flows
+from hostcore.options import OptionError, parse_address
+from hostcore.testing import KIT_EVENT_NAME, Collector, SinkHost, reported_losses, synthetic_events
 
 MakeHost = Callable[..., SinkHost]
 
 
 def seqs(events: list[dict[str, Any]]) -> Counter[int]:
-    return Counter(e["data"]["seq"] for e in events if e["name"] == "net_flow_tcp_begin")
+    return Counter(e["data"]["seq"] for e in events if e["name"] == KIT_EVENT_NAME)
 
 
 def test_restarted_collector_gets_everything_within_the_queue(
     sink_host: MakeHost, msgpack_collector: Collector
 ) -> None:
     host = sink_host({"socket": {"address": msgpack_collector.address, "queue_size": "1000"}})
-    flows = list(synthetic_flows(900))
+    flows = list(synthetic_events(900))
     for data in flows[:300]:
         host.emit(data)
     msgpack_collector.wait_for(300)  # read: what a killed collector had not read is lost
@@ -47,7 +46,7 @@ def test_beyond_the_queue_drops_are_counted_and_reported_to_the_collector(
     try:
         options = {"address": collector.address, "queue_size": "100", "max_backoff_s": "0.1"}
         host = sink_host({"socket": options})
-        flows = list(synthetic_flows(600))
+        flows = list(synthetic_events(600))
         for data in flows[:100]:
             host.emit(data)
         collector.wait_for(100)
@@ -80,5 +79,5 @@ def test_addresses(text: str, expected: tuple[int, Any]) -> None:
 
 @pytest.mark.parametrize("text", ["unix:", "host", "host:port", ":80", "h:70000"])
 def test_bad_addresses(text: str) -> None:
-    with pytest.raises(SinkOptionError, match="address"):
+    with pytest.raises(OptionError, match="address"):
         parse_address(text)

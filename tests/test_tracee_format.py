@@ -12,7 +12,7 @@ from test_pipeline_dns import ListSink
 from tracee_sample import NET_FLOW_TCP_FIELDS, NET_PACKET_TCP
 
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.stages import Pipeline, PipelineOptions
 
 SAMPLE: dict[str, Any] = json.loads(NET_PACKET_TCP)
 # Go omits an empty matchedPolicies (omitempty); hostcore has no policies.
@@ -39,9 +39,8 @@ def assert_like_tracee(rendered: dict[str, Any]) -> None:
 
 def test_published_events_render_like_tracee() -> None:
     sink = ListSink()
-    pipeline = Pipeline(
-        [begin.SPEC, end.SPEC], {"list": sink}, "node-1", Accounting(0), output_format="tracee"
-    )
+    options = PipelineOptions(host="node-1", output_format="tracee")
+    pipeline = Pipeline([begin.SPEC, end.SPEC], [], {"list": sink}, Accounting(0), options)
     context = {
         "pid": 41,
         "tid": 42,
@@ -85,7 +84,8 @@ def test_published_events_render_like_tracee() -> None:
 
 def test_unknown_context_and_the_core_lost_events() -> None:
     sink = ListSink()
-    pipeline = Pipeline([], {"list": sink}, "node-1", Accounting(0), output_format="tracee")
+    options = PipelineOptions(host="node-1", output_format="tracee")
+    pipeline = Pipeline([], [], {"list": sink}, Accounting(0), options)
     lost = {"lost": {"kernel_reserve_failures": 3}, "total": 3}
     pipeline.publish("lost_events", 1, 10, lost)
     pipeline.drain()

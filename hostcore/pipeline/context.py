@@ -5,24 +5,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hostcore.bounded import BoundedCache
 from hostcore.packet import Owner, Packet
 from hostcore.probe.cgroup import CgroupIndex, container_id
 
 FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id", "owner")
 UNKNOWN: Mapping[str, Any] = dict.fromkeys(FIELDS)
-_CACHE_LIMIT = 65536
+CACHE_LIMIT = 65536  # distinct (owner, cgroup) pairs kept built
 
 
 class Contexts:
     """Builds context maps from packets; each distinct one is built once and shared.
 
-    ``found`` names the owners of sockets older than the probe, by socket cookie.
+    Sockets older than the probe have no owner in their packets: ``add_owners``
+    names them (by socket cookie) once they are found through /proc.
     """
 
-    def __init__(self, cgroups: CgroupIndex | None, found: Mapping[int, Owner]) -> None:
+    def __init__(self, cgroups: CgroupIndex | None = None) -> None:
         self._cgroups = cgroups
-        self._found = found
-        self._cache: dict[tuple[Owner | None, int], Mapping[str, Any]] = {}
+        self._found: dict[int, Owner] = {}
+        self._cache: BoundedCache[tuple[Owner | None, int], Mapping[str, Any]] = BoundedCache(
+            CACHE_LIMIT
+        )
+
+    def add_owners(self, owners: Mapping[int, Owner]) -> None:
+        """Owners of sockets older than the probe, by socket cookie."""
+        self._found.update(owners)
 
     def of(self, packet: Packet | None) -> Mapping[str, Any]:
         """The context of the socket ``packet`` passed through (all null without one)."""
@@ -35,9 +43,7 @@ class Contexts:
             context = self._build(owner, packet.cgroup_id)
             if context["container_id"] is not None or not packet.cgroup_id:
                 # Not cached while the cgroup is unknown: a new one is found on a later event.
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[key] = context
+                self._cache.put(key, context)
         return context
 
     def _build(self, owner: Owner | None, cgroup_id: int) -> Mapping[str, Any]:

@@ -11,15 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 FORMATS = ("hostcore", "tracee")
-# Tracee v0.24's own ids for the events it has (pkg/events/core.go: NetFlowTCPBegin and
-# NetFlowTCPEnd follow NetFlowEnd = 2012); hostcore's other events are moved out of
-# Tracee's id space, where their own ids would name other Tracee events.
-TRACEE_IDS = {"net_flow_tcp_begin": 2013, "net_flow_tcp_end": 2014}
+# Events Tracee has declare Tracee's id (EventSpec.tracee_id); the others are moved out
+# of Tracee's id space, where their own ids would name other Tracee events.
 OUTSIDE_TRACEE = 1_000_000
 
 
-def tracee_id(name: str, event_id: int) -> int:
-    return TRACEE_IDS.get(name, OUTSIDE_TRACEE + event_id)
+def tracee_id(declared: int | None, event_id: int) -> int:
+    """The ``eventId`` of an event with hostcore id ``event_id`` and Tracee id ``declared``."""
+    return OUTSIDE_TRACEE + event_id if declared is None else declared
 
 
 def _value_type(value: Any) -> str:
@@ -35,8 +34,9 @@ def _value_type(value: Any) -> str:
     return "map[string]int64" if isinstance(value, dict) else "unknown"
 
 
-def render(event: Mapping[str, Any], types: Mapping[str, str]) -> dict[str, Any]:
-    """``event`` (the hostcore map) as a Tracee event; ``types`` are its fields' declared types."""
+def render(event: Mapping[str, Any], types: Mapping[str, str], event_id: int) -> dict[str, Any]:
+    """``event`` (the hostcore map) as a Tracee event; ``types`` are its fields' declared
+    types, ``event_id`` its Tracee id (``tracee_id``)."""
     context = event["context"]
     pid = context["pid"] or 0
     tid = context["tid"] or 0
@@ -66,7 +66,7 @@ def render(event: Mapping[str, Any], types: Mapping[str, str]) -> dict[str, Any]
         "containerId": container_id,
         "container": {"id": container_id} if container_id else {},
         "kubernetes": {},
-        "eventId": str(tracee_id(event["name"], event["id"])),
+        "eventId": str(event_id),
         "eventName": event["name"],
         "argsNum": len(args),
         "returnValue": 0,

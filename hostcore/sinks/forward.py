@@ -19,8 +19,9 @@ from typing import Any
 import msgpack
 
 from hostcore import hookimpl
-from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec, name_and_host
-from hostcore.sinks.socket import DEFAULT_MAX_BACKOFF_S, Connection, parse_address, seconds
+from hostcore.options import OptionError, number_option, parse_address, whole_number_option
+from hostcore.sinks.base import Sink, SinkSpec, event_parts
+from hostcore.sinks.socket import DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S, Connection
 
 MODES = ("packed", "forward")
 DEFAULT_TAG = "hostcore.{name}"
@@ -67,8 +68,8 @@ class ForwardSink:
         self.held = 0  # events in batches not yet sent (acknowledged, with ack=true)
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        name, host = name_and_host(event)
-        tag = self._tag.format(name=name, host=host)
+        parts = event_parts(event)
+        tag = self._tag.format(name=parts.name, host=parts.host)
         self._batches.setdefault(tag, []).append(entry(event_time(event["timestamp"]), packed))
         self.held += 1
         if self.held >= self._batch_size:
@@ -85,34 +86,30 @@ class ForwardSink:
             self.held -= len(entries)
 
     def close(self) -> None:
-        self._connection.close()
+        self._connection.close()  # the final flush sent every batch
 
 
 def _flag(name: str, text: str) -> bool:
     if text not in ("true", "false"):
-        raise SinkOptionError(f"{name} must be true or false, got {text!r}")
+        raise OptionError(f"{name} must be true or false, got {text!r}")
     return text == "true"
 
 
 def _open(options: Mapping[str, str]) -> Sink:
     if "address" not in options:
-        raise SinkOptionError("needs address=HOST:PORT (or unix:PATH), e.g. 127.0.0.1:24224")
+        raise OptionError("needs address=HOST:PORT (or unix:PATH), e.g. 127.0.0.1:24224")
     mode = options.get("mode", MODES[0])
     if mode not in MODES:
-        raise SinkOptionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    batch = options.get("batch", str(DEFAULT_BATCH))
-    if not batch.isdigit() or int(batch) < 1:
-        raise SinkOptionError(f"batch must be a whole number >= 1, got {batch!r}")
+        raise OptionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    batch = whole_number_option(options, "batch", DEFAULT_BATCH)
     tag = options.get("tag", DEFAULT_TAG)
     try:
         tag.format(name="", host="")
     except (KeyError, IndexError, ValueError) as error:
-        raise SinkOptionError(
-            f"tag {tag!r}: only {{name}} and {{host}} may be filled in"
-        ) from error
-    max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
+        raise OptionError(f"tag {tag!r}: only {{name}} and {{host}} may be filled in") from error
+    max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
     connection = Connection(parse_address(options["address"]), max_backoff, "forward")
-    return ForwardSink(connection, tag, mode, _flag("ack", options.get("ack", "false")), int(batch))
+    return ForwardSink(connection, tag, mode, _flag("ack", options.get("ack", "false")), batch)
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from hostcore.log import ERROR_LOG_INTERVAL_NS
+from hostcore.log import FailureLog
 from hostcore.sinks.base import EventsLost, Sink, SinkClosed
 
 DEFAULT_QUEUE_SIZE = 65536
@@ -39,6 +39,7 @@ class QueuedSink:
         sink: Sink,
         size: int,
         build_marker: MarkerBuilder,
+        failures: FailureLog,
         waits: bool = False,
     ) -> None:
         self.name = name
@@ -63,7 +64,7 @@ class QueuedSink:
         self.flush_failures = 0
         self.undelivered = 0
         self.markers_failed = 0
-        self._last_error_log: dict[str, int] = {}
+        self._failures = failures
         self._thread = threading.Thread(target=self._serve, name=f"sink-{name}", daemon=True)
         self._thread.start()
 
@@ -158,11 +159,15 @@ class QueuedSink:
         self.stop()
         self.join(deadline)
 
+    def _held(self) -> int:
+        """Events a sink that batches (``BatchingSink``) took and has not delivered."""
+        held = getattr(self._sink, "held", 0)
+        return held if isinstance(held, int) else 0
+
     def _in_hand(self) -> int:
         """Events taken from the queue and not yet delivered, by a sink that is stuck:
-        the one being written, or as many as a sink that batches says it ``held``."""
-        held = getattr(self._sink, "held", None)
-        return held if isinstance(held, int) else int(self._writing)
+        the one being written, or as many as a sink that batches holds."""
+        return self._held() or int(self._writing)
 
     def _serve(self) -> None:
         while not self.closed_reason:
@@ -175,6 +180,9 @@ class QueuedSink:
             self._busy = False
             if self._stopping and not self._queue:
                 break
+        if not self.closed_reason:
+            self._call("flush", self._sink.flush)  # close always follows a final flush
+            self.undelivered += self._held()  # what even that flush could not deliver
         self._call("close", self._sink.close)
 
     def _write_queued(self) -> int:
@@ -205,20 +213,14 @@ class QueuedSink:
             return False
         except EventsLost as lost:  # a batching sink says how many events it lost
             self.errors += lost.count
-            self._log_failure(what)
+            self._failures.exception(
+                f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name
+            )
             return False
         except Exception:
             if what == "flush":
                 self.flush_failures += 1
-            self._log_failure(what)
-            return False
-
-    def _log_failure(self, what: str) -> None:
-        now = time.monotonic_ns()
-        if now - self._last_error_log.get(what, -ERROR_LOG_INTERVAL_NS) >= ERROR_LOG_INTERVAL_NS:
-            self._last_error_log[what] = now
-            log.exception(
-                f"sink {what} failed",
-                sink=self.name,
-                next_report_in_s=ERROR_LOG_INTERVAL_NS // 10**9,
+            self._failures.exception(
+                f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name
             )
+            return False

@@ -18,33 +18,17 @@ import msgpack
 import structlog
 
 from hostcore import hookimpl
-from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+from hostcore.options import Address, OptionError, number_option, parse_address
+from hostcore.sinks.base import Sink, SinkSpec
 
 FIRST_BACKOFF_S = 0.05
+MIN_BACKOFF_S = 0.001  # the longest wait between reconnects may not be shorter
 DEFAULT_MAX_BACKOFF_S = 5.0
 ACK_TIMEOUT_S = 10.0
 # Readable or hung up: the collector sends nothing unasked, so either means it has gone.
 _GONE = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 
 log = structlog.get_logger()
-
-Address = tuple[int, Any]  # (address family, socket address)
-
-
-def parse_address(text: str) -> Address:
-    """``unix:PATH``, ``HOST:PORT`` or ``[IPv6]:PORT``."""
-    if text.startswith("unix:"):
-        if not text[5:]:
-            raise SinkOptionError(
-                "address unix: needs a path, e.g. address=unix:/run/collector.sock"
-            )
-        return socket.AF_UNIX, text[5:]
-    host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise SinkOptionError(f"address {text!r}: expected unix:PATH, HOST:PORT or [IPv6]:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        return socket.AF_INET6, (host[1:-1], int(port))
-    return socket.AF_INET, (host, int(port))
 
 
 class Connection:
@@ -144,23 +128,13 @@ class SocketSink:
         self._connection.close()
 
 
-def seconds(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise SinkOptionError(f"{name} must be a number of seconds > 0, got {text!r}")
-    return value
-
-
 def _open(options: Mapping[str, str]) -> Sink:
     if "address" not in options:
-        raise SinkOptionError(
+        raise OptionError(
             "needs address=unix:PATH or address=HOST:PORT, "
             "e.g. --sink socket:address=127.0.0.1:24000"
         )
-    max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
+    max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
     return SocketSink(Connection(parse_address(options["address"]), max_backoff, "socket"))
 
 

@@ -216,7 +216,7 @@ def pipeline_records_per_s() -> tuple[float, str]:
 
     from hostcore.pipeline.accounting import Accounting
     from hostcore.pipeline.context import Contexts
-    from hostcore.pipeline.dispatch import Pipeline
+    from hostcore.pipeline.stages import Pipeline, PipelineOptions
     from hostcore.probe import records
     from hostcore.probe.cgroup import CgroupIndex, cgroup2_mount
 
@@ -253,16 +253,46 @@ def pipeline_records_per_s() -> tuple[float, str]:
 
     best = 0.0
     for _ in range(5):
-        contexts = Contexts(CgroupIndex(cgroup2_mount()), {})  # as a run has them
-        pipeline = Pipeline(
-            [begin.SPEC], {"null": NullSink()}, "bench", Accounting(0), contexts=contexts
-        )
+        contexts = Contexts(CgroupIndex(cgroup2_mount()))  # as a run has them
+        options = PipelineOptions(host="bench")
+        sinks = {"null": NullSink()}
+        pipeline = Pipeline([begin.SPEC], [], sinks, Accounting(0), options, contexts)
+        reader = records.RecordReader()
         started = time.process_time()
         for k in range(0, len(mix), 100):  # batches as a 10 ms poll brings them
-            pipeline.feed(records.packets(mix[k : k + 100], 0, Counter()))
+            pipeline.feed(reader.packets(mix[k : k + 100], 0, Counter()))
         pipeline.close()
         best = max(best, len(mix) / (time.process_time() - started))
     return best, "60% SYN+ACK, 30% FIN/RST, 10% DNS answers (A), 10,000 records, batches of 100"
+
+
+def hook_call_us() -> float:
+    """What handing one batch to one handler through its pluggy hook caller costs, over
+    calling the handler's method directly (microseconds)."""
+    from hostcore import EventSpec, PacketKind, hookimpl
+    from hostcore.log import FailureLog
+    from hostcore.pipeline.accounting import Accounting
+    from hostcore.pipeline.dispatch import Dispatch
+
+    class Handler:
+        @hookimpl
+        def hostcore_packets(self, packets: object) -> None:
+            pass
+
+    spec = EventSpec("bench", 1, (), (), "", PacketKind.TCP_SYN_ACK, lambda _: Handler())
+    handler = Handler()
+    call = Dispatch([(spec, handler)], None, Accounting(0), FailureLog())._packets[0].call
+    batch: list[object] = []
+    calls = 200_000
+    started = time.process_time()
+    for _ in range(calls):
+        call(packets=batch)
+    through_pluggy = time.process_time() - started
+    started = time.process_time()
+    for _ in range(calls):
+        handler.hostcore_packets(packets=batch)
+    direct = time.process_time() - started
+    return (through_pluggy - direct) / calls * 1e6
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,11 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             line = "  ".join(f"{s.name} {s.runs[-1].rate:.0f}/s" for s in setups)
             print(f"round {round_number}/{args.rounds}: {line}", file=sys.stderr, flush=True)
     pipeline_rate, mix = pipeline_records_per_s()
-    print(report(setups, args, pipeline_rate, mix))
+    hook_us = hook_call_us()
+    print(report(setups, args, pipeline_rate, mix, hook_us))
     return 0
 
 
-def report(setups: list[Setup], args: argparse.Namespace, pipeline_rate: float, mix: str) -> str:
+def report(
+    setups: list[Setup], args: argparse.Namespace, pipeline_rate: float, mix: str, hook_us: float
+) -> str:
     baseline = setups[0].runs
     lines = [
         f"hostcore bench: {args.rounds} interleaved rounds of {args.connections} connections, "
@@ -327,6 +360,8 @@ def report(setups: list[Setup], args: argparse.Namespace, pipeline_rate: float, 
         "events / expected: begin events for nginx's port, against twice the connections the "
         "host's listeners completed (Tcp PassiveOpens, host-wide) during the runs.",
         f"pipeline alone, one core: {pipeline_rate:,.0f} records/s ({mix})",
+        f"pluggy dispatch: {hook_us:.2f} us per handler per batch of 100, "
+        f"{hook_us * pipeline_rate / 100 / 1e4:.2f}% of the pipeline's time",
     ]
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import nats
 
-from hostcore.testing import SinkHost, synthetic_flows
+from hostcore.testing import SinkHost, synthetic_events
 
 
 def free_port() -> int:
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             url = f"nats://127.0.0.1:{port}"
             options = {"url": url, "queue_size": str(args.events)}
             host = SinkHost({"nats": options}, drain_timeout_s=600)
-            flows = list(synthetic_flows(args.events))
+            flows = list(synthetic_events(args.events))
             started = time.perf_counter()
             for data in flows:
                 host.emit(data)

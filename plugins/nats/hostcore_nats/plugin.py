@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from hostcore import Sink, SinkOptionError, SinkSpec, SourceSpec, hookimpl
+from hostcore import OptionError, Sink, SinkSpec, SourceSpec, hookimpl
 from hostcore_nats import tail
 from hostcore_nats.bus import Bus
 from hostcore_nats.sink import NatsSink
@@ -14,15 +14,13 @@ from hostcore_nats.subjects import DEFAULT_STREAM, shown
 def open_sink(options: Mapping[str, str]) -> Sink:
     url = options.get("url")
     if not url:
-        raise SinkOptionError(
-            "needs url=nats://HOST:PORT, e.g. --sink nats:url=nats://127.0.0.1:4222"
-        )
+        raise OptionError("needs url=nats://HOST:PORT, e.g. --sink nats:url=nats://127.0.0.1:4222")
     stream = options.get("stream", DEFAULT_STREAM)
     try:
         bus = Bus(url, "hostcore")
         bus.ensure_stream(stream)
     except Exception as error:
-        raise SinkOptionError(
+        raise OptionError(
             f"cannot use JetStream at {shown(url)} (stream {stream!r}): "
             f"{type(error).__name__}: {error}"
         ) from error

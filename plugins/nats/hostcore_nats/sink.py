@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from hostcore.sinks.base import name_and_host
+from hostcore import event_parts
 from hostcore_nats.bus import Bus
 from hostcore_nats.subjects import subject
 
@@ -47,7 +47,7 @@ class NatsSink:
         return len(self._batch)
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        name, host = name_and_host(event)
+        name, host, _, _ = event_parts(event)
         key = (host, name)
         to = self._subjects.get(key) or self._subjects.setdefault(key, subject(*key))
         self._sequence += 1

@@ -15,8 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from hostcore import SourceError, TailQuery
-from hostcore.sources import Output
+from hostcore import Output, SourceError, TailQuery
 from hostcore_nats.bus import Bus
 from hostcore_nats.subjects import DEFAULT_STREAM, filter_subject, shown
 
