@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 import structlog
@@ -12,6 +12,7 @@ import structlog
 from hostcore.monitors import IsLoss, Monitor, MonitorSpec, ReadCounters
 from hostcore.options import OptionError, whole_number_option
 from hostcore.plan import RunError
+from hostcore.plugins import started
 from hostcore.sinks.base import Sink, SinkSpec
 
 QUEUE_SIZE_OPTION = "queue_size"  # the core's own option, taken by every sink
@@ -30,7 +31,6 @@ class _Selectable(Protocol):
 
 
 SpecT = TypeVar("SpecT", bound=_Selectable)
-Opened = TypeVar("Opened")
 Wanted = Mapping[str, Mapping[str, str]]
 """What the user selected: name -> options, as ``--sink``, ``--monitor`` or a config table."""
 
@@ -86,19 +86,6 @@ def _selected(
     return found
 
 
-def _opened(kind: str, name: str, spec: _Selectable, open_it: Callable[[], Opened]) -> Opened:
-    """``open_it()``, its failure told as the user's error, naming the sink or monitor."""
-    try:
-        return open_it()
-    except OptionError as error:
-        raise RunError(f"{kind} {name!r}: {error}") from error
-    except Exception as error:
-        raise RunError(
-            f"{kind} {name!r} (plugin {spec.plugin!r}) failed to open: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-
-
 @contextlib.contextmanager
 def closing_on_error(sinks: Mapping[str, Sink]) -> Iterator[None]:
     """Close ``sinks`` if the block fails: nothing will use them."""
@@ -117,7 +104,7 @@ def open_sinks(specs: Mapping[str, SinkSpec], wanted: Wanted) -> dict[str, Sink]
         for name, all_options in wanted.items():
             options = _own(all_options)
             spec = _selected("sink", specs, name, options, (QUEUE_SIZE_OPTION,))
-            opened[name] = _opened("sink", name, spec, functools.partial(spec.open, options))
+            opened[name] = started("sink", name, spec.plugin, functools.partial(spec.open, options))
     return opened
 
 
@@ -130,7 +117,7 @@ def open_monitors(
         for name, options in wanted.items():
             spec = _selected("monitor", specs, name, options)
             open_it = functools.partial(spec.open, options, read, is_loss)
-            opened.append(_opened("monitor", name, spec, open_it))
+            opened.append(started("monitor", name, spec.plugin, open_it))
     except BaseException:
         close_monitors(opened)
         raise

@@ -18,6 +18,7 @@ import pluggy
 from hostcore import hookspecs
 from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
 from hostcore.monitors import MonitorSpec
+from hostcore.options import OptionError
 from hostcore.signatures import loading
 from hostcore.signatures.spec import SignatureSpec
 from hostcore.sinks.base import SinkSpec
@@ -38,6 +39,23 @@ Named = TypeVar("Named", SinkSpec, SourceSpec, MonitorSpec)  # declarations know
 
 class PluginError(Exception):
     """A plugin could not be used; the message names it and says why."""
+
+
+Made = TypeVar("Made")
+
+
+def started(kind: str, name: str, plugin: str, make: Callable[[], Made]) -> Made:
+    """``make()``: a plugin's sink, monitor, handler or signature, started. A bad option
+    (OptionError) is the user's error, told as such; anything else is the plugin's."""
+    try:
+        return make()
+    except OptionError as error:
+        raise PluginError(f"{kind} {name!r}: {error}") from error
+    except Exception as error:
+        raise PluginError(
+            f"{kind} {name!r} from plugin {plugin!r} failed to start: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 @dataclass

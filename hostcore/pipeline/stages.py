@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,6 @@ from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.store import NameStore
 from hostcore.events import DnsNames, EventContext, EventSpec, NoDnsNames
 from hostcore.log import FailureLog
-from hostcore.options import OptionError
 from hostcore.packet import OpenSocket, Packet
 from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.context import UNKNOWN, Contexts
@@ -20,7 +20,7 @@ from hostcore.pipeline.dispatch import Dispatch
 from hostcore.pipeline.fanout import DEFAULT_DRAIN_TIMEOUT_S, Fanout
 from hostcore.pipeline.filters import Test
 from hostcore.pipeline.render import Renderer
-from hostcore.plugins import PluginError
+from hostcore.plugins import started
 from hostcore.signatures.loading import Enabled
 from hostcore.signatures.runtime import start_signatures
 from hostcore.sinks.base import Sink
@@ -72,13 +72,18 @@ class Pipeline:
         handlers = [
             (
                 spec,
-                _start(
-                    spec,
-                    EventContext(
-                        accounting.count,
-                        self._delivery.emitter(spec, contexts),
-                        names,
-                        options.event_options.get(spec.name, {}),
+                started(
+                    "event",
+                    spec.name,
+                    spec.plugin,
+                    functools.partial(
+                        spec.handler,
+                        EventContext(
+                            accounting.count,
+                            self._delivery.emitter(spec, contexts),
+                            names,
+                            options.event_options.get(spec.name, {}),
+                        ),
                     ),
                 ),
             )
@@ -147,15 +152,3 @@ def _dns_store(
         counters=accounting.counters,
     )
     return DnsAnswers(store, accounting.count), store
-
-
-def _start(spec: EventSpec, context: EventContext) -> object:
-    try:
-        return spec.handler(context)
-    except OptionError as error:
-        raise PluginError(f"event {spec.name!r}: {error}") from error
-    except Exception as error:
-        raise PluginError(
-            f"event {spec.name!r} from plugin {spec.plugin!r} failed to start: "
-            f"{type(error).__name__}: {error}"
-        ) from error

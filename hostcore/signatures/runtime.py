@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from hostcore.log import FailureLog
-from hostcore.options import OptionError
 from hostcore.pipeline.delivery import Consumer, Deliver, Delivery
 from hostcore.pipeline.filters import Test
-from hostcore.plugins import PluginError
+from hostcore.plugins import started
 from hostcore.signatures.loading import Enabled
 from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
 
@@ -27,7 +27,8 @@ def start_signatures(
     findings go through ``delivery`` like any event."""
     for signature in enabled:
         spec = signature.spec
-        handler = _start(signature, count)
+        context = SignatureContext(count, signature.options)
+        handler = started("signature", spec.name, spec.plugin, partial(spec.handler, context))
         report = reporter(spec, delivery.route(spec.name, spec.id))
 
         def failed(spec: SignatureSpec = spec) -> None:
@@ -36,19 +37,6 @@ def start_signatures(
 
         for name, test in signature.consumes.items():
             delivery.subscribe(name, consumer(handler, test, report, failed))
-
-
-def _start(enabled: Enabled, count: Callable[[str, int], None]) -> Signature:
-    spec = enabled.spec
-    try:
-        return spec.handler(SignatureContext(count, enabled.options))
-    except OptionError as error:
-        raise PluginError(f"signature {spec.name!r}: {error}") from error
-    except Exception as error:
-        raise PluginError(
-            f"signature {spec.name!r} from plugin {spec.plugin!r} failed to start: "
-            f"{type(error).__name__}: {error}"
-        ) from error
 
 
 def reporter(spec: SignatureSpec, deliver: Deliver) -> Report:
