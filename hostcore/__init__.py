@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
-from hostcore.bounded import BoundedCache, BoundedMap
+from hostcore.bounded import BoundedCache, BoundedMap, BoundedSet
 from hostcore.events import DnsNames, Emit, EventContext, EventSpec, Field
 from hostcore.monitors import IsLoss, Monitor, MonitorSpec, ReadCounters
 from hostcore.options import (
@@ -55,6 +55,7 @@ __all__ = [
     "BatchingSink",
     "BoundedCache",
     "BoundedMap",
+    "BoundedSet",
     "Direction",
     "DnsNames",
     "Emit",

@@ -44,10 +44,14 @@ def check_outputs(
     """Check every selection names an installed sink or monitor and only its options,
     before anything is opened or attached; returns each sink's ``queue_size``."""
     for name, options in wanted_monitors.items():
-        _selected("monitor", monitors, name, options)
+        monitor = _selected("monitor", monitors, name, options)
+        if monitor.check is not None:
+            started("monitor", name, monitor.plugin, functools.partial(monitor.check, options))
     sizes = {}
     for name, options in wanted_sinks.items():
-        _selected("sink", sinks, name, _own(options), (QUEUE_SIZE_OPTION,))
+        sink = _selected("sink", sinks, name, _own(options), (QUEUE_SIZE_OPTION,))
+        if sink.check is not None:
+            started("sink", name, sink.plugin, functools.partial(sink.check, _own(options)))
         if QUEUE_SIZE_OPTION in options:
             try:
                 sizes[name] = whole_number_option(options, QUEUE_SIZE_OPTION, 1)

@@ -22,7 +22,7 @@ from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.stages import Pipeline
 from hostcore.plan import RunError
 from hostcore.plugins import Plugins
-from hostcore.run import checked_plan, start_pipeline
+from hostcore.run import checked_plan, pipeline_of, start_sinks
 
 BATCH = 4096
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -56,7 +56,8 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
         log.warning("scope filters ignored: a capture file has no process context")
     accounting = Accounting(time.time_ns())
     # A file can wait for a slow sink, so none drops: the replay goes at the sinks' pace.
-    pipeline = start_pipeline(the_plan, plugins, config, accounting, sizes, sinks_wait=True)
+    pipeline = pipeline_of(the_plan, config, accounting, sizes, sinks_wait=True)
+    start_sinks(pipeline, plugins, config)
     stop = threading.Event()  # checked between frames: a signal never cuts an event in two
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
     replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs), stop)

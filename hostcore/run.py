@@ -39,9 +39,8 @@ LOSS_CHECK_INTERVAL_NS = 10**9
 log = structlog.get_logger()
 
 
-def start_pipeline(
+def pipeline_of(
     the_plan: Plan,
-    plugins: Plugins,
     config: Config,
     accounting: Accounting,
     queue_sizes: Mapping[str, int],
@@ -49,11 +48,7 @@ def start_pipeline(
     scope: filters.Test | None = None,
     sinks_wait: bool = False,
 ) -> Pipeline:
-    """Open the configured sinks and start the planned events' handlers and signatures."""
-    for info in plugins.infos.values():  # every plugin has been loaded by now
-        if info.error:
-            log.warning("plugin not loaded", plugin=info.name, error=info.error)
-    sinks = open_sinks(plugins.sinks(), config.sinks)
+    """The planned events' handlers and signatures, started; no sink yet."""
     options = PipelineOptions(
         host=config.host_name,
         dns=config.dns,
@@ -66,8 +61,17 @@ def start_pipeline(
         drain_timeout_s=config.sink_drain_timeout_s,
         sinks_wait=sinks_wait,
     )
+    return Pipeline(the_plan.events, the_plan.signatures, accounting, options, contexts)
+
+
+def start_sinks(pipeline: Pipeline, plugins: Plugins, config: Config) -> None:
+    """Open the configured sinks and give them to ``pipeline``."""
+    for info in plugins.infos.values():  # every plugin has been loaded by now
+        if info.error:
+            log.warning("plugin not loaded", plugin=info.name, error=info.error)
+    sinks = open_sinks(plugins.sinks(), config.sinks)
     with closing_on_error(sinks):
-        return Pipeline(the_plan.events, the_plan.signatures, sinks, accounting, options, contexts)
+        pipeline.start(sinks)
 
 
 def checked_plan(config: Config, plugins: Plugins, monitors: Wanted) -> tuple[Plan, dict[str, int]]:
@@ -90,17 +94,17 @@ def run(config: Config, plugins: Plugins) -> int:
     scope_test = filters.scope(config.scope, cgroups.path if cgroups else lambda _: None)
     accounting = Accounting(time.time_ns())
     contexts = Contexts(cgroups)
-    # Sinks and monitors open before the probe is even looked at: every option is
-    # checked (and told) first, whatever the privileges of the user who gave it.
-    pipeline = start_pipeline(the_plan, plugins, config, accounting, sizes, contexts, scope_test)
+    # Every option (events', signatures', sinks', monitors') is checked before the
+    # probe's privileges are, and nothing is opened until they are there.
+    pipeline = pipeline_of(the_plan, config, accounting, sizes, contexts, scope_test)
+    flow_probe = _probe(the_plan, config) if the_plan.uses_probe else None
+    start_sinks(pipeline, plugins, config)
     monitors: list[Monitor] = []
-    flow_probe = None
     try:
         monitors = open_monitors(
             plugins.monitors(), config.monitors, accounting.snapshot, accounting.is_loss
         )
-        if the_plan.uses_probe:
-            flow_probe = _probe(the_plan, config)
+        if flow_probe is not None:
             flow_probe.attach()
             contexts.add_owners(_older_listeners())
             if pipeline.wants_open_sockets:

@@ -27,7 +27,8 @@ def fin_from(port: int, ns: int = 0) -> Packet:
 
 def test_open_sockets_reach_the_end_handler() -> None:
     sink = ListSink()
-    pipeline = Pipeline([end.SPEC], [], {"list": sink}, Accounting(0), OPTIONS)
+    pipeline = Pipeline([end.SPEC], [], Accounting(0), OPTIONS)
+    pipeline.start({"list": sink})
     assert pipeline.wants_open_sockets
     pipeline.preload([OpenSocket("192.0.2.10", 40000, "203.0.113.5", 443, False, 9)])
     pipeline.feed([fin_from(40000)])
@@ -39,7 +40,8 @@ def test_open_sockets_reach_the_end_handler() -> None:
 def test_clock_ticks_expire_unanswered_syns_with_the_configured_timeout() -> None:
     sink = ListSink()
     options = PipelineOptions("h", event_options={"net_flow_tcp_failed": {"syn_timeout_s": "0.5"}})
-    pipeline = Pipeline([failed.SPEC], [], {"list": sink}, Accounting(0), options)
+    pipeline = Pipeline([failed.SPEC], [], Accounting(0), options)
+    pipeline.start({"list": sink})
     assert not pipeline.wants_open_sockets
     syn = decode(ipv4("192.0.2.10", "203.0.113.5", tcp(40000, 443, SYN)), 0, Direction.EGRESS)
     pipeline.feed([syn])
@@ -55,7 +57,8 @@ def test_flow_table_evictions_are_reported_as_losses(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(end, "OPEN_CONNECTIONS", 1)
     sink = ListSink()
     accounting = Accounting(0)
-    pipeline = Pipeline([end.SPEC], [], {"list": sink}, accounting, OPTIONS)
+    pipeline = Pipeline([end.SPEC], [], accounting, OPTIONS)
+    pipeline.start({"list": sink})
     syn_acks = [
         decode(ipv4("203.0.113.5", "192.0.2.10", tcp(443, port, SYN | ACK)), 0, Direction.INGRESS)
         for port in (40000, 40001)
@@ -76,6 +79,7 @@ class _ExpireRaises(failed.TcpFailed):
 def test_a_raising_expire_is_counted_as_a_plugin_error() -> None:
     accounting = Accounting(0)
     spec = replace(failed.SPEC, handler=_ExpireRaises)
-    pipeline = Pipeline([spec], [], {"list": ListSink()}, accounting, OPTIONS)
+    pipeline = Pipeline([spec], [], accounting, OPTIONS)
+    pipeline.start({"list": ListSink()})
     pipeline.expire(1)
     assert accounting.counters["plugin_errors.net_flow_tcp_failed"] == 1

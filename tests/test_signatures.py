@@ -66,7 +66,8 @@ def run(
     enabled = enable(signatures, catalogue, options or {})
     sink = ListSink()
     options = PipelineOptions(host="host", published=published)
-    pipeline = Pipeline([begin.SPEC], enabled, {"list": sink}, accounting or Accounting(0), options)
+    pipeline = Pipeline([begin.SPEC], enabled, accounting or Accounting(0), options)
+    pipeline.start({"list": sink})
     pipeline.feed(packets)
     pipeline.close()  # the sink's thread has written everything once it returns
     return sink.events
@@ -264,7 +265,8 @@ def test_findings_pass_the_users_data_filters() -> None:
     accounting = Accounting(0)
     enabled = enable([first], catalogue, {})
     options = PipelineOptions(host="h", data_filters=keep_none, published={"first"})
-    pipeline = Pipeline([begin.SPEC], enabled, {"l": sink}, accounting, options)
+    pipeline = Pipeline([begin.SPEC], enabled, accounting, options)
+    pipeline.start({"l": sink})
     pipeline.feed([outgoing(80)])
     pipeline.close()
     assert sink.events == []

@@ -40,7 +40,8 @@ def assert_like_tracee(rendered: dict[str, Any]) -> None:
 def test_published_events_render_like_tracee() -> None:
     sink = ListSink()
     options = PipelineOptions(host="node-1", output_format="tracee")
-    pipeline = Pipeline([begin.SPEC, end.SPEC], [], {"list": sink}, Accounting(0), options)
+    pipeline = Pipeline([begin.SPEC, end.SPEC], [], Accounting(0), options)
+    pipeline.start({"list": sink})
     context = {
         "pid": 41,
         "tid": 42,
@@ -85,7 +86,8 @@ def test_published_events_render_like_tracee() -> None:
 def test_unknown_context_and_the_core_lost_events() -> None:
     sink = ListSink()
     options = PipelineOptions(host="node-1", output_format="tracee")
-    pipeline = Pipeline([], [], {"list": sink}, Accounting(0), options)
+    pipeline = Pipeline([], [], Accounting(0), options)
+    pipeline.start({"list": sink})
     lost = {"lost": {"kernel_reserve_failures": 3}, "total": 3}
     pipeline.publish("lost_events", 1, 10, lost)
     pipeline.drain()

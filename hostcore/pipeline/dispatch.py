@@ -9,6 +9,7 @@ import pluggy
 
 from hostcore.decoder import DNS_PORT
 from hostcore.dns.answers import DnsAnswers
+from hostcore.dns.in_order import NamesInOrder
 from hostcore.events import EventSpec
 from hostcore.hookspecs import EventHandlerHooks
 from hostcore.log import FailureLog
@@ -32,13 +33,14 @@ class Dispatch:
     the packets of the kinds its event needs, through a hook caller of its own: so a
     handler that raises is the one counted (``plugin_errors.<event>``, the packets it
     lost) and logged, and the others still get the batch. ``dns`` (if any enabled
-    event uses DNS names) takes each DNS answer before any later packet is handed on.
+    event uses DNS names) takes each DNS answer, in stream order, and ``names`` (what
+    handlers read) keeps each packet's lookups as they were before later answers.
     """
 
     def __init__(
         self,
         handlers: Sequence[tuple[EventSpec, object]],
-        dns: DnsAnswers | None,
+        dns: tuple[DnsAnswers, NamesInOrder] | None,
         accounting: Accounting,
         failures: FailureLog,
     ) -> None:
@@ -48,6 +50,11 @@ class Dispatch:
             self._register(spec, handler)
         self._dns = dns
         self._dns_kinds = kinds_wanted(PacketKind.DNS_ANSWER)
+        named = PacketKind.NONE
+        for spec, _ in handlers:
+            if spec.uses_dns:
+                named |= spec.needs
+        self._named_kinds = kinds_wanted(named)
         self._count = accounting.count
         self._failures = failures
         self._packets = self._routes("hostcore_packets", handlers)
@@ -93,21 +100,38 @@ class Dispatch:
         return bool(self._preloading)
 
     def feed(self, packets: Sequence[Packet]) -> None:
-        """Hand each handler the packets it needs, in order.
+        """Hand each handler the packets it needs, in order, in one call.
 
-        Each DNS answer is stored before any later packet is handled, so a
-        connection always finds the names of the answers that came before it.
+        A connection always finds the names of the answers that came before it,
+        and never those of answers that came after it.
         """
-        start = 0
         if self._dns is not None:
+            answers, names = self._dns
             dns_kinds = self._dns_kinds
-            for position, packet in enumerate(packets):
-                # The port test first: it is cheaper than the kind test, and most packets fail it.
-                if packet.src_port == DNS_PORT and packet.kind in dns_kinds:
-                    self._dispatch(packets[start:position])
-                    self._dns.add(packet)
-                    start = position  # it may be a TCP kind too: handlers get it next
-        self._dispatch(packets[start:] if start else packets)
+            # The port test first: it is cheaper than the kind test, and most packets fail it.
+            positions = [
+                position
+                for position, packet in enumerate(packets)
+                if packet.src_port == DNS_PORT and packet.kind in dns_kinds
+            ]
+            if positions:
+                self._store_answers(packets[: positions[-1] + 1], answers, names)
+            self._dispatch(packets)
+            names.forget()
+        else:
+            self._dispatch(packets)
+
+    def _store_answers(
+        self, packets: Sequence[Packet], answers: DnsAnswers, names: NamesInOrder
+    ) -> None:
+        """Store the answers among ``packets`` (a batch, up to its last answer) in order,
+        looking up each other packet's names as they are when it comes."""
+        dns_kinds, named_kinds = self._dns_kinds, self._named_kinds
+        for packet in packets:
+            if packet.src_port == DNS_PORT and packet.kind in dns_kinds:
+                answers.add(packet)  # it may be a TCP kind too: looked up after its answer
+            if packet.kind in named_kinds:
+                names.remember(packet)
 
     def _dispatch(self, packets: Sequence[Packet]) -> None:
         for route in self._packets:

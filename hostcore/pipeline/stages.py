@@ -9,6 +9,7 @@ from typing import Any
 
 from hostcore.config import DnsConfig
 from hostcore.dns.answers import DnsAnswers
+from hostcore.dns.in_order import NamesInOrder
 from hostcore.dns.store import NameStore
 from hostcore.events import DnsNames, EventContext, EventSpec, NoDnsNames
 from hostcore.log import FailureLog
@@ -43,17 +44,21 @@ class PipelineOptions:
 
 
 class Pipeline:
-    """The enabled events' handlers, the signatures and the open sinks of one run."""
+    """The enabled events' handlers, the signatures and the open sinks of one run.
+
+    Built first (handlers and signatures started, their options checked), then given
+    its sinks with ``start``: nothing is delivered before.
+    """
 
     def __init__(
         self,
         events: Sequence[EventSpec],
         signatures: Sequence[Enabled],
-        sinks: Mapping[str, Sink],
         accounting: Accounting,
         options: PipelineOptions,
         contexts: Contexts | None = None,
     ) -> None:
+        self._options = options
         self._accounting = accounting
         accounting.declare_losses(name for spec in events for name in spec.loss_counters)
         failures = FailureLog()
@@ -67,7 +72,8 @@ class Pipeline:
             options.data_filters,
             options.published,
         )
-        answers, names = _dns_store(events, options.dns, accounting)
+        dns = _dns_store(events, options.dns, accounting)
+        names: DnsNames = NoDnsNames() if dns is None else dns[1]
         contexts = contexts or Contexts()
         handlers = [
             (
@@ -89,10 +95,12 @@ class Pipeline:
             )
             for spec in events
         ]
-        self._dispatch = Dispatch(handlers, answers, accounting, failures)
+        self._dispatch = Dispatch(handlers, dns, accounting, failures)
         start_signatures(signatures, self._delivery, accounting.count, failures)
-        # Last: a handler or signature that fails to start leaves no sink thread behind.
-        self._fanout.start(sinks, options.queue_sizes, options.sinks_wait)
+
+    def start(self, sinks: Mapping[str, Sink]) -> None:
+        """Put each sink behind its queue and thread; events flow from here on."""
+        self._fanout.start(sinks, self._options.queue_sizes, self._options.sinks_wait)
 
     def feed(self, packets: Sequence[Packet]) -> None:
         """Hand a batch of packets to the handlers, then wake the sinks."""
@@ -140,10 +148,10 @@ class Pipeline:
 
 def _dns_store(
     events: Sequence[EventSpec], config: DnsConfig, accounting: Accounting
-) -> tuple[DnsAnswers | None, DnsNames]:
+) -> tuple[DnsAnswers, NamesInOrder] | None:
     """The run's DNS store, if an enabled event uses DNS names: what feeds it, what reads it."""
     if not any(spec.uses_dns for spec in events):
-        return None, NoDnsNames()
+        return None
     store = NameStore(
         config.store_size,
         config.ttl_floor_s,
@@ -151,4 +159,4 @@ def _dns_store(
         by_cgroup=config.scope == "cgroup",
         counters=accounting.counters,
     )
-    return DnsAnswers(store, accounting.count), store
+    return DnsAnswers(store, accounting.count), NamesInOrder(store)

@@ -91,10 +91,14 @@ class SinkSpec:
 
     ``open(options)`` gets the user's options as text (only declared names; the core
     takes ``queue_size`` itself) and raises :class:`hostcore.OptionError` for a bad value.
+    ``check(options)``, if given, raises the same errors without opening anything: the
+    core calls it before the run needs privileges or touches the kernel, so that a bad
+    value is told first, with nothing created, bound or connected.
     """
 
     name: str
     open: Callable[[Mapping[str, str]], Sink]
     options: Mapping[str, str] = field(default_factory=dict)
+    check: Callable[[Mapping[str, str]], object] | None = None
     description: str = ""
     plugin: str = field(default="", compare=False)  # filled in by the core

@@ -62,14 +62,19 @@ class FileSink:
         self._file.close()  # after the final flush: what it could not write is counted
 
 
-def _open(options: Mapping[str, str]) -> Sink:
+def _settings(options: Mapping[str, str]) -> tuple[str, int]:
+    """The path and the mode of a file it creates."""
     path = options.get("path")
     if not path:
         raise OptionError("needs path=FILE, e.g. --sink file:path=events.msgpack")
     try:
-        mode = parse_mode(options.get("mode", f"{DEFAULT_MODE:o}"))
+        return path, parse_mode(options.get("mode", f"{DEFAULT_MODE:o}"))
     except ValueError as error:
         raise OptionError(f"mode must be octal, e.g. mode=0640, got {options['mode']!r}") from error
+
+
+def _open(options: Mapping[str, str]) -> Sink:
+    path, mode = _settings(options)
     try:
         return FileSink(path, mode)
     except OSError as error:
@@ -82,6 +87,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="file",
             open=_open,
+            check=_settings,
             options={
                 "path": "file to append the msgpack stream to (created if missing)",
                 "mode": f"permissions of a file it creates, octal (default {DEFAULT_MODE:04o})",

@@ -14,12 +14,12 @@ import base64
 import os
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
 from hostcore import hookimpl
-from hostcore.options import OptionError, number_option, parse_address, whole_number_option
+from hostcore.options import Address, OptionError, number_option, parse_address, whole_number_option
 from hostcore.sinks.base import Sink, SinkSpec, event_parts
 from hostcore.sinks.socket import DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S, Connection
 
@@ -95,7 +95,16 @@ def _flag(name: str, text: str) -> bool:
     return text == "true"
 
 
-def _open(options: Mapping[str, str]) -> Sink:
+class _Settings(NamedTuple):
+    address: Address
+    max_backoff_s: float
+    tag: str
+    mode: str
+    ack: bool
+    batch: int
+
+
+def _settings(options: Mapping[str, str]) -> _Settings:
     if "address" not in options:
         raise OptionError("needs address=HOST:PORT (or unix:PATH), e.g. 127.0.0.1:24224")
     mode = options.get("mode", MODES[0])
@@ -108,8 +117,14 @@ def _open(options: Mapping[str, str]) -> Sink:
     except (KeyError, IndexError, ValueError) as error:
         raise OptionError(f"tag {tag!r}: only {{name}} and {{host}} may be filled in") from error
     max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
-    connection = Connection(parse_address(options["address"]), max_backoff, "forward")
-    return ForwardSink(connection, tag, mode, _flag("ack", options.get("ack", "false")), batch)
+    ack = _flag("ack", options.get("ack", "false"))
+    return _Settings(parse_address(options["address"]), max_backoff, tag, mode, ack, batch)
+
+
+def _open(options: Mapping[str, str]) -> Sink:
+    settings = _settings(options)
+    connection = Connection(settings.address, settings.max_backoff_s, "forward")
+    return ForwardSink(connection, settings.tag, settings.mode, settings.ack, settings.batch)
 
 
 @hookimpl
@@ -118,6 +133,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="forward",
             open=_open,
+            check=_settings,
             options={
                 "address": "the receiver: HOST:PORT, [IPv6]:PORT or unix:PATH",
                 "tag": f"Fluent tag, {{name}} and {{host}} filled in (default {DEFAULT_TAG})",

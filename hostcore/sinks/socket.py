@@ -128,14 +128,19 @@ class SocketSink:
         self._connection.close()
 
 
-def _open(options: Mapping[str, str]) -> Sink:
+def _settings(options: Mapping[str, str]) -> tuple[Address, float]:
+    """The collector's address and the longest wait between reconnects."""
     if "address" not in options:
         raise OptionError(
             "needs address=unix:PATH or address=HOST:PORT, "
             "e.g. --sink socket:address=127.0.0.1:24000"
         )
     max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
-    return SocketSink(Connection(parse_address(options["address"]), max_backoff, "socket"))
+    return parse_address(options["address"]), max_backoff
+
+
+def _open(options: Mapping[str, str]) -> Sink:
+    return SocketSink(Connection(*_settings(options), "socket"))
 
 
 @hookimpl
@@ -144,6 +149,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="socket",
             open=_open,
+            check=_settings,
             options={
                 "address": "unix:PATH, HOST:PORT or [IPv6]:PORT of the collector",
                 "max_backoff_s": "longest wait between reconnects, in seconds "

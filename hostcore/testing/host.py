@@ -41,7 +41,8 @@ class SinkHost:
             queue_sizes=sizes,
             drain_timeout_s=drain_timeout_s,
         )
-        self.pipeline = Pipeline([], [], self.sinks, self.accounting, options)
+        self.pipeline = Pipeline([], [], self.accounting, options)
+        self.pipeline.start(self.sinks)
         self.closed = False
 
     def emit(

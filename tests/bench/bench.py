@@ -256,7 +256,8 @@ def pipeline_records_per_s() -> tuple[float, str]:
         contexts = Contexts(CgroupIndex(cgroup2_mount()))  # as a run has them
         options = PipelineOptions(host="bench")
         sinks = {"null": NullSink()}
-        pipeline = Pipeline([begin.SPEC], [], sinks, Accounting(0), options, contexts)
+        pipeline = Pipeline([begin.SPEC], [], Accounting(0), options, contexts)
+        pipeline.start(sinks)
         reader = records.RecordReader()
         started = time.process_time()
         for k in range(0, len(mix), 100):  # batches as a 10 ms poll brings them

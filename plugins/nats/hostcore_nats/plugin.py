@@ -11,11 +11,16 @@ from hostcore_nats.sink import NatsSink
 from hostcore_nats.subjects import DEFAULT_STREAM, shown
 
 
-def open_sink(options: Mapping[str, str]) -> Sink:
+def settings(options: Mapping[str, str]) -> tuple[str, str]:
+    """The server's URL and the stream's name."""
     url = options.get("url")
     if not url:
         raise OptionError("needs url=nats://HOST:PORT, e.g. --sink nats:url=nats://127.0.0.1:4222")
-    stream = options.get("stream", DEFAULT_STREAM)
+    return url, options.get("stream", DEFAULT_STREAM)
+
+
+def open_sink(options: Mapping[str, str]) -> Sink:
+    url, stream = settings(options)
     try:
         bus = Bus(url, "hostcore")
         bus.ensure_stream(stream)
@@ -33,6 +38,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="nats",
             open=open_sink,
+            check=settings,
             options={
                 "url": "the NATS server, nats://HOST:PORT",
                 "stream": f"JetStream stream, created if missing (default {DEFAULT_STREAM})",

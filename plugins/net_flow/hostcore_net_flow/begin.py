@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hostcore import (
-    BoundedMap,
+    BoundedSet,
     Direction,
     EventContext,
     EventSpec,
@@ -18,8 +18,8 @@ from hostcore import (
 from hostcore_net_flow.connections import Names, flow_fields
 
 # A server retransmits its SYN+ACK for up to 63 s (tcp_synack_retries = 5), so
-# identities are kept that long, and at most this many of them (about 13 MB;
-# beyond that the oldest go early: a retransmission of one would be a second begin).
+# identities are kept at least that long, and at most this many of them (about
+# 13 MB; beyond that the oldest go early, and are counted as evictions).
 RECENT_CONNECTIONS = 65536
 RETRANSMIT_WINDOW_NS = 64 * 10**9
 
@@ -62,9 +62,7 @@ class TcpBegin:
         self._count = context.count
         self._emit = context.emit
         self._names = context.dns.names
-        self._seen: BoundedMap[tuple[Any, ...], None] = BoundedMap(
-            RECENT_CONNECTIONS, RETRANSMIT_WINDOW_NS
-        )
+        self._seen = BoundedSet(RECENT_CONNECTIONS, RETRANSMIT_WINDOW_NS)
 
     @hookimpl
     def hostcore_packets(self, packets: Sequence[Packet]) -> None:
@@ -81,11 +79,10 @@ class TcpBegin:
                 packet.dst_port,
                 packet.ack,
             )
-            if key in seen:
+            timestamp_ns = packet.timestamp_ns
+            if not seen.add(key, timestamp_ns):
                 self._count("net_flow_tcp_begin.duplicate_syn_acks", 1)
                 continue
-            timestamp_ns = packet.timestamp_ns
-            seen.put(key, None, timestamp_ns)
             emit(
                 timestamp_ns,
                 syn_ack_fields(packet, self._names),

@@ -46,6 +46,7 @@ def hostcore_register_monitors(register: Callable[[MonitorSpec], None]) -> None:
         MonitorSpec(
             name="prometheus",
             open=open_monitor,
+            check=lambda options: parse_listen(options.get("listen", DEFAULT_LISTEN)),
             options={"listen": f"address to serve /metrics on (default {DEFAULT_LISTEN})"},
             description="live counters as a Prometheus text endpoint",
         )
