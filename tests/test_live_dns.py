@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from dns_server import IPV6_ADDRESS, SERVER, SERVER6, dig, dns_netns
-from support import TOOLS, Hostcore, curl, http_server, in_place, no_syncookies
+from runs import Hostcore
+from traffic import TOOLS, curl, http_server, in_place, no_syncookies
 
 from hostcore.probe.cgroup import cgroup2_mount
 

@@ -14,21 +14,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import (
+from runs import Flow, Hostcore, both_ends, flows, one_connection_on_stdout
+from traffic import (
     BACKLOG,
     AcceptServer,
-    Flow,
-    Hostcore,
-    both_ends,
     connect_once,
     connected_pair,
     curl,
-    flows,
     free_port,
     http_server,
     nginx,
     no_syncookies,
-    one_connection_on_stdout,
 )
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from dns_server import dns_netns
-from support import (
+from runs import Hostcore
+from traffic import (
     AcceptServer,
-    Hostcore,
     connect_once,
     curl,
     http_server,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from hostcore_net_flow import begin, end
-from support import one_connection_on_stdout
+from runs import one_connection_on_stdout
 from test_pipeline_dns import ListSink
 from tracee_sample import NET_FLOW_TCP_FIELDS, NET_PACKET_TCP
 
