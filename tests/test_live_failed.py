@@ -94,7 +94,7 @@ def test_peer_dropping_syns_leaves_the_attempt_unanswered(
     with (
         http_server(server_ip, netns=server_ns) as dropped,
         http_server(server_ip, netns=server_ns) as answered,
-        no_syncookies(),
+        no_syncookies(server_ns),
     ):
         dropping_syns(server_ns, dropped)
         with hostcore_with_timeout(tmp_path, 1) as hostcore:

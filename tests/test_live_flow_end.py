@@ -112,7 +112,7 @@ class HeldConnection:
 def netns_server(netns_pair: tuple[str, str, str]) -> Iterator[tuple[str, str, int]]:
     """A Python HTTP/1.0 server in the server namespace: (client ns, server ip, port)."""
     client_ns, server_ns, server_ip = netns_pair
-    with http_server(server_ip, netns=server_ns) as port, no_syncookies():
+    with http_server(server_ip, netns=server_ns) as port, no_syncookies(server_ns):
         yield client_ns, server_ip, port
 
 

@@ -19,9 +19,15 @@ TOOLS = Path(__file__).parent / "tools"
 BACKLOG = 4096
 
 
-def syncookies_sent() -> int:
-    """TcpExt SyncookiesSent: a SYN cookie's SYN+ACK has no socket, so the probe cannot see it."""
-    lines = Path("/proc/net/netstat").read_text().splitlines()
+def syncookies_sent(netns: str | None = None) -> int:
+    """TcpExt SyncookiesSent in ``netns`` (default: this process's network namespace; each
+    counts its own): a SYN cookie's SYN+ACK has no socket, so the probe cannot see it."""
+    if netns:
+        command = ["ip", "netns", "exec", netns, "cat", "/proc/net/netstat"]
+        text = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    else:
+        text = Path("/proc/net/netstat").read_text()
+    lines = text.splitlines()
     for names, values in zip(lines[::2], lines[1::2], strict=True):
         if names.startswith("TcpExt:"):
             return int(dict(zip(names.split(), values.split(), strict=True))["SyncookiesSent"])
@@ -29,10 +35,12 @@ def syncookies_sent() -> int:
 
 
 @contextlib.contextmanager
-def no_syncookies() -> Iterator[None]:
-    before = syncookies_sent()
+def no_syncookies(netns: str | None = None) -> Iterator[None]:
+    """No SYN cookie was sent while the block ran by the listeners of ``netns`` (default:
+    this process's network namespace): pass the namespace the test's servers listen in."""
+    before = syncookies_sent(netns)
     yield
-    assert syncookies_sent() == before, "SYN cookies were sent: the probe cannot see those"
+    assert syncookies_sent(netns) == before, "SYN cookies were sent: the probe cannot see those"
 
 
 class AcceptServer:
