@@ -7,7 +7,8 @@ import subprocess
 import threading
 from pathlib import Path
 
-from support import READY_TIMEOUT_S, free_port
+from traffic import free_port
+from waiting import READY_TIMEOUT_S
 
 
 class NatsServer:

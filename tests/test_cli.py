@@ -10,16 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import (
-    HOSTCORE,
-    AcceptServer,
-    Hostcore,
-    both_ends,
-    connect_once,
-    flows,
-    hostcore_programs,
-    no_syncookies,
-)
+from bpf_programs import hostcore_programs
+from runs import HOSTCORE, Hostcore, both_ends, flows
+from traffic import AcceptServer, connect_once, no_syncookies
 
 from hostcore.probe.cgroup import cgroup2_mount
 

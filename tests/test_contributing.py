@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import tshark_oracle
-from support import HOSTCORE, AcceptServer, Hostcore, both_ends, connect_once, flows, no_syncookies
+from runs import HOSTCORE, Hostcore, both_ends, flows
+from traffic import AcceptServer, connect_once, no_syncookies
 
 CONTRIBUTING = Path(__file__).parent.parent / "CONTRIBUTING.md"
 FILE_BLOCK = re.compile(r"<!-- file: (?P<path>\S+) -->\n```\w*\n(?P<body>.*?)```", re.S)

@@ -14,21 +14,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import (
+from runs import Flow, Hostcore, both_ends, flows, one_connection_on_stdout
+from traffic import (
     BACKLOG,
     AcceptServer,
-    Flow,
-    Hostcore,
-    both_ends,
     connect_once,
     connected_pair,
     curl,
-    flows,
     free_port,
     http_server,
     nginx,
     no_syncookies,
-    one_connection_on_stdout,
 )
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
@@ -111,7 +107,7 @@ def test_between_two_network_namespaces(tmp_path: Path, netns_pair: tuple[str, s
     client_ns, server_ns, server_ip = netns_pair
     with (
         http_server(server_ip, netns=server_ns) as port,
-        no_syncookies(),
+        no_syncookies(server_ns),
         Hostcore(tmp_path) as hostcore,
     ):
         clients = [curl(f"http://{server_ip}:{port}/", netns=client_ns) for _ in range(3)]

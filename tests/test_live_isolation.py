@@ -12,19 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import (
-    HOSTCORE,
-    AcceptServer,
-    Hostcore,
-    both_ends,
-    burst,
-    connect_once,
-    fake_distribution,
-    flows,
-    hostcore_programs,
-    no_syncookies,
-    read_events,
-)
+from bpf_programs import hostcore_programs
+from fake_distributions import fake_distribution
+from runs import HOSTCORE, Hostcore, both_ends, flows, read_events
+from traffic import AcceptServer, burst, connect_once, no_syncookies
 
 from hostcore.probe.cgroup import cgroup2_mount
 from hostcore.testing import reported_losses

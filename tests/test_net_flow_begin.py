@@ -8,6 +8,7 @@ from typing import Any
 
 from hostcore_net_flow import begin
 from packets import ACK, SYN, ipv4, tcp
+from sample_connection import OUTGOING
 
 from hostcore import EventContext
 from hostcore.decoder import Decoder
@@ -26,18 +27,6 @@ def syn_ack(
 ) -> Packet:
     raw = ipv4(server, client, tcp(server_port, client_port, SYN | ACK, seq=5, ack=client_isn + 1))
     return decode(raw, 42, direction)
-
-
-# The seven flow fields of 192.0.2.10:40000 connecting out to 203.0.113.5:443.
-OUTGOING = {
-    "conn_direction": "outgoing",
-    "src": "192.0.2.10",
-    "dst": "203.0.113.5",
-    "src_port": 40000,
-    "dst_port": 443,
-    "src_dns": [],
-    "dst_dns": [],
-}
 
 
 def run(packets: list[Packet]) -> tuple[list[Mapping[str, Any]], Counter[str]]:

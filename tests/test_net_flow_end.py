@@ -8,28 +8,11 @@ from typing import Any
 
 import pytest
 from hostcore_net_flow import end
-from packets import ACK, FIN, RST, SYN, ipv4, tcp
-from test_net_flow_begin import OUTGOING
+from packets import ACK, FIN, RST, SYN
+from sample_connection import CLIENT, OUTGOING, SERVER, segment
 
 from hostcore import EventContext, OpenSocket
-from hostcore.decoder import Decoder
 from hostcore.packet import Direction, Packet
-
-decode = Decoder().decode  # one decoder, its address cache, per test module
-
-CLIENT, SERVER = ("192.0.2.10", 40000), ("203.0.113.5", 443)
-
-
-def segment(
-    direction: Direction,
-    src: tuple[str, int],
-    dst: tuple[str, int],
-    flags: int,
-    seq: int = 7,
-    ack: int = 1001,
-    ns: int = 0,
-) -> Packet:
-    return decode(ipv4(src[0], dst[0], tcp(src[1], dst[1], flags, seq=seq, ack=ack)), ns, direction)
 
 
 def run(

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from hostcore_net_flow import failed
 from packets import ACK, RST, SYN
-from test_net_flow_begin import OUTGOING
-from test_net_flow_end import CLIENT, SERVER, segment
+from sample_connection import CLIENT, OUTGOING, SERVER, segment
 
 from hostcore import EventContext
 from hostcore.packet import Direction

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 from dns_messages import answer
 from hostcore_net_flow import begin
+from list_sink import ListSink
 from packets import ACK, SYN, ipv4, tcp, udp
-from support import ListSink
 
 from hostcore import hookimpl
 from hostcore.decoder import Decoder

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 from hostcore_net_flow import end, failed
+from list_sink import ListSink
 from packets import ACK, FIN, SYN, ipv4, tcp
-from test_pipeline_dns import ListSink
 
 from hostcore import OpenSocket, hookimpl
 from hostcore.decoder import Decoder

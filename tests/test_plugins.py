@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import HOSTCORE, fake_distribution
+from fake_distributions import fake_distribution
+from runs import HOSTCORE
 from tshark_oracle import CORPUS
 
 

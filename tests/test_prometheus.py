@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hostcore_prometheus.exporter import Endpoint
 from hostcore_prometheus.plugin import parse_listen
-from support import scrape
+from prometheus_scrape import scrape
 
 from hostcore.pipeline.accounting import Accounting
 

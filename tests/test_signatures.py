@@ -10,8 +10,8 @@ from dns_messages import answer
 from hostcore_net_flow import begin
 from hostcore_signatures import connection_scan, denied_domain, unexpected_listener
 from hostcore_signatures.denied_domain import DenyList
+from list_sink import ListSink
 from packets import ACK, SYN, ipv4, tcp, udp
-from support import ListSink
 
 from hostcore import Report, SignatureContext, SignatureSpec
 from hostcore.decoder import Decoder

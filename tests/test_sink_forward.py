@@ -68,20 +68,33 @@ class FluentReceiver:
 
     With ``refuse_first``, it closes the first connection after reading one message
     without acking it, as a receiver that crashed would.
+
+    A check that fails in its thread (a message that breaks the specification) stops it,
+    and fails the test when the test reads ``events``.
     """
 
     def __init__(self, refuse_first: bool = False) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.refuse_first = refuse_first
-        self.events: list[tuple[str, Any, dict[str, Any]]] = []
+        self.received: list[tuple[str, Any, dict[str, Any]]] = []
+        self.failure: BaseException | None = None
         threading.Thread(target=self._serve, daemon=True).start()
 
+    @property
+    def events(self) -> list[tuple[str, Any, dict[str, Any]]]:
+        if self.failure is not None:
+            raise AssertionError("the receiver stopped on a bad message") from self.failure
+        return self.received
+
     def _serve(self) -> None:
-        while True:
-            connection, _ = self.listener.accept()
-            with connection:
-                self._read(connection)
+        try:
+            while True:
+                connection, _ = self.listener.accept()
+                with connection:
+                    self._read(connection)
+        except BaseException as failure:  # in this thread, it would fail no test
+            self.failure = failure
 
     def _read(self, connection: socket.socket) -> None:
         unpacker = msgpack.Unpacker(raw=False)
@@ -92,7 +105,7 @@ class FluentReceiver:
                     self.refuse_first = False
                     return
                 tag, entries, option = decode(received)
-                self.events.extend((tag, time, record) for time, record in entries)
+                self.received.extend((tag, time, record) for time, record in entries)
                 if "chunk" in option:
                     connection.sendall(msgpack.packb({"ack": option["chunk"]}))
 

@@ -15,16 +15,9 @@ from typing import Any
 import pytest
 from hostcore_nats.subjects import subject, token
 from nats_server import NatsServer
-from support import (
-    HOSTCORE,
-    READY_TIMEOUT_S,
-    AcceptServer,
-    Hostcore,
-    both_ends,
-    connect_once,
-    flows,
-    no_syncookies,
-)
+from runs import HOSTCORE, Hostcore, both_ends, flows
+from traffic import AcceptServer, connect_once, no_syncookies
+from waiting import READY_TIMEOUT_S
 
 from hostcore.testing import KIT_EVENT_NAME, SinkHost, synthetic_events
 

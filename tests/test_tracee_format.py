@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from hostcore_net_flow import begin, end
-from support import one_connection_on_stdout
-from test_pipeline_dns import ListSink
+from list_sink import ListSink
+from runs import one_connection_on_stdout
 from tracee_sample import NET_FLOW_TCP_FIELDS, NET_PACKET_TCP
 
 from hostcore.pipeline.accounting import Accounting

@@ -31,7 +31,8 @@ import msgpack
 TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
-from support import HOSTCORE, nginx  # noqa: E402
+from runs import HOSTCORE  # noqa: E402
+from traffic import nginx  # noqa: E402
 
 READY_TIMEOUT_S = 120
 

@@ -23,7 +23,8 @@ TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
 from dns_server import SERVER, dns_netns  # noqa: E402
-from support import TOOLS, Hostcore  # noqa: E402
+from runs import Hostcore  # noqa: E402
+from traffic import TOOLS  # noqa: E402
 
 from hostcore.pipeline.accounting import Accounting  # noqa: E402
 
