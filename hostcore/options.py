@@ -57,7 +57,7 @@ def _as_float(value: object) -> float | None:
 def _as_int(value: object) -> int | None:
     if isinstance(value, str):
         text = value.strip()
-        return int(text) if text.lstrip("-").isdigit() else None
+        return int(text) if text.lstrip("-").isdecimal() else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -68,7 +68,7 @@ def parse_address(text: str, unix: bool = True) -> Address:
             raise OptionError("address unix: needs a path, e.g. unix:/run/collector.sock")
         return socket.AF_UNIX, text[5:]
     host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 0xFFFF:
+    if not colon or not host or not port.isdecimal() or int(port) > 0xFFFF:
         forms = "unix:PATH, HOST:PORT or [IPv6]:PORT" if unix else "HOST:PORT or [IPv6]:PORT"
         raise OptionError(f"address {text!r}: expected {forms}")
     if host.startswith("[") and host.endswith("]"):

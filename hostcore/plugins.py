@@ -44,6 +44,25 @@ class PluginError(Exception):
 Made = TypeVar("Made")
 
 
+def register_checked(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin``; a hook argument no spec has, or a hook no spec declares (a
+    typo, or a newer hostcore's), unregisters it again and raises pluggy's error."""
+    try:
+        manager.register(plugin, name=name)
+        manager.check_pending()
+    except pluggy.PluginValidationError:
+        if manager.get_plugin(name) is plugin:
+            manager.unregister(plugin)
+        raise
+
+
+def caller_for(manager: pluggy.PluginManager, hook_name: str, plugin: object) -> Any:
+    """The hook caller that reaches ``plugin`` alone: through pluggy, so that it gets only
+    the arguments it names, and one plugin's failure is told as its own."""
+    others = [other for other in manager.get_plugins() if other is not plugin]
+    return manager.subset_hook_caller(hook_name, others)
+
+
 def started(kind: str, name: str, plugin: str, make: Callable[[], Made]) -> Made:
     """``make()``: a plugin's sink, monitor, handler or signature, started. A bad option
     (OptionError) is the user's error, told as such; anything else is the plugin's."""
@@ -80,6 +99,8 @@ class Plugins:
     manager: pluggy.PluginManager = field(init=False)
     infos: dict[str, PluginInfo] = field(init=False, default_factory=dict)
     _loaded: bool = field(init=False, default=False)
+    # What each registration hook declared, by plugin: hooks are called once per process.
+    _declared: dict[str, list[tuple[str, Any]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.manager = pluggy.PluginManager("hostcore")
@@ -91,6 +112,13 @@ class Plugins:
         if self._loaded:
             return
         self._loaded = True
+        denied = sorted(self.deny & BUILT_IN.keys())
+        if denied:
+            raise PluginError(
+                f"[plugins] deny names the core's own sink(s) {', '.join(denied)}: they are "
+                "not plugins and always there; a run uses only the sinks --sink or "
+                "[sinks] select"
+            )
         for name, module in BUILT_IN.items():
             self.infos[name] = PluginInfo(name, "hostcore", version("hostcore"), BUILT_IN_STATUS)
             self._register(name, importlib.import_module(module), BUILT_IN_STATUS)
@@ -131,25 +159,14 @@ class Plugins:
     def _register(self, name: str, plugin: object, status: str = "loaded") -> None:
         info = self.infos[name]
         try:
-            self.manager.register(plugin, name=name)
-        except pluggy.PluginValidationError as error:  # a hook argument the spec lacks
+            register_checked(self.manager, plugin, name)
+        except pluggy.PluginValidationError as error:
             self._fail(info, "has invalid hooks", error)
-            self._unregister(name, plugin)
             return
         except ValueError as error:  # the same object under two entry-point names
             self._fail(info, "is registered twice", error)
             return
-        try:
-            self.manager.check_pending()  # hooks no spec declares: a typo, or a newer hostcore's
-        except pluggy.PluginValidationError as error:
-            self._fail(info, "implements hooks this hostcore does not have", error)
-            self._unregister(name, plugin)
-            return
         info.status = status
-
-    def _unregister(self, name: str, plugin: object) -> None:
-        if self.manager.get_plugin(name) is plugin:
-            self.manager.unregister(plugin)
 
     def _fail(self, info: PluginInfo, what: str, error: BaseException | None) -> None:
         info.status = "error"
@@ -219,16 +236,19 @@ class Plugins:
         """Call one registration hook plugin by plugin, so a failure names its plugin.
 
         Each call goes through pluggy (a hook caller without the other plugins), so an
-        implementation gets only the arguments it names, and wrappers apply.
+        implementation gets only the arguments it names.
         """
         self.load()
-        plugins = self.manager.get_plugins()
+        if hook_name in self._declared:  # a later call: the same declarations, once made
+            for name, spec in self._declared[hook_name]:
+                add(name, spec)
+            return
+        declarations = self._declared[hook_name] = []
         for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
             name = impl.plugin_name
-            others = [plugin for plugin in plugins if plugin is not impl.plugin]
             declared: list[Any] = []
             try:
-                self.manager.subset_hook_caller(hook_name, others)(register=declared.append)
+                caller_for(self.manager, hook_name, impl.plugin)(register=declared.append)
                 wrong = [spec for spec in declared if not isinstance(spec, spec_type)]
                 if wrong:
                     raise TypeError(f"registered {wrong[0]!r}, not a {spec_type.__name__}")
@@ -238,6 +258,7 @@ class Plugins:
                 continue
             for spec in declared:
                 add(name, spec)
+                declarations.append((name, spec))
                 shown = f"{spec.name}://" if isinstance(spec, SourceSpec) else spec.name
                 self.infos[name].provides.append(shown)
 

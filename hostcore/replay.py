@@ -19,7 +19,7 @@ from hostcore.config import Config
 from hostcore.decoder import DNS_PORT, IPPROTO_TCP, IPPROTO_UDP, DecodeError, Decoder
 from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted, tcp_kind
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.stages import Pipeline
+from hostcore.pipeline.pipeline import Pipeline
 from hostcore.plan import RunError
 from hostcore.plugins import Plugins
 from hostcore.run import checked_plan, pipeline_of, start_sinks

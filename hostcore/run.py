@@ -13,7 +13,18 @@ import structlog
 from hostcore import probe
 from hostcore.config import Config
 from hostcore.monitors import Monitor
-from hostcore.outputs import (
+from hostcore.packet import OpenSocket, Owner, PacketKind
+from hostcore.pipeline import filters
+from hostcore.pipeline.accounting import Accounting
+from hostcore.pipeline.context import Contexts
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
+from hostcore.plan import Plan, RunError, plan
+from hostcore.plugins import Plugins
+from hostcore.probe import capabilities, cgroup, sockets
+from hostcore.probe.cgroup import CgroupIndex
+from hostcore.probe.clock import boot_to_epoch_offset_ns
+from hostcore.probe.records import RecordReader
+from hostcore.selections import (
     Wanted,
     check_outputs,
     close_monitors,
@@ -21,17 +32,6 @@ from hostcore.outputs import (
     open_monitors,
     open_sinks,
 )
-from hostcore.packet import OpenSocket, Owner, PacketKind
-from hostcore.pipeline import filters
-from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.context import Contexts
-from hostcore.pipeline.stages import Pipeline, PipelineOptions
-from hostcore.plan import Plan, RunError, plan
-from hostcore.plugins import Plugins
-from hostcore.probe import capabilities, cgroup, sockets
-from hostcore.probe.cgroup import CgroupIndex
-from hostcore.probe.clock import boot_to_epoch_offset_ns
-from hostcore.probe.records import RecordReader
 from hostcore.sinks.output import request_reopen
 
 LOSS_CHECK_INTERVAL_NS = 10**9

@@ -15,7 +15,7 @@ from hostcore.decoder import Decoder
 from hostcore.events import EventContext, EventSpec
 from hostcore.packet import Direction, Packet, PacketKind
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.stages import Pipeline, PipelineOptions
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
 
 decode = Decoder().decode  # one decoder, its address cache, per test module
 

@@ -13,7 +13,7 @@ from hostcore import OpenSocket, hookimpl
 from hostcore.decoder import Decoder
 from hostcore.packet import Direction, Packet
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.stages import Pipeline, PipelineOptions
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
 
 decode = Decoder().decode  # one decoder, its address cache, per test module
 OPTIONS = PipelineOptions(host="h")

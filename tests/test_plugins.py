@@ -68,6 +68,16 @@ def test_allow_list_loads_only_the_named_plugins(broken: Path) -> None:
     assert "file: built in" in result.stdout
 
 
+def test_denying_a_built_in_sink_is_an_error_that_says_why(broken: Path) -> None:
+    config = broken / "hostcore.toml"
+    config.write_text('[plugins]\ndeny = ["file", "broken"]\n')
+    result = hostcore(broken, "plugins", "--config", str(config))
+    assert result.returncode == 2
+    assert "[plugins] deny names the core's own sink(s) file: they are not plugins" in (
+        result.stderr
+    )
+
+
 def test_an_allow_list_without_stdout_still_prints_events(broken: Path) -> None:
     config = broken / "hostcore.toml"
     config.write_text('[plugins]\nallow = ["net_flow"]\n')
@@ -101,8 +111,7 @@ def assert_load_error_listed(where: Path, plugin: str, error: str) -> None:
         (
             "hostcore_register_event",
             "pass",
-            "implements hooks this hostcore does not have: PluginValidationError: "
-            "unknown hook 'hostcore_register_event'",
+            "has invalid hooks: PluginValidationError: unknown hook 'hostcore_register_event'",
         ),
         (
             "hostcore_register_events",
@@ -199,9 +208,8 @@ def test_two_distributions_with_one_plugin_name(tmp_path: Path) -> None:
     fake_distribution(tmp_path, "stdout", "")  # hostcore itself already uses this name
     result = hostcore(tmp_path, "plugins")
     assert result.returncode == 1
-    assert "uses the plugin name of hostcore 0.1.0" in result.stdout or (
-        "uses the plugin name of hostcore-stdout 0.1" in result.stdout
-    )
+    # The built-in sink is registered first: the entry point is the one turned away.
+    assert "uses the plugin name of hostcore 0.2.0" in result.stdout
     assert "uninstall one of them" in result.stdout
 
 

@@ -18,7 +18,7 @@ from hostcore.decoder import Decoder
 from hostcore.events import Field
 from hostcore.packet import Direction, Owner, OwnerSource, Packet
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.stages import Pipeline, PipelineOptions
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
 from hostcore.signatures.loading import MAX_DEPTH, Enabled, enable, problems
 from hostcore.testing import reported_losses
 

@@ -156,4 +156,4 @@ def test_subjects_keep_host_names_to_one_token() -> None:
 
 def test_the_plugin_provides_the_sink_and_the_source() -> None:
     listing = subprocess.run([HOSTCORE, "plugins"], capture_output=True, text=True, check=True)
-    assert "nats: loaded (hostcore-nats 0.1.0) provides nats, nats://" in listing.stdout
+    assert "nats: loaded (hostcore-nats 0.2.0) provides nats, nats://" in listing.stdout

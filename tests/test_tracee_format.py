@@ -12,7 +12,7 @@ from runs import one_connection_on_stdout
 from tracee_sample import NET_FLOW_TCP_FIELDS, NET_PACKET_TCP
 
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.stages import Pipeline, PipelineOptions
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
 
 SAMPLE: dict[str, Any] = json.loads(NET_PACKET_TCP)
 # Go omits an empty matchedPolicies (omitempty); hostcore has no policies.

@@ -15,7 +15,7 @@ from hostcore.hookspecs import EventHandlerHooks
 from hostcore.log import FailureLog
 from hostcore.packet import OpenSocket, Packet, PacketKind, kinds_wanted
 from hostcore.pipeline.accounting import Accounting
-from hostcore.plugins import PluginError
+from hostcore.plugins import PluginError, caller_for, register_checked
 
 
 class _Route(NamedTuple):
@@ -64,11 +64,8 @@ class Dispatch:
     def _register(self, spec: EventSpec, handler: object) -> None:
         what = f"event {spec.name!r} from plugin {spec.plugin!r}"
         try:
-            self._manager.register(handler, name=spec.name)
-            self._manager.check_pending()
+            register_checked(self._manager, handler, spec.name)
         except (pluggy.PluginValidationError, ValueError) as error:
-            if self._manager.get_plugin(spec.name) is handler:
-                self._manager.unregister(handler)
             raise PluginError(f"{what}: its handler has invalid hooks: {error}") from error
         if spec.needs and not self._implements("hostcore_packets", handler):
             raise PluginError(
@@ -81,15 +78,8 @@ class Dispatch:
         return any(impl.plugin is handler for impl in hook.get_hookimpls())
 
     def _routes(self, hook_name: str, handlers: Sequence[tuple[EventSpec, object]]) -> list[_Route]:
-        everyone = [handler for _, handler in handlers]
         return [
-            _Route(
-                spec,
-                self._manager.subset_hook_caller(
-                    hook_name, [other for other in everyone if other is not handler]
-                ),
-                kinds_wanted(spec.needs),
-            )
+            _Route(spec, caller_for(self._manager, hook_name, handler), kinds_wanted(spec.needs))
             for spec, handler in handlers
             if self._implements(hook_name, handler)
         ]

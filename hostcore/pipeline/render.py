@@ -31,8 +31,8 @@ class Renderer:
 
     def __call__(self, event: Mapping[str, Any]) -> Rendered:
         if self._tracee is not None:
-            types, tracee_id = self._tracee.get(
-                event["name"], ({}, tracee.tracee_id(None, event["id"]))
-            )
-            event = tracee.render(event, types, tracee_id)
+            known = self._tracee.get(event["name"])
+            if known is None:  # an event no spec declared (the sink author's kit makes them)
+                known = self._tracee[event["name"]] = ({}, tracee.tracee_id(None, event["id"]))
+            event = tracee.render(event, *known)
         return self._packer.pack(event), event

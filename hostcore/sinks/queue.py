@@ -57,8 +57,9 @@ class QueuedSink:
         self._pending: Counter[str] = Counter()  # losses this sink has not been told of
         self._pending_interval: tuple[int, int] = (0, 0)
         self.closed_reason = ""  # set once the sink raised SinkClosed
-        # Counted by the dispatch thread (drops) or by the sink's thread (the rest);
-        # each int has one writer, and the run reads them once a second.
+        # Counted by the dispatch thread (drops) or by the sink's thread (the rest), and
+        # ``undelivered`` by ``join`` too, once the thread has ended or is given up on;
+        # the run reads them once a second.
         self.drops = 0
         self.errors = 0
         self.flush_failures = 0
@@ -155,10 +156,6 @@ class QueuedSink:
         if self._thread.is_alive():
             log.warning("sink did not drain in time", sink=self.name, undelivered=self.undelivered)
 
-    def close(self, deadline: float) -> None:
-        self.stop()
-        self.join(deadline)
-
     def _held(self) -> int:
         """Events a sink that batches (``BatchingSink``) took and has not delivered."""
         held = getattr(self._sink, "held", 0)
@@ -202,21 +199,23 @@ class QueuedSink:
         return wrote
 
     def _call(self, what: str, action: Callable[..., None], *args: Any) -> bool:
-        """Run one sink call; False if it raised (logged at most once a minute per kind)."""
+        """Run one sink call; False if it raised and what it lost is still to be counted
+        (failures are logged at most once a minute per kind)."""
         try:
             action(*args)
             return True
         except SinkClosed as gone:
             self.closed_reason = str(gone) or "the sink closed itself"
-            self.undelivered += len(self._queue) + (what == "write")
+            # The queue, and what the sink held: its batch, or the event being written.
+            self.undelivered += len(self._queue) + max(self._held(), what == "write")
             self._queue.clear()
             return False
-        except EventsLost as lost:  # a batching sink says how many events it lost
+        except EventsLost as lost:  # a batching sink says how many events it lost: counted
             self.errors += lost.count
             self._failures.exception(
                 f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name
             )
-            return False
+            return True
         except Exception:
             if what == "flush":
                 self.flush_failures += 1

@@ -8,12 +8,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from hostcore.events import LOST_EVENTS_NAME
-from hostcore.outputs import check_outputs, open_sinks
 from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.context import UNKNOWN
 from hostcore.pipeline.fanout import DEFAULT_DRAIN_TIMEOUT_S
-from hostcore.pipeline.stages import Pipeline, PipelineOptions
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
 from hostcore.plugins import Plugins
+from hostcore.selections import check_outputs, open_sinks
 
 # The kit's own event: no plugin provides it, so a sink is tested on its own.
 KIT_EVENT_NAME = "kit_event"

@@ -217,7 +217,7 @@ def pipeline_records_per_s() -> tuple[float, str]:
 
     from hostcore.pipeline.accounting import Accounting
     from hostcore.pipeline.context import Contexts
-    from hostcore.pipeline.stages import Pipeline, PipelineOptions
+    from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
     from hostcore.probe import records
     from hostcore.probe.cgroup import CgroupIndex, cgroup2_mount
 

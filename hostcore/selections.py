@@ -1,4 +1,4 @@
-"""A run's outputs, the sinks and monitors the user selected: checked, opened, closed."""
+"""The sinks and monitors a user selected: checked, opened, closed."""
 
 from __future__ import annotations
 
