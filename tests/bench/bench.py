@@ -221,7 +221,7 @@ def pipeline_records_per_s() -> tuple[float, str]:
     from hostcore.probe.cgroup import CgroupIndex, cgroup2_mount
 
     def record(data: bytes, direction: int) -> bytes:
-        owner = records.OWNER.pack(4242, 4242, 1000, 2, b"curl")
+        owner = records.OWNER.pack(4242, 4242, 1000, 2, 0, b"curl")
         root_cgroup = os.stat(cgroup2_mount()).st_ino
         return records.HEADER.pack(1, root_cgroup, 7, owner, len(data), direction) + data
 
