@@ -265,7 +265,7 @@ class Pipeline:
     def _rendered(self, event: Mapping[str, Any]) -> tuple[bytes, Mapping[str, Any]]:
         """The event as the sinks receive it (Tracee's format, if chosen), packed once."""
         if self._tracee_types is not None:
-            event = tracee.render(event, self._tracee_types.get(event["name"], {}))
+            event = tracee.render(event, self._tracee_types)
         return self._packer.pack(event), event
 
     def _publish(self, event: Mapping[str, Any]) -> None:
