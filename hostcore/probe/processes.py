@@ -126,6 +126,8 @@ def _ns_ppid(process: _Task, parent: _Task | None) -> int | None:
     parent is in another namespace (the first process of a new one) or there is none."""
     if not process.ppid:
         return 0
+    if len(process.ns_ids) == 1:  # in the first pid namespace, as every ancestor is
+        return process.ppid
     if parent is None or parent.pid_ns is None or process.pid_ns is None:
-        return None
+        return None  # pid 1's namespaces, say, are not always ours to read
     return parent.ns_ids[-1] if parent.pid_ns == process.pid_ns else 0
