@@ -278,6 +278,8 @@ def _signatures(config: Config) -> int:
         print(f"{spec.name} (id {spec.id}, plugin {spec.plugin}): {spec.title}")
         print(f"  {spec.signature_id} version {spec.version}, severity {spec.severity}")
         print(f"  tags: {', '.join(spec.tags) or '-'}")
+        if spec.properties:
+            print(f"  properties: {', '.join(f'{k}={v}' for k, v in spec.properties.items())}")
         optional = [f"{text} (if installed)" for text in spec.consumes_if_installed]
         print(f"  consumes: {', '.join([*spec.consumes, *optional])}")
         fields = ", ".join(f"{field.name}: {field.type}" for field in spec.fields)

@@ -343,6 +343,8 @@ def test_signatures_lists_the_built_in_signatures_with_their_metadata() -> None:
         "denied_domain (id 6001, plugin signatures): Connection to a denied domain",
         "  HCS-2 version 1.0.0, severity medium",
         "  tags: mitre-attack:T1046, discovery",
+        "  properties: Technique=Network Service Discovery, "
+        "id=attack-pattern--e3a12395-188d-4051-9a16-ea8e14d07b88",
         "  consumes: net_flow_tcp_begin.data.conn_direction=outgoing, "
         "net_flow_tcp_failed.data.conn_direction=outgoing (if installed)",
         "  option allowed_ports: local ports that may accept connections (default [22, 80, 443])",

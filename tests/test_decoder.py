@@ -125,11 +125,11 @@ def _record(
 
 def test_record_carries_the_socket_owner() -> None:
     raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
-    owner = records.OWNER.pack(1234, 1240, 1000, 2, b"curl\0garbage\0\0\0\0")
+    owner = records.OWNER.pack(1234, 1240, 1000, 2, 1, b"curl\0garbage\0\0\0\0")
     known, unknown = records.RecordReader().packets(
         [_record(raw, owner=owner), _record(raw)], 0, Counter()
     )
-    assert known.owner == Owner(1234, 1240, 1000, "curl", OwnerSource.CONNECTED)
+    assert known.owner == Owner(1234, 1240, 1000, "curl", OwnerSource.CONNECTED, cpu=1)
     assert (known.socket_cookie, unknown.owner) == (99, None)
 
 

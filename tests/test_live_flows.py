@@ -90,8 +90,24 @@ def test_event_map_shape(tmp_path: Path) -> None:
             "cgroup_id",
             "container_id",
             "owner",
+            "ppid",
+            "ns_pid",
+            "ns_tid",
+            "ns_ppid",
+            "start_time",
+            "process_start_time",
+            "parent_start_time",
+            "pid_ns",
+            "mnt_ns",
+            "nodename",
+            "cpu",
         ]
         assert (context["pid"], context["uid"]) == (os.getpid(), os.getuid())  # both ends
+        assert (context["ppid"], context["ns_pid"]) == (os.getppid(), os.getpid())
+        assert (context["mnt_ns"], context["nodename"]) == (
+            os.stat("/proc/self/ns/mnt").st_ino,
+            os.uname().nodename,
+        )
         assert list(event["data"]) == [
             "conn_direction",
             "src",

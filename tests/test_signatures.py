@@ -93,6 +93,10 @@ def test_a_finding_is_an_event_with_metadata_trigger_and_the_triggers_context() 
         "severity": "medium",
         "description": unexpected_listener.SPEC.description,
         "tags": ["mitre-attack:T1571", "command-and-control"],
+        "properties": {
+            "Technique": "Non-Standard Port",
+            "id": "attack-pattern--b18eae87-b469-4e14-b454-b171b416bc18",
+        },
     }
     assert finding["data"]["triggered_by"] == [
         {key: trigger[key] for key in ("name", "id", "timestamp", "context", "data")}

@@ -8,8 +8,30 @@ from typing import Any
 from hostcore.bounded import BoundedCache
 from hostcore.packet import Owner, Packet
 from hostcore.probe.cgroup import CgroupIndex, container_id
+from hostcore.probe.processes import ProcessReader
 
-FIELDS = ("pid", "tid", "comm", "uid", "cgroup_id", "container_id", "owner")
+# The first seven from the probe and the cgroup; those after "owner" from /proc, read
+# once per process (hostcore/probe/processes.py), and "cpu" from the probe again.
+FIELDS = (
+    "pid",
+    "tid",
+    "comm",
+    "uid",
+    "cgroup_id",
+    "container_id",
+    "owner",
+    "ppid",
+    "ns_pid",
+    "ns_tid",
+    "ns_ppid",
+    "start_time",
+    "process_start_time",
+    "parent_start_time",
+    "pid_ns",
+    "mnt_ns",
+    "nodename",
+    "cpu",
+)
 UNKNOWN: Mapping[str, Any] = dict.fromkeys(FIELDS)
 CACHE_LIMIT = 65536  # distinct (owner, cgroup) pairs kept built
 
@@ -18,12 +40,16 @@ class Contexts:
     """Builds context maps from packets; each distinct one is built once and shared.
 
     Sockets older than the probe have no owner in their packets: ``add_owners``
-    names them (by socket cookie) once they are found through /proc.
+    names them (by socket cookie) once they are found through /proc. ``processes``
+    reads what /proc says of an owner (once per process).
     """
 
-    def __init__(self, cgroups: CgroupIndex | None = None) -> None:
+    def __init__(
+        self, cgroups: CgroupIndex | None = None, processes: ProcessReader | None = None
+    ) -> None:
         self._cgroups = cgroups
         self._found: dict[int, Owner] = {}
+        self._processes = processes or ProcessReader()
         self._cache: BoundedCache[tuple[Owner | None, int], Mapping[str, Any]] = BoundedCache(
             CACHE_LIMIT
         )
@@ -55,7 +81,11 @@ class Contexts:
                 comm=owner.comm,
                 uid=owner.uid,
                 owner=owner.source.name.lower(),
+                cpu=owner.cpu,
             )
+            facts = self._processes.facts(owner.pid, owner.tid, owner.comm)
+            if facts is not None:
+                context.update(facts._asdict())
         if cgroup_id:
             context["cgroup_id"] = cgroup_id
             path = self._cgroups.path(cgroup_id) if self._cgroups else None

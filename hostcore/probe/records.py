@@ -13,8 +13,8 @@ from hostcore.packet import Direction, Owner, OwnerSource, Packet
 # struct header: u64 boot_ns, u64 cgroup_id, u64 cookie, struct owner (32 bytes),
 # u16 captured, u8 direction, u8 pad[5]
 HEADER = struct.Struct("<QQQ32sHB5x")
-# struct owner: u32 pid, u32 tid, u32 uid, u8 how, u8 pad[3], char comm[16]
-OWNER = struct.Struct("<IIIB3x16s")
+# struct owner: u32 pid, u32 tid, u32 uid, u8 how, u8 fin_rst, u16 cpu, char comm[16]
+OWNER = struct.Struct("<IIIBxH16s")
 _DIRECTIONS = (Direction.INGRESS, Direction.EGRESS)
 _SOURCES = {int(source): source for source in OwnerSource}
 
@@ -68,9 +68,9 @@ class RecordReader:
 
 
 def _owner(raw: bytes) -> Owner | None:
-    pid, tid, uid, how, comm = OWNER.unpack(raw)
+    pid, tid, uid, how, cpu, comm = OWNER.unpack(raw)
     source = _SOURCES.get(how)
     if source is None or source is OwnerSource.FOUND:
         return None  # OWNER_UNKNOWN; FOUND is never set by the kernel
     name = comm.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
-    return Owner(pid, tid, uid, name, source)
+    return Owner(pid, tid, uid, name, source, cpu)

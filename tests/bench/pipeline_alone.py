@@ -43,8 +43,8 @@ INGRESS, EGRESS = 0, 1
 def mix() -> list[bytes]:
     """The documented mix, as ring-buffer records."""
     root_cgroup = os.stat(cgroup2_mount()).st_ino
-    client_owner = records.OWNER.pack(4242, 4242, 1000, 2, b"curl")
-    server_owner = records.OWNER.pack(77, 77, 33, 3, b"nginx")
+    client_owner = records.OWNER.pack(4242, 4242, 1000, 2, 0, b"curl")
+    server_owner = records.OWNER.pack(77, 77, 33, 3, 1, b"nginx")
 
     def record(data: bytes, direction: int, owner: bytes) -> bytes:
         header = records.HEADER.pack(1, root_cgroup, 7, owner, len(data), direction)

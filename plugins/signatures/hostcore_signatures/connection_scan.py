@@ -104,6 +104,10 @@ SPEC = SignatureSpec(
         Field("window_s", "float64"),
     ),
     tags=("mitre-attack:T1046", "discovery"),
+    properties={
+        "Technique": "Network Service Discovery",
+        "id": "attack-pattern--e3a12395-188d-4051-9a16-ea8e14d07b88",
+    },
     options={
         "max_distinct": f"more distinct ports or hosts than this is a scan "
         f"(default {MAX_DISTINCT})",

@@ -52,6 +52,10 @@ SPEC = SignatureSpec(
     handler=UnexpectedListener,
     fields=(Field("dst", "string"), Field("dst_port", "uint16"), Field("src", "string")),
     tags=("mitre-attack:T1571", "command-and-control"),
+    properties={
+        "Technique": "Non-Standard Port",
+        "id": "attack-pattern--b18eae87-b469-4e14-b454-b171b416bc18",
+    },
     options={
         "allowed_ports": f"local ports that may accept connections (default {ALLOWED_PORTS})",
         "quiet_s": f"seconds before one listener is reported again (default {QUIET_S:g})",
