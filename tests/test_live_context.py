@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +135,11 @@ def test_each_so_reuseport_listener_owns_its_own_connections(tmp_path: Path) -> 
         try:
             port = servers[0][1]
             ports = [run_client("connect", port)["port"] for _ in range(16)]
+            accepted_by = _accepted(servers, len(ports))
         finally:
             for server, _ in servers:
                 server.terminate()
-        accepted_by = {
-            int(line.split()[1]): server.pid
-            for server, _ in servers
-            for line in server.communicate(timeout=30)[0].splitlines()
-            if line.startswith("accepted")
-        }
+                server.wait(timeout=30)
         events = hostcore.stop()
     contexts = by_client(events, port)
     assert len(set(accepted_by.values())) == 2, "one listener took every connection"
@@ -162,6 +160,33 @@ def _reuseport_servers(count: int) -> list[tuple[subprocess.Popen[str], int]]:
         port = int(server.stdout.readline().split()[1])
         servers.append((server, port))
     return servers
+
+
+def _accepted(servers: list[tuple[subprocess.Popen[str], int]], count: int) -> dict[int, int]:
+    """Client port -> pid of the listener that accepted it, once `count` were accepted.
+
+    A client's connect returns when the kernel queues the connection, before the
+    listener's accept: the test waits for each listener to say what it took.
+    """
+    lines: queue.Queue[tuple[int, str]] = queue.Queue()
+
+    def read(server: subprocess.Popen[str]) -> None:
+        assert server.stdout is not None
+        for line in server.stdout:
+            lines.put((server.pid, line))
+
+    for server, _ in servers:
+        threading.Thread(target=read, args=(server,), daemon=True).start()
+    accepted_by: dict[int, int] = {}
+    while len(accepted_by) < count:
+        try:
+            pid, line = lines.get(timeout=30)
+        except queue.Empty:
+            raise AssertionError(f"listeners accepted {len(accepted_by)} of {count}") from None
+        word, client_port = line.split()
+        assert word == "accepted"
+        accepted_by[int(client_port)] = pid
+    return accepted_by
 
 
 def test_a_non_root_user_is_reported_by_uid(tmp_path: Path) -> None:
