@@ -26,7 +26,7 @@ from hostcore.redact import redact
 from hostcore.replay import replay
 from hostcore.run import run
 from hostcore.sinks.base import SinkClosed
-from hostcore.sinks.stdout import StdoutSink
+from hostcore.sinks.stdout import StdoutSink, json_line
 from hostcore.sources import SourceError, TailQuery
 
 REPLAY_HOST = "replay"  # the host field of replayed events without --host-name
@@ -190,7 +190,7 @@ def _tail(config: Config, args: argparse.Namespace) -> int:
     output = StdoutSink(sys.stdout)
 
     def show(event: Mapping[str, Any]) -> None:
-        output.write(b"", event)
+        output.write(json_line(event), event)
         output.flush()  # a follower shows each event as it comes
 
     # The usual ends of a follow: Ctrl-C, or a reader that went away (`| head`).

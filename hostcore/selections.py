@@ -13,7 +13,7 @@ from hostcore.monitors import IsLoss, Monitor, MonitorSpec, ReadCounters
 from hostcore.options import OptionError, whole_number_option
 from hostcore.plan import RunError
 from hostcore.plugins import started
-from hostcore.sinks.base import Sink, SinkSpec
+from hostcore.sinks.base import AnySink, SinkSpec
 
 QUEUE_SIZE_OPTION = "queue_size"  # the core's own option, taken by every sink
 
@@ -91,7 +91,7 @@ def _selected(
 
 
 @contextlib.contextmanager
-def closing_on_error(sinks: Mapping[str, Sink]) -> Iterator[None]:
+def closing_on_error(sinks: Mapping[str, AnySink]) -> Iterator[None]:
     """Close ``sinks`` if the block fails: nothing will use them."""
     try:
         yield
@@ -101,9 +101,9 @@ def closing_on_error(sinks: Mapping[str, Sink]) -> Iterator[None]:
         raise
 
 
-def open_sinks(specs: Mapping[str, SinkSpec], wanted: Wanted) -> dict[str, Sink]:
+def open_sinks(specs: Mapping[str, SinkSpec], wanted: Wanted) -> dict[str, AnySink]:
     """Open every wanted sink, or none: a bad name or option closes those already open."""
-    opened: dict[str, Sink] = {}
+    opened: dict[str, AnySink] = {}
     with closing_on_error(opened):
         for name, all_options in wanted.items():
             options = _own(all_options)

@@ -13,8 +13,8 @@ from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, event_map
 from hostcore.log import FailureLog
 from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.context import UNKNOWN
-from hostcore.pipeline.render import Rendered, Renderer
-from hostcore.sinks.base import Sink, SinkClosed
+from hostcore.pipeline.render import Renderer
+from hostcore.sinks.base import AnySink, Rendered, SinkClosed
 from hostcore.sinks.queue import DEFAULT_QUEUE_SIZE, QueuedSink
 
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
@@ -48,25 +48,26 @@ class Fanout:
         self._stopped: list[QueuedSink] = []  # sinks that closed themselves, still closing
         self._unflushed = False
 
-    def start(self, sinks: Mapping[str, Sink], sizes: Mapping[str, int], waits: bool) -> None:
+    def start(self, sinks: Mapping[str, AnySink], sizes: Mapping[str, int], waits: bool) -> None:
         """Put each sink behind its queue (``sizes`` by sink name); with ``waits``, a full
         queue holds up ``send`` instead of dropping (for a source that can wait)."""
         for name, sink in sinks.items():
             size = sizes.get(name, DEFAULT_QUEUE_SIZE)
             self._sinks[name] = QueuedSink(name, sink, size, self._marker, self._failures, waits)
         self._every_sink = list(self._sinks.values())
+        self._render.use(queued.encoding for queued in self._every_sink)
 
     def send(self, event: Mapping[str, Any]) -> None:
         """Queue ``event`` (hostcore's map) for every sink; they are woken at ``flush``."""
-        packed, rendered = self._render(event)
+        rendered = self._render(event)
         self._unflushed = True
-        closed: list[tuple[str, SinkClosed]] = []
+        closed: list[tuple[str, SinkClosed]] | None = None
         for sink_name, queued in self._sinks.items():
             try:
-                queued.put(packed, rendered)
-            except SinkClosed as gone:
-                closed.append((sink_name, gone))
-        for sink_name, cause in closed:
+                queued.put(rendered)
+            except SinkClosed as gone:  # dropped once the others have the event too
+                closed = [*(closed or []), (sink_name, gone)]
+        for sink_name, cause in closed or ():
             self._drop(sink_name, cause)
 
     def flush(self) -> None:

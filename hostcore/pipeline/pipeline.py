@@ -24,7 +24,7 @@ from hostcore.pipeline.render import Renderer
 from hostcore.plugins import started
 from hostcore.signatures.loading import Enabled
 from hostcore.signatures.runtime import start_signatures
-from hostcore.sinks.base import Sink
+from hostcore.sinks.base import AnySink
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Pipeline:
         self._dispatch = Dispatch(handlers, dns, accounting, failures)
         start_signatures(signatures, self._delivery, accounting.count, failures)
 
-    def start(self, sinks: Mapping[str, Sink]) -> None:
+    def start(self, sinks: Mapping[str, AnySink]) -> None:
         """Put each sink behind its queue and thread; events flow from here on."""
         self._fanout.start(sinks, self._options.queue_sizes, self._options.sinks_wait)
 

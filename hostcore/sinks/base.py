@@ -49,7 +49,8 @@ class Sink(Protocol):
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
         """Take one event: ``packed`` is its msgpack map, ``event`` the same map decoded
         (read-only; hostcore's map or, with ``--format tracee``, Tracee's: read names
-        and data with :func:`event_parts`)."""
+        and data with :func:`event_parts`). A :class:`JsonLinesSink` gets the event's
+        JSON line instead."""
 
     def flush(self) -> None:
         """Push held events out; called whenever the sink's queue has emptied after
@@ -57,6 +58,43 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release resources; called once, after a final ``flush``; no write follows."""
+
+
+class JsonLinesSink(Protocol):
+    """A sink that takes each event as a JSON line, as the ``stdout`` sink does: the core
+    makes it once for every such sink, from pieces it keeps (far cheaper than
+    ``json.dumps`` of each map). Everything else is as :class:`Sink` says."""
+
+    encoding: str
+    """``"json"``, as a class attribute: what tells this sink from a msgpack one."""
+
+    def write(self, line: str, event: Mapping[str, Any]) -> None:
+        """Take one event: ``line`` is its map as compact JSON with a newline at the end."""
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+AnySink = Sink | JsonLinesSink
+ENCODINGS = ("msgpack", "json")  # what a sink's ``encoding`` may say; msgpack if it says none
+
+
+def encoding_of(sink: AnySink) -> str:
+    """What ``sink`` takes as the first argument of ``write``."""
+    encoding = getattr(sink, "encoding", ENCODINGS[0])
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    return str(encoding)
+
+
+class Rendered(NamedTuple):
+    """One event as every sink gets it: its msgpack bytes and its JSON line, each empty
+    when no sink of the run takes it, and the map they encode."""
+
+    packed: bytes
+    line: str
+    event: Mapping[str, Any]
 
 
 class BatchingSink(Sink, Protocol):
@@ -97,7 +135,7 @@ class SinkSpec:
     """
 
     name: str
-    open: Callable[[Mapping[str, str]], Sink]
+    open: Callable[[Mapping[str, str]], AnySink]
     options: Mapping[str, str] = field(default_factory=dict)
     check: Callable[[Mapping[str, str]], object] | None = None
     description: str = ""

@@ -18,14 +18,14 @@ from typing import Any
 import structlog
 
 from hostcore.log import FailureLog
-from hostcore.sinks.base import EventsLost, Sink, SinkClosed
+from hostcore.sinks.base import AnySink, EventsLost, Rendered, SinkClosed, encoding_of
 
 DEFAULT_QUEUE_SIZE = 65536
 CLOSE_GRACE_S = 0.2  # what a sink that has nothing left to write gets to close, past the deadline
 IDLE_POLL_S = 0.01
 
-MarkerBuilder = Callable[[Mapping[str, Any]], tuple[bytes, Mapping[str, Any]]]
-"""Builds a ``lost_events`` event (packed, map) from its data."""
+MarkerBuilder = Callable[[Mapping[str, Any]], Rendered]
+"""Builds a ``lost_events`` event from its data."""
 
 log = structlog.get_logger()
 
@@ -36,7 +36,7 @@ class QueuedSink:
     def __init__(
         self,
         name: str,
-        sink: Sink,
+        sink: AnySink,
         size: int,
         build_marker: MarkerBuilder,
         failures: FailureLog,
@@ -48,8 +48,10 @@ class QueuedSink:
         # can wait (a capture file), unlike the kernel's ring.
         self._waits = waits
         self._sink = sink
+        self.encoding = encoding_of(sink)
+        self._takes_json = self.encoding == "json"
         self._build_marker = build_marker
-        self._queue: deque[tuple[bytes, Mapping[str, Any], bool]] = deque()
+        self._queue: deque[tuple[bytes | str, Mapping[str, Any], bool]] = deque()
         self._wake = threading.Event()
         self._busy = False  # the sink's thread is in a pass: writing, then flushing
         self._stopping = False
@@ -69,7 +71,7 @@ class QueuedSink:
         self._thread = threading.Thread(target=self._serve, name=f"sink-{name}", daemon=True)
         self._thread.start()
 
-    def put(self, packed: bytes, event: Mapping[str, Any]) -> None:
+    def put(self, rendered: Rendered) -> None:
         """Queue one event, or count it dropped if the queue is full (dispatch thread)."""
         if self.closed_reason:
             raise SinkClosed(self.closed_reason)
@@ -78,7 +80,8 @@ class QueuedSink:
         if len(self._queue) >= self.size and self._waits:
             self._wait_for_room()
         if len(self._queue) < self.size:
-            self._queue.append((packed, event, False))
+            encoded = rendered.line if self._takes_json else rendered.packed
+            self._queue.append((encoded, rendered.event, False))
         else:
             self.drops += 1
 
@@ -108,8 +111,9 @@ class QueuedSink:
             "interval_start": start_ns,
             "interval_end": end_ns,
         }
-        packed, event = self._build_marker(data)
-        self._queue.append((packed, event, True))
+        marker = self._build_marker(data)
+        encoded = marker.line if self._takes_json else marker.packed
+        self._queue.append((encoded, marker.event, True))
         self._pending.clear()
         self._wake.set()  # markers come once a second at most, outside any batch
 
@@ -183,43 +187,47 @@ class QueuedSink:
         self._call("close", self._sink.close)
 
     def _write_queued(self) -> int:
+        queue = self._queue
+        write: Callable[[Any, Mapping[str, Any]], None] = self._sink.write
         wrote = 0
-        while self._queue and not self.closed_reason:
-            packed, event, is_marker = self._queue.popleft()
-            self._writing = True
-            written = self._call("write", self._sink.write, packed, event)
+        self._writing = True
+        try:
+            while queue and not self.closed_reason:
+                encoded, event, is_marker = queue.popleft()
+                wrote += 1
+                try:
+                    write(encoded, event)  # called here, not through _call: once per event
+                except Exception as error:
+                    if self._failed("write", error) or self.closed_reason:
+                        continue
+                    if is_marker:
+                        self.markers_failed += 1  # not a loss: it would ask for a marker
+                    else:
+                        self.errors += 1
+        finally:
             self._writing = False
-            wrote += 1
-            if written or self.closed_reason:
-                continue
-            if is_marker:
-                self.markers_failed += 1  # not a loss: it would ask for a marker of its own
-            else:
-                self.errors += 1
         return wrote
 
-    def _call(self, what: str, action: Callable[..., None], *args: Any) -> bool:
-        """Run one sink call; False if it raised and what it lost is still to be counted
-        (failures are logged at most once a minute per kind)."""
+    def _call(self, what: str, action: Callable[[], None]) -> bool:
+        """Run one sink call; False if it raised and what it lost is still to be counted."""
         try:
-            action(*args)
+            action()
             return True
-        except SinkClosed as gone:
-            self.closed_reason = str(gone) or "the sink closed itself"
+        except Exception as error:
+            return self._failed(what, error)
+
+    def _failed(self, what: str, error: Exception) -> bool:
+        """Take a sink call's failure, from the ``except`` that caught it (logged with its
+        traceback, at most once a minute per kind); True if what it lost is counted."""
+        if isinstance(error, SinkClosed):
+            self.closed_reason = str(error) or "the sink closed itself"
             # The queue, and what the sink held: its batch, or the event being written.
             self.undelivered += len(self._queue) + max(self._held(), what == "write")
             self._queue.clear()
             return False
-        except EventsLost as lost:  # a batching sink says how many events it lost: counted
-            self.errors += lost.count
-            self._failures.exception(
-                f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name
-            )
-            return True
-        except Exception:
-            if what == "flush":
-                self.flush_failures += 1
-            self._failures.exception(
-                f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name
-            )
-            return False
+        if isinstance(error, EventsLost):  # a batching sink says how many events it lost
+            self.errors += error.count
+        elif what == "flush":
+            self.flush_failures += 1
+        self._failures.exception(f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name)
+        return isinstance(error, EventsLost)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from hostcore import hookimpl
-from hostcore.sinks.base import Sink, SinkClosed, SinkSpec
+from hostcore.sinks.base import AnySink, SinkClosed, SinkSpec
 
 
 def json_line(event: Mapping[str, Any]) -> str:
@@ -19,36 +18,39 @@ def json_line(event: Mapping[str, Any]) -> str:
 
 
 class StdoutSink:
-    """Writes to ``stream``; a reader that went away (``| head``) closes the sink."""
+    """Writes each event's JSON line (the core makes it: ``encoding``) to ``stream``; a
+    reader that went away (``| head``) closes the sink."""
+
+    encoding = "json"
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        with self._closed_on_broken_pipe():
-            self._stream.write(json_line(event))
+    def write(self, line: str, event: Mapping[str, Any]) -> None:
+        try:
+            self._stream.write(line)
+        except BrokenPipeError as error:
+            raise self._gone() from error
 
     def flush(self) -> None:
-        with self._closed_on_broken_pipe():
+        try:
             self._stream.flush()
+        except BrokenPipeError as error:
+            raise self._gone() from error
 
     def close(self) -> None:
         """Standard output stays open: the process may still print its totals there."""
 
-    @contextlib.contextmanager
-    def _closed_on_broken_pipe(self) -> Iterator[None]:
-        try:
-            yield
-        except BrokenPipeError as error:
-            # Point the descriptor at /dev/null so that nothing, the interpreter's own
-            # flush at exit included, writes to the dead pipe again.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
-            raise SinkClosed("the reader of standard output went away") from error
+    def _gone(self) -> SinkClosed:
+        # Point the descriptor at /dev/null so that nothing, the interpreter's own
+        # flush at exit included, writes to the dead pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+        return SinkClosed("the reader of standard output went away")
 
 
-def _open(options: Mapping[str, str]) -> Sink:
+def _open(options: Mapping[str, str]) -> AnySink:
     return StdoutSink(sys.stdout)
 
 
