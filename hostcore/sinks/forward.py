@@ -20,6 +20,7 @@ import msgpack
 
 from hostcore import hookimpl
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec, name_and_host
+from hostcore.sinks.options import flag
 from hostcore.sinks.socket import DEFAULT_MAX_BACKOFF_S, Connection, parse_address, seconds
 
 MODES = ("packed", "forward")
@@ -88,12 +89,6 @@ class ForwardSink:
         self._connection.close()
 
 
-def _flag(name: str, text: str) -> bool:
-    if text not in ("true", "false"):
-        raise SinkOptionError(f"{name} must be true or false, got {text!r}")
-    return text == "true"
-
-
 def _open(options: Mapping[str, str]) -> Sink:
     if "address" not in options:
         raise SinkOptionError("needs address=HOST:PORT (or unix:PATH), e.g. 127.0.0.1:24224")
@@ -112,7 +107,7 @@ def _open(options: Mapping[str, str]) -> Sink:
         ) from error
     max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
     connection = Connection(parse_address(options["address"]), max_backoff, "forward")
-    return ForwardSink(connection, tag, mode, _flag("ack", options.get("ack", "false")), int(batch))
+    return ForwardSink(connection, tag, mode, flag("ack", options.get("ack", "false")), int(batch))
 
 
 @hookimpl

@@ -4,6 +4,7 @@ Each event is sent as it comes, one msgpack map after another, as the ``file`` s
 writes them: a collector reads them with ``msgpack.Unpacker``. While the collector
 is unreachable the sink retries with backoff, holding the event in hand; the core's
 queue for the sink (``queue_size``) is the buffer, and what overflows it is counted.
+Over TCP it may use TLS (``tls=true`` and the options of hostcore/sinks/tls.py).
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ import structlog
 
 from hostcore import hookimpl
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
+from hostcore.sinks.tls import Refused, Tls, check_idle, tls_from
 
 FIRST_BACKOFF_S = 0.05
 DEFAULT_MAX_BACKOFF_S = 5.0
 ACK_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0  # connecting and any handshake: a peer that never answers is retried
 # Readable or hung up: the collector sends nothing unasked, so either means it has gone.
 _GONE = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 
 log = structlog.get_logger()
 
 Address = tuple[int, Any]  # (address family, socket address)
+Handshake = Callable[[socket.socket], None]
+"""What a protocol exchanges on each new connection before sending (raises ``Refused``)."""
 
 
 def parse_address(text: str) -> Address:
@@ -56,12 +62,44 @@ class Connection:
     without one in time, it is sent again.
     """
 
-    def __init__(self, address: Address, max_backoff_s: float, name: str) -> None:
+    def __init__(
+        self,
+        address: Address,
+        max_backoff_s: float,
+        name: str,
+        tls: Tls | None = None,
+        handshake: Handshake | None = None,
+    ) -> None:
         self._family, self._address = address
         self._max_backoff_s = max_backoff_s
         self._name = name
+        self._tls = tls
+        self._handshake = handshake
         self._sock: socket.socket | None = None
         self._poll = select.poll()
+
+    @property
+    def _host(self) -> str:
+        return "" if self._family == socket.AF_UNIX else str(self._address[0])
+
+    @property
+    def _peer(self) -> str:
+        if self._family == socket.AF_UNIX:
+            return f"unix:{self._address}"
+        host, port = self._address[:2]
+        return f"[{host}]:{port}" if self._family == socket.AF_INET6 else f"{host}:{port}"
+
+    def start(self) -> None:
+        """Connect now, so that a server that refuses this host's certificate or
+        credentials stops the run at its start; one not reachable yet is retried later."""
+        try:
+            self._connect()
+        except Refused as error:
+            raise SinkOptionError(str(error)) from error
+        except OSError as error:
+            log.warning(
+                "sink not connected yet", sink=self._name, address=self._peer, error=str(error)
+            )
 
     def send(self, data: bytes, ack: str | None = None) -> None:
         backoff = FIRST_BACKOFF_S
@@ -73,9 +111,9 @@ class Connection:
                 self._disconnect()
                 if backoff == FIRST_BACKOFF_S:
                     log.warning(
-                        "sink disconnected",
+                        "sink refused" if isinstance(error, Refused) else "sink disconnected",
                         sink=self._name,
-                        address=str(self._address),
+                        address=self._peer,
                         error=str(error),
                         retry_in_s=backoff,
                     )
@@ -87,7 +125,7 @@ class Connection:
             self._connect()
         assert self._sock is not None
         if self._poll.poll(0):  # checked before sending: a send to a closed TCP peer succeeds
-            raise ConnectionResetError("the collector closed the connection")
+            check_idle(self._sock, self._peer, self._tls, self._host)
         self._sock.sendall(data)
         if ack is not None:
             self._await_ack(self._sock, ack)
@@ -111,14 +149,22 @@ class Connection:
 
     def _connect(self) -> None:
         sock = socket.socket(self._family, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT_S)
         try:
             sock.connect(self._address)
+            if self._tls is not None:
+                sock = self._tls.wrap(sock, self._host, self._peer)
+            if self._handshake is not None:
+                self._handshake(sock)
+            elif self._tls is not None:
+                self._tls.await_refusal(sock, self._host, self._peer)
         except OSError:
             sock.close()
             raise
+        sock.settimeout(None)
         self._sock = sock
         self._poll.register(sock, _GONE)
-        log.info("sink connected", sink=self._name, address=str(self._address))
+        log.info("sink connected", sink=self._name, address=self._peer, tls=self._tls is not None)
 
     def _disconnect(self) -> None:
         if self._sock is not None:
@@ -154,6 +200,14 @@ def seconds(name: str, text: str) -> float:
     return value
 
 
+def tcp_tls(address: Address, options: Mapping[str, str]) -> Tls | None:
+    """The TLS the options ask for, for a TCP address (a Unix socket's peer is local)."""
+    tls = tls_from(options)
+    if tls is not None and address[0] == socket.AF_UNIX:
+        raise SinkOptionError("tls is for TCP addresses: a Unix socket never leaves the host")
+    return tls
+
+
 def _open(options: Mapping[str, str]) -> Sink:
     if "address" not in options:
         raise SinkOptionError(
@@ -161,7 +215,10 @@ def _open(options: Mapping[str, str]) -> Sink:
             "e.g. --sink socket:address=127.0.0.1:24000"
         )
     max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
-    return SocketSink(Connection(parse_address(options["address"]), max_backoff, "socket"))
+    address = parse_address(options["address"])
+    connection = Connection(address, max_backoff, "socket", tcp_tls(address, options))
+    connection.start()
+    return SocketSink(connection)
 
 
 @hookimpl
@@ -174,7 +231,8 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
                 "address": "unix:PATH, HOST:PORT or [IPv6]:PORT of the collector",
                 "max_backoff_s": "longest wait between reconnects, in seconds "
                 f"(default {DEFAULT_MAX_BACKOFF_S})",
+                **TLS_OPTIONS,
             },
-            description="msgpack stream to a collector over a Unix socket or TCP",
+            description="msgpack stream to a collector over a Unix socket or TCP (TLS)",
         )
     )

@@ -6,7 +6,7 @@ are in :mod:`hostcore.testing.fixtures`.
 
 from __future__ import annotations
 
-from hostcore.testing.collector import Collector
+from hostcore.testing.collector import Collector, CollectorTls
 from hostcore.testing.host import SinkHost, reported_losses, synthetic_flows
 
-__all__ = ["Collector", "SinkHost", "reported_losses", "synthetic_flows"]
+__all__ = ["Collector", "CollectorTls", "SinkHost", "reported_losses", "synthetic_flows"]
