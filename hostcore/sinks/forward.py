@@ -1,17 +1,21 @@
 """The ``forward`` sink: Fluent Forward protocol v1, as Fluent Bit, Fluentd and Vector receive it.
 
 Events are sent in batches, one message per tag: Forward mode
-``[tag, [[time, record], ...], option]`` or PackedForward mode ``[tag, bin, option]``
-where ``bin`` is the same entries one after another. ``time`` is an EventTime (msgpack
-ext type 0: seconds and nanoseconds, 32 bits each, big-endian); ``record`` is the event
-map, the core's own msgpack bytes, never packed again. With ``ack=true`` each message
-carries a ``chunk`` id and is sent again until the receiver answers ``{"ack": chunk}``.
+``[tag, [[time, record], ...], option]``, PackedForward mode ``[tag, bin, option]``
+where ``bin`` is the same entries one after another, or CompressedPackedForward, the
+same ``bin`` gzipped. ``time`` is an EventTime (msgpack ext type 0: seconds and
+nanoseconds, 32 bits each, big-endian); ``record`` is the event map, the core's own
+msgpack bytes, never packed again. With ``ack=true`` each message carries a ``chunk``
+id and is sent again until the receiver answers ``{"ack": chunk}``. Over TCP it may use
+TLS, and prove a shared key and a user to the receiver (hostcore/sinks/forward_auth.py).
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import os
+import socket
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,10 +24,22 @@ import msgpack
 
 from hostcore import hookimpl
 from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec, name_and_host
+from hostcore.sinks.forward_auth import ForwardAuth
 from hostcore.sinks.options import flag
-from hostcore.sinks.socket import DEFAULT_MAX_BACKOFF_S, Connection, parse_address, seconds
+from hostcore.sinks.secret import SECRET_FORMS, read_secret
+from hostcore.sinks.socket import (
+    DEFAULT_MAX_BACKOFF_S,
+    Connection,
+    parse_address,
+    seconds,
+    tcp_tls,
+)
+from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
 
-MODES = ("packed", "forward")
+MODES = ("packed", "forward", "compressed")
+# zlib's fastest level: events are alike, so it already shrinks them several times over,
+# while higher levels cost the agent's host far more CPU for a few percent more.
+GZIP_LEVEL = 1
 DEFAULT_TAG = "hostcore.{name}"
 DEFAULT_BATCH = 256
 _EVENT_TIME = b"\xd7\x00"  # fixext 8, ext type 0
@@ -41,14 +57,18 @@ def entry(time: bytes, record: bytes) -> bytes:
 
 
 def message(tag: str, entries: list[bytes], mode: str, option: Mapping[str, Any]) -> bytes:
-    """A Forward (``forward``) or PackedForward (``packed``) message of encoded entries."""
+    """A Forward (``forward``), PackedForward (``packed``) or CompressedPackedForward
+    (``compressed``, which adds ``compressed: gzip`` to the option) message of encoded entries."""
     packer = msgpack.Packer()
     head: bytes = packer.pack_array_header(3) + packer.pack(tag)
     body: bytes
-    if mode == "packed":
-        body = packer.pack(b"".join(entries))  # bin: the entries one after another
-    else:
+    if mode == "forward":
         body = packer.pack_array_header(len(entries)) + b"".join(entries)
+    elif mode == "compressed":
+        body = packer.pack(gzip.compress(b"".join(entries), GZIP_LEVEL))
+        option = {**option, "compressed": "gzip"}
+    else:
+        body = packer.pack(b"".join(entries))  # bin: the entries one after another
     return head + body + bytes(packer.pack(option))
 
 
@@ -106,8 +126,36 @@ def _open(options: Mapping[str, str]) -> Sink:
             f"tag {tag!r}: only {{name}} and {{host}} may be filled in"
         ) from error
     max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
-    connection = Connection(parse_address(options["address"]), max_backoff, "forward")
+    address = parse_address(options["address"])
+    auth = forward_auth(options)
+    connection = Connection(
+        address,
+        max_backoff,
+        "forward",
+        tcp_tls(address, options),
+        auth.handshake if auth is not None else None,
+    )
+    connection.start()
     return ForwardSink(connection, tag, mode, flag("ack", options.get("ack", "false")), int(batch))
+
+
+def forward_auth(options: Mapping[str, str]) -> ForwardAuth | None:
+    """The handshake the options ask for: a shared key, and optionally a user."""
+    user = options.get("username", "")
+    if "shared_key" not in options:
+        if user or "password" in options:
+            raise SinkOptionError(
+                "username and password need shared_key: users are checked in its handshake"
+            )
+        return None
+    if bool(user) != ("password" in options):
+        raise SinkOptionError("username and password go together")
+    return ForwardAuth(
+        read_secret("shared_key", options["shared_key"]),
+        options.get("self_hostname") or socket.gethostname(),
+        user,
+        read_secret("password", options["password"]) if user else "",
+    )
 
 
 @hookimpl
@@ -119,12 +167,18 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
             options={
                 "address": "the receiver: HOST:PORT, [IPv6]:PORT or unix:PATH",
                 "tag": f"Fluent tag, {{name}} and {{host}} filled in (default {DEFAULT_TAG})",
-                "mode": "packed (PackedForward, the default) or forward (Forward)",
+                "mode": "packed (PackedForward, the default), compressed (the same, gzipped: "
+                "CompressedPackedForward) or forward (Forward)",
                 "ack": "true: chunk ids, each message sent again until acknowledged",
                 "batch": f"events per message at most (default {DEFAULT_BATCH})",
                 "max_backoff_s": "longest wait between reconnects, in seconds "
                 f"(default {DEFAULT_MAX_BACKOFF_S})",
+                "shared_key": f"the receiver's shared key, {SECRET_FORMS}: proven in a handshake",
+                "username": "a user the receiver knows (with shared_key)",
+                "password": f"that user's password, {SECRET_FORMS}",
+                "self_hostname": "the name this host gives in the handshake (default: its own)",
+                **TLS_OPTIONS,
             },
-            description="Fluent Forward protocol (Fluent Bit, Fluentd, Vector)",
+            description="Fluent Forward protocol (Fluent Bit, Fluentd, Vector), TLS",
         )
     )
