@@ -21,13 +21,25 @@ from hostcore.events import (
 from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
 from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
 from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
-from hostcore.sinks.base import EventsLost, Sink, SinkClosed, SinkOptionError, SinkSpec
+from hostcore.sinks.base import (
+    EventsLost,
+    Sink,
+    SinkClosed,
+    SinkOptionError,
+    SinkSpec,
+    name_and_host,
+)
 from hostcore.sinks.output import ReopenWatch, open_append
-from hostcore.sources import SourceError, SourceSpec, TailQuery
+from hostcore.sinks.secret import SECRET_FORMS, read_secret
+from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
+from hostcore.sinks.tls import Refused, Tls, tls_from
+from hostcore.sources import Output, SourceError, SourceSpec, TailQuery
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
 __all__ = [
+    "SECRET_FORMS",
+    "TLS_OPTIONS",
     "Direction",
     "DnsNames",
     "Emit",
@@ -40,12 +52,14 @@ __all__ = [
     "Monitor",
     "MonitorSpec",
     "OpenSocket",
+    "Output",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
     "PreloadingHandler",
     "ReadCounters",
+    "Refused",
     "ReopenWatch",
     "Report",
     "Signature",
@@ -58,6 +72,10 @@ __all__ = [
     "SourceError",
     "SourceSpec",
     "TailQuery",
+    "Tls",
     "hookimpl",
+    "name_and_host",
     "open_append",
+    "read_secret",
+    "tls_from",
 ]

@@ -6,12 +6,14 @@ chunks, and keeps ``(tag, time, record)`` of every message it accepted. Optional
 speaks TLS (with or without client certificates), and asks for the shared-key handshake
 (HELO, PING, PONG) and for a user's password, as Fluentd's ``<security>`` does.
 
-``python tests/fluent_receiver.py`` runs one in a process of its own (for the
-benchmark): it prints ``listening PORT``, then, on SIGTERM, ``received N``.
+``python tests/fluent_receiver.py [--tls CERT KEY] [--shared-key KEY]`` runs one in a
+process of its own (for the benchmark): it prints ``listening PORT``, then, on SIGTERM,
+``received N``.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import os
@@ -157,7 +159,15 @@ def decode(received: list[Any]) -> tuple[str, list[list[Any]], dict[str, Any]]:
 
 
 def main() -> None:
-    receiver = FluentReceiver(keep=False)
+    parser = argparse.ArgumentParser(description="a Fluent Forward receiver on 127.0.0.1")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--shared-key")
+    args = parser.parse_args()
+    context = None
+    if args.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*args.tls)
+    receiver = FluentReceiver(tls=context, shared_key=args.shared_key, keep=False)
 
     def report(*_: object) -> None:
         print("received", receiver.received, flush=True)

@@ -150,6 +150,10 @@ class Connection:
     def _connect(self) -> None:
         sock = socket.socket(self._family, socket.SOCK_STREAM)
         sock.settimeout(CONNECT_TIMEOUT_S)
+        if self._family != socket.AF_UNIX:
+            # Whole messages are sent at once; Nagle would hold back the end of each until
+            # the peer's delayed ack (40 ms) where a TLS record or a wait for an ack follows.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.connect(self._address)
             if self._tls is not None:

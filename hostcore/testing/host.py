@@ -52,8 +52,20 @@ class SinkHost:
         context: Mapping[str, Any] = UNKNOWN,
     ) -> None:
         """Publish one event to every sink, as a plugin's ``emit`` does, now."""
-        self.accounting.count(f"events.{name}")
-        self.pipeline.publish(name, event_id, time.time_ns(), data, context)
+        self.emit_batch([data], name, event_id, context)
+
+    def emit_batch(
+        self,
+        batch: Iterable[Mapping[str, Any]],
+        name: str = KIT_EVENT_NAME,
+        event_id: int = KIT_EVENT_ID,
+        context: Mapping[str, Any] = UNKNOWN,
+    ) -> None:
+        """Publish events to every sink, waking the sinks' threads once at the end, as a run
+        does with what one drain of the ring buffer brought."""
+        for data in batch:
+            self.accounting.count(f"events.{name}")
+            self.pipeline.publish(name, event_id, time.time_ns(), data, context)
         self.pipeline.flush()
 
     def report_losses(self) -> None:

@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping
 
 from hostcore import Sink, SinkOptionError, SinkSpec, SourceSpec, hookimpl
 from hostcore_nats import tail
-from hostcore_nats.bus import Bus
+from hostcore_nats.client import Connection
+from hostcore_nats.jetstream import JetStreamError, ensure_stream
+from hostcore_nats.server import OPTIONS, server_from, shown
 from hostcore_nats.sink import NatsSink
-from hostcore_nats.subjects import DEFAULT_STREAM, shown
 
 
 def open_sink(options: Mapping[str, str]) -> Sink:
@@ -17,16 +18,18 @@ def open_sink(options: Mapping[str, str]) -> Sink:
         raise SinkOptionError(
             "needs url=nats://HOST:PORT, e.g. --sink nats:url=nats://127.0.0.1:4222"
         )
-    stream = options.get("stream", DEFAULT_STREAM)
+    server = server_from(url, {k: v for k, v in options.items() if k != "url"})
+    connection: Connection | None = None
     try:
-        bus = Bus(url, "hostcore")
-        bus.ensure_stream(stream)
-    except Exception as error:
+        connection = Connection(server, "hostcore")
+        ensure_stream(connection, server.stream)
+    except (OSError, JetStreamError) as error:
+        if connection is not None:
+            connection.close()
         raise SinkOptionError(
-            f"cannot use JetStream at {shown(url)} (stream {stream!r}): "
-            f"{type(error).__name__}: {error}"
+            f"cannot use JetStream at {shown(url)} (stream {server.stream!r}): {error}"
         ) from error
-    return NatsSink(bus)
+    return NatsSink(server, connection)
 
 
 @hookimpl
@@ -36,10 +39,10 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
             name="nats",
             open=open_sink,
             options={
-                "url": "the NATS server, nats://HOST:PORT",
-                "stream": f"JetStream stream, created if missing (default {DEFAULT_STREAM})",
+                "url": "the NATS server, nats://HOST:PORT (tls://HOST:PORT: TLS)",
+                **OPTIONS,
             },
-            description="NATS JetStream: hostcore.<host>.<event>, acked, de-duplicated",
+            description="NATS JetStream: hostcore.<host>.<event>, acked, de-duplicated, TLS",
         )
     )
 
@@ -50,6 +53,7 @@ def hostcore_register_sources(register: Callable[[SourceSpec], None]) -> None:
         SourceSpec(
             name="nats",
             tail=tail.tail,
-            description="a JetStream stream the nats sink fills (nats://HOST:PORT[?stream=NAME])",
+            description="a JetStream stream the nats sink fills "
+            "(nats://HOST:PORT[?stream=NAME&OPTION=VALUE...], the nats sink's options)",
         )
     )
