@@ -224,7 +224,8 @@ def test_a_host_publishing_as_another_is_refused_counted_and_not_retried(
     # each event, and the lost_events event that tells of them, refused as well
     assert forged["sink_errors.nats"] == 501 and collector["sink_errors.nats"] == 11
     assert not [name for name in forged if name.startswith("sink_undelivered")]
-    logged = capsys.readouterr().out
+    captured = capsys.readouterr()  # stdout or stderr: as logging was last configured
+    logged = captured.out + captured.err
     refusal = (
         "the server does not let this user publish to hostcore.node-2.net_flow_tcp_begin: "
         "is --host-name this host's own"

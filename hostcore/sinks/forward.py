@@ -127,6 +127,7 @@ def _open(options: Mapping[str, str]) -> Sink:
         ) from error
     max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
     address = parse_address(options["address"])
+    ack = flag("ack", options.get("ack", "false"))
     auth = forward_auth(options)
     connection = Connection(
         address,
@@ -135,8 +136,8 @@ def _open(options: Mapping[str, str]) -> Sink:
         tcp_tls(address, options),
         auth.handshake if auth is not None else None,
     )
-    connection.start()
-    return ForwardSink(connection, tag, mode, flag("ack", options.get("ack", "false")), int(batch))
+    connection.start()  # last: every option is checked before the receiver is reached
+    return ForwardSink(connection, tag, mode, ack, int(batch))
 
 
 def forward_auth(options: Mapping[str, str]) -> ForwardAuth | None:
