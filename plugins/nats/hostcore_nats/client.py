@@ -43,7 +43,6 @@ class PermissionDenied(Refused):
 
     def __init__(self, action: str, subject: str) -> None:
         super().__init__(f"the server does not let this user {action} {subject}")
-        self.action = action
         self.subject = subject
 
 

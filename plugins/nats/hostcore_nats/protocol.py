@@ -44,14 +44,9 @@ def publish(subject: str, payload: bytes, reply: str = "") -> bytes:
     return head.encode() + CRLF + payload + CRLF
 
 
-def header(fields: Mapping[str, str]) -> bytes:
-    """A header block: ``NATS/1.0``, then ``Name: value`` lines, then an empty line."""
-    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
-    return f"NATS/1.0\r\n{lines}\r\n".encode()
-
-
 def hpublish(subject: bytes, reply: bytes, head: bytes, payload: bytes) -> bytes:
-    """HPUB: a message with a header block (``head``, from :func:`header`)."""
+    """HPUB: a message with a header block (``NATS/1.0``, ``Name: value`` lines, an empty
+    line)."""
     size = len(head)
     return b"HPUB %b %b %d %d\r\n%b%b\r\n" % (
         subject,
