@@ -43,6 +43,7 @@ class PermissionDenied(Refused):
 
     def __init__(self, action: str, subject: str) -> None:
         super().__init__(f"the server does not let this user {action} {subject}")
+        self.publishing = action == "publish to"
         self.subject = subject
 
 

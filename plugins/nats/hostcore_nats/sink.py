@@ -184,6 +184,9 @@ class NatsSink:
         if not isinstance(error, PermissionDenied):
             self._disconnected(str(error))  # the server closes the connection after these
             return
+        if not error.publishing:  # acks could no longer come: a new connection will say why
+            self._disconnected(str(error))
+            return
         reason = (
             f"{error}: is --host-name this host's own, as the server's permissions name it? "
             "(its events are not retried)"
