@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from hostcore_nats.subjects import subject, token
 from nats_server import NatsServer, tail
@@ -152,3 +154,27 @@ def test_subjects_keep_host_names_to_one_token() -> None:
 def test_the_plugin_provides_the_sink_and_the_source() -> None:
     listing = subprocess.run([HOSTCORE, "plugins"], capture_output=True, text=True, check=True)
     assert "nats: loaded (hostcore-nats 0.1.0) provides nats, nats://" in listing.stdout
+
+
+def test_events_the_stream_refuses_to_store_are_counted_lost_not_retried(
+    tmp_path: Path, sink_host: MakeHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def small_stream(url: str) -> None:  # made by nats-py: an independent client
+        client = await nats.connect(url)
+        await client.jetstream().add_stream(
+            name="HOSTCORE", subjects=["hostcore.>"], max_msg_size=64
+        )
+        await client.close()
+
+    with NatsServer(tmp_path / "store") as server:
+        asyncio.run(small_stream(server.url))
+        host = sink_host({"nats": {"url": server.url}})
+        for data in synthetic_flows(30):
+            host.emit(data)
+        totals = host.close()
+        stored = tail(server.url)
+    assert totals["sink_errors.nats"] == 31  # and the lost_events event that reports them
+    assert stored == []
+    captured = capsys.readouterr()
+    assert "JetStream did not store an event" in captured.out + captured.err
+    assert "message size exceeds maximum allowed" in captured.out + captured.err

@@ -12,8 +12,8 @@ counted lost (``sink_errors.nats``) and the refusal is logged once, clearly.
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,8 +22,7 @@ import structlog
 from hostcore import EventsLost, name_and_host
 from hostcore_nats import protocol
 from hostcore_nats.client import Connection, PermissionDenied, connected, server_error
-from hostcore_nats.jetstream import NO_RESPONDERS
-from hostcore_nats.protocol import Control, Frame
+from hostcore_nats.protocol import Control, Frame, Msg
 from hostcore_nats.server import Server
 from hostcore_nats.subjects import subject
 
@@ -45,7 +44,8 @@ class NatsSink:
         self._connection: Connection | None = connection
         self._max_payload = connection.max_payload
         self._reply = f"{connection.inbox}.".encode()
-        self._id = f"NATS/1.0\r\nNats-Msg-Id: {uuid.uuid4().hex}-".encode()  # unique per run
+        # Message ids: 96 random bits for the run, then the event's number in it.
+        self._id = f"NATS/1.0\r\nNats-Msg-Id: {secrets.token_urlsafe(12)}-".encode()
         self._sequence = 0
         self._pending: dict[int, Message] = {}  # by sequence: not acked yet
         self._unsent: list[int] = []  # of those, the ones to publish (again)
@@ -107,8 +107,7 @@ class NatsSink:
             except OSError as error:
                 self._disconnected(str(error))
                 continue
-            for frame in frames:
-                self._take(frame)
+            self._take(frames)
             self._expire()
 
     def _transmit(self, room: int) -> None:
@@ -131,32 +130,46 @@ class NatsSink:
             return
         self._due.update(dict.fromkeys(batch, time.monotonic() + ACK_TIMEOUT_S))
 
-    def _take(self, frame: Frame) -> None:
-        if isinstance(frame, Control):
-            if frame.op == "-ERR":
-                self._server_error(frame.text)
-            return
-        if not frame.subject.startswith(self._reply):
-            return
-        try:
-            sequence = int(frame.subject[len(self._reply) :])
-        except ValueError:
-            return  # a late reply to a request
-        message = self._pending.pop(sequence, None)
-        if message is None:
-            return  # acked already: a second ack of a message published again
-        self._due.pop(sequence, None)
-        payload = frame.payload
-        if (frame.head and frame.status == NO_RESPONDERS) or b'"code":503' in payload:
-            self._pending[sequence] = message  # JetStream cannot store it now (restarting)
-            self._unavailable[sequence] = time.monotonic() + UNAVAILABLE_RETRY_S
-        elif b'"error"' in payload:
-            text = payload[:200].decode(errors="replace")
-            self._lose(1, f"JetStream did not store an event: {text}")
-        else:
-            self.published += 1
-            self.duplicates += b'"duplicate":true' in payload
+    def _take(self, frames: list[Frame]) -> None:
+        """Acks (most frames: one loop with its lookups at hand), and the server's errors."""
+        reply, start = self._reply, len(self._reply)
+        pending, due = self._pending, self._due
+        published = duplicates = 0
+        for frame in frames:
+            if isinstance(frame, Control):
+                if frame.op == "-ERR":
+                    self._server_error(frame.text)
+                continue
+            if not frame.subject.startswith(reply):
+                continue
+            try:
+                sequence = int(frame.subject[start:])
+            except ValueError:
+                continue  # a late reply to a request
+            message = pending.pop(sequence, None)
+            if message is None:
+                continue  # acked already: a second ack of a message published again
+            due.pop(sequence, None)
+            payload = frame.payload
+            if frame.head or b'"error"' in payload:
+                self._not_stored(sequence, message, frame)
+                continue
+            published += 1
+            duplicates += b'"duplicate":true' in payload
+        if published:
+            self.published += published
+            self.duplicates += duplicates
             self._timed_out = False
+
+    def _not_stored(self, sequence: int, message: Message, ack: Msg) -> None:
+        """An ack that says JetStream did not store the message: later, or never."""
+        if b'"error"' in ack.payload and b'"code":503' not in ack.payload:
+            text = ack.payload[:200].decode(errors="replace")
+            self._lose(1, f"JetStream did not store an event: {text}")
+            return
+        # No responders, or a 503: it cannot store now (restarting), so again soon.
+        self._pending[sequence] = message
+        self._unavailable[sequence] = time.monotonic() + UNAVAILABLE_RETRY_S
 
     def _expire(self) -> None:
         """Publish again what was not acked in time, or what JetStream could not store."""
