@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import ssl
 import statistics
@@ -48,8 +49,15 @@ SHARED_KEY = "fleet key"
 class Round:
     seconds: float
     cpu_us: float  # this process's CPU per event: the agent's side of the sink
+    receiver_us: float  # the receiver's (nats-server's, or the Fluent receiver's) per event
     stored: int
     losses: Mapping[str, int]
+
+
+def cpu_s(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 Setup = Callable[[Path, Authority, int], Round]
@@ -93,9 +101,12 @@ def nats_round(directory: Path, authority: Authority, events: int, tls: bool) ->
         options |= {"user": "node-1", "password": f"file:{directory / 'password'}"}
         connect = {"user": "node-1", "password": PASSWORD, "tls": client_context(authority)}
     with NatsServer(directory / "store", config) as server:
+        assert server.process is not None
+        before = cpu_s(server.process.pid)
         seconds, cpu_us, losses = timed({"nats": {"url": server.url, **options}}, events)
+        receiver_us = (cpu_s(server.process.pid) - before) / events * 10**6
         stored = asyncio.run(_stream_messages(server.url, **connect))
-    return Round(seconds, cpu_us, stored, losses)
+    return Round(seconds, cpu_us, receiver_us, stored, losses)
 
 
 def client_context(authority: Authority) -> ssl.SSLContext:
@@ -119,11 +130,13 @@ def forward_round(
         assert receiver.stdout is not None
         port = receiver.stdout.readline().split()[1]
         address = f"127.0.0.1:{port}"
+        before = cpu_s(receiver.pid)
         seconds, cpu_us, losses = timed({"forward": {"address": address, **options}}, events)
+        receiver_us = (cpu_s(receiver.pid) - before) / events * 10**6
     finally:
         receiver.send_signal(signal.SIGTERM)
         output, _ = receiver.communicate(timeout=60)
-    return Round(seconds, cpu_us, int(output.split()[-1]), losses)
+    return Round(seconds, cpu_us, receiver_us, int(output.split()[-1]), losses)
 
 
 SETUPS: dict[str, Setup] = {
@@ -153,18 +166,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 directory.mkdir()
                 results[name].append(setup(directory, authority, args.events))
     print(f"{args.events:,} events a round, {args.rounds} rounds; median round [slowest-fastest]")
-    print("| setup | events/s acked | agent CPU us/event | stored / sent | losses |")
-    print("|---|---|---|---|---|")
+    print(
+        "| setup | events/s acked | agent CPU us/event | receiver CPU us/event "
+        "| stored / sent | losses |"
+    )
+    print("|---|---|---|---|---|---|")
     failed = False
     for name, rounds in results.items():
         rates = sorted(args.events / r.seconds for r in rounds)
         cpu = statistics.median(r.cpu_us for r in rounds)
+        receiver = statistics.median(r.receiver_us for r in rounds)
         stored = {r.stored for r in rounds}
         losses = {k: v for r in rounds for k, v in r.losses.items()}
         failed |= stored != {args.events} or bool(losses)
         print(
             f"| {name} | {statistics.median(rates):,.0f} [{rates[0]:,.0f}-{rates[-1]:,.0f}] "
-            f"| {cpu:.1f} | {'/'.join(map(str, sorted(stored)))} / {args.events} "
+            f"| {cpu:.1f} | {receiver:.1f} | {'/'.join(map(str, sorted(stored)))} / {args.events} "
             f"| {losses or 'none'} |"
         )
     return 1 if failed else 0
