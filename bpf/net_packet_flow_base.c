@@ -52,7 +52,7 @@ struct owner {
     u32 uid;        // real uid
     u8 how;         // OWNER_*
     u8 fin_rst;     // 1 once a FIN or RST of this socket was passed up (not an owner field)
-    u8 pad[2];
+    u16 cpu;        // the CPU the task ran on as it acted on the socket
     char comm[16];  // the thread's name
 };
 
@@ -346,6 +346,7 @@ static __always_inline void record_owner(struct bpf_sock *sk, u8 how)
     owner->tid = (u32)pid_tgid;
     owner->uid = (u32)bpf_get_current_uid_gid();
     owner->how = how;
+    owner->cpu = bpf_get_smp_processor_id();
     owner->fin_rst = 0;  // a socket that connects again starts a new connection
     bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 }

@@ -1,33 +1,46 @@
 """hostcore: a host event engine built on an eBPF packet probe and pluggy plugins.
 
-Plugin authors need only what this module exports: the ``hookimpl`` marker and
-the value types their hooks receive and return.
+Plugin authors need only what this module exports: the ``hookimpl`` marker, the
+value types their hooks receive and return, and the helpers every plugin of a
+kind uses. The hooks themselves are documented in :mod:`hostcore.hookspecs`.
 """
 
 from __future__ import annotations
 
 import pluggy
 
-from hostcore.events import (
-    DnsNames,
-    Emit,
-    EventContext,
-    EventHandler,
-    EventSpec,
-    ExpiringHandler,
-    Field,
-    PreloadingHandler,
+from hostcore.bounded import BoundedCache, BoundedMap, BoundedSet
+from hostcore.events import DnsNames, Emit, EventContext, EventSpec, Field
+from hostcore.monitors import IsLoss, Monitor, MonitorSpec, ReadCounters
+from hostcore.options import (
+    Address,
+    OptionError,
+    flag_option,
+    number_option,
+    parse_address,
+    whole_number_option,
 )
-from hostcore.monitors import Monitor, MonitorSpec, ReadCounters
-from hostcore.packet import Direction, OpenSocket, Owner, OwnerSource, Packet, PacketKind
+from hostcore.packet import (
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    Direction,
+    OpenSocket,
+    Owner,
+    OwnerSource,
+    Packet,
+    PacketKind,
+)
 from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import (
+    BatchingSink,
+    EventParts,
     EventsLost,
     Sink,
     SinkClosed,
-    SinkOptionError,
     SinkSpec,
-    name_and_host,
+    event_parts,
 )
 from hostcore.sinks.output import ReopenWatch, open_append
 from hostcore.sinks.secret import SECRET_FORMS, read_secret
@@ -39,25 +52,34 @@ hookimpl = pluggy.HookimplMarker("hostcore")
 
 __all__ = [
     "SECRET_FORMS",
+    "TCP_ACK",
+    "TCP_FIN",
+    "TCP_RST",
+    "TCP_SYN",
     "TLS_OPTIONS",
+    "Address",
+    "BatchingSink",
+    "BoundedCache",
+    "BoundedMap",
+    "BoundedSet",
     "Direction",
     "DnsNames",
     "Emit",
     "EventContext",
-    "EventHandler",
+    "EventParts",
     "EventSpec",
     "EventsLost",
-    "ExpiringHandler",
     "Field",
+    "IsLoss",
     "Monitor",
     "MonitorSpec",
     "OpenSocket",
+    "OptionError",
     "Output",
     "Owner",
     "OwnerSource",
     "Packet",
     "PacketKind",
-    "PreloadingHandler",
     "ReadCounters",
     "Refused",
     "ReopenWatch",
@@ -67,15 +89,18 @@ __all__ = [
     "SignatureSpec",
     "Sink",
     "SinkClosed",
-    "SinkOptionError",
     "SinkSpec",
     "SourceError",
     "SourceSpec",
     "TailQuery",
     "Tls",
+    "event_parts",
+    "flag_option",
     "hookimpl",
-    "name_and_host",
+    "number_option",
     "open_append",
+    "parse_address",
     "read_secret",
     "tls_from",
+    "whole_number_option",
 ]

@@ -18,12 +18,13 @@ from hostcore.config import Config, ConfigError
 from hostcore.pipeline.filters import FilterError
 from hostcore.pipeline.selection import SelectionError, event_sets
 from hostcore.pipeline.tracee import FORMATS
+from hostcore.plan import RunError, plan
 from hostcore.plugins import PluginError, Plugins
 from hostcore.probe import doctor
 from hostcore.probe.cgroup import CgroupError
 from hostcore.redact import redact
 from hostcore.replay import replay
-from hostcore.run import RunError, plan, run
+from hostcore.run import run
 from hostcore.sinks.base import SinkClosed
 from hostcore.sinks.stdout import StdoutSink
 from hostcore.sources import SourceError, TailQuery
@@ -277,6 +278,8 @@ def _signatures(config: Config) -> int:
         print(f"{spec.name} (id {spec.id}, plugin {spec.plugin}): {spec.title}")
         print(f"  {spec.signature_id} version {spec.version}, severity {spec.severity}")
         print(f"  tags: {', '.join(spec.tags) or '-'}")
+        if spec.properties:
+            print(f"  properties: {', '.join(f'{k}={v}' for k, v in spec.properties.items())}")
         optional = [f"{text} (if installed)" for text in spec.consumes_if_installed]
         print(f"  consumes: {', '.join([*spec.consumes, *optional])}")
         fields = ", ".join(f"{field.name}: {field.type}" for field in spec.fields)

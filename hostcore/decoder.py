@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from hostcore.bounded import BoundedCache
 from hostcore.packet import Direction, Owner, Packet, PacketKind, tcp_kind
 
 IPPROTO_TCP = 6
@@ -28,19 +29,7 @@ _UDP = struct.Struct("!HHH")
 _packet = tuple.__new__
 _WITH_DNS = {kind: kind | PacketKind.DNS_ANSWER for kind in (PacketKind.NONE, *PacketKind)}
 
-# Address text by packed address: hosts talk to few addresses, and a shared str
-# saves both the conversion and the memory of a copy per packet.
-_ADDRESS_CACHE_LIMIT = 65536
-_address_text: dict[bytes, str] = {}
-
-
-def _address(family: int, packed: bytes) -> str:
-    text = _address_text.get(packed)
-    if text is None:
-        if len(_address_text) >= _ADDRESS_CACHE_LIMIT:
-            _address_text.clear()
-        text = _address_text[packed] = socket.inet_ntop(family, packed)
-    return text
+ADDRESS_CACHE_LIMIT = 65536  # distinct addresses kept as text
 
 
 class DecodeError(ValueError):
@@ -51,62 +40,71 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-def decode(
-    data: bytes,
-    timestamp_ns: int,
-    direction: Direction,
-    cgroup_id: int = 0,
-    socket_cookie: int = 0,
-    owner: Owner | None = None,
-) -> Packet:
-    """Decode one TCP segment or UDP datagram from its IP header on.
+class Decoder:
+    """Decodes packets, keeping address text by packed address: hosts talk to few
+    addresses, and a shared str saves both the conversion and a copy per packet."""
 
-    What the packet cannot tell (its socket's cgroup, cookie and owner) comes
-    from the probe's record, or stays 0 and None.
-    """
-    if not data:
-        raise DecodeError("empty")
-    version = data[0] >> 4
-    if version == 4:
-        src, dst, offset, end, protocol, first_fragment = _ipv4(data)
-    elif version == 6:
-        src, dst, offset, end, protocol, first_fragment = _ipv6(data)
-    else:
-        raise DecodeError("bad_ip_version")
-    transport = _tcp if protocol == IPPROTO_TCP else _udp
-    try:
-        kind, src_port, dst_port, seq, ack, flags, payload, payload_size = transport(
-            data, offset, end
+    def __init__(self) -> None:
+        self._addresses: BoundedCache[bytes, str] = BoundedCache(ADDRESS_CACHE_LIMIT)
+
+    def decode(
+        self,
+        data: bytes,
+        timestamp_ns: int,
+        direction: Direction,
+        cgroup_id: int = 0,
+        socket_cookie: int = 0,
+        owner: Owner | None = None,
+    ) -> Packet:
+        """Decode one TCP segment or UDP datagram from its IP header on.
+
+        What the packet cannot tell (its socket's cgroup, cookie and owner) comes
+        from the probe's record, or stays 0 and None.
+        """
+        if not data:
+            raise DecodeError("empty")
+        version = data[0] >> 4
+        if version == 4:
+            family, src, dst, offset, end, protocol, first_fragment = _ipv4(data)
+        elif version == 6:
+            family, src, dst, offset, end, protocol, first_fragment = _ipv6(data)
+        else:
+            raise DecodeError("bad_ip_version")
+        transport = _tcp if protocol == IPPROTO_TCP else _udp
+        try:
+            kind, src_port, dst_port, seq, ack, flags, payload, payload_size = transport(
+                data, offset, end
+            )
+        except DecodeError:
+            if first_fragment:  # the rest is in later fragments, which are not reassembled
+                raise DecodeError("ip_fragment_incomplete") from None
+            raise
+        text = self._addresses
+        return _packet(
+            Packet,
+            (
+                timestamp_ns,
+                direction,
+                kind,
+                text.get(src) or text.put(src, socket.inet_ntop(family, src)),
+                text.get(dst) or text.put(dst, socket.inet_ntop(family, dst)),
+                src_port,
+                dst_port,
+                seq,
+                ack,
+                flags,
+                cgroup_id,
+                socket_cookie,
+                owner,
+                protocol,
+                payload,
+                payload_size,
+            ),
         )
-    except DecodeError:
-        if first_fragment:  # the rest is in later fragments, which are not reassembled
-            raise DecodeError("ip_fragment_incomplete") from None
-        raise
-    return _packet(
-        Packet,
-        (
-            timestamp_ns,
-            direction,
-            kind,
-            src,
-            dst,
-            src_port,
-            dst_port,
-            seq,
-            ack,
-            flags,
-            cgroup_id,
-            socket_cookie,
-            owner,
-            protocol,
-            payload,
-            payload_size,
-        ),
-    )
 
 
-# src, dst, transport offset, end, protocol, whether it is a first fragment
-_Network = tuple[str, str, int, int, int, bool]
+# family, packed src and dst, transport offset, end, protocol, whether it is a first fragment
+_Network = tuple[int, bytes, bytes, int, int, int, bool]
 
 
 def _ipv4(data: bytes) -> _Network:
@@ -128,9 +126,15 @@ def _ipv4(data: bytes) -> _Network:
         total_length = len(data)
     elif total_length < header_len:
         raise DecodeError("bad_ip_length")
-    src = _address(socket.AF_INET, data[12:16])
-    dst = _address(socket.AF_INET, data[16:20])
-    return src, dst, header_len, total_length, protocol, bool(fragment & 0x2000)
+    return (
+        socket.AF_INET,
+        data[12:16],
+        data[16:20],
+        header_len,
+        total_length,
+        protocol,
+        bool(fragment & 0x2000),
+    )
 
 
 def _ipv6(data: bytes) -> _Network:
@@ -166,9 +170,7 @@ def _ipv6(data: bytes) -> _Network:
         raise DecodeError("ipv6_extension_chain_too_long")
     if end < offset:
         raise DecodeError("bad_ip_length")
-    src = _address(socket.AF_INET6, data[8:24])
-    dst = _address(socket.AF_INET6, data[24:40])
-    return src, dst, offset, end, next_header, first_fragment
+    return socket.AF_INET6, data[8:24], data[24:40], offset, end, next_header, first_fragment
 
 
 # kind, src_port, dst_port, seq, ack, tcp_flags, payload, payload_size

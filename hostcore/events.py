@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hostcore.packet import OpenSocket, Packet, PacketKind
+from hostcore.packet import Packet, PacketKind
 
+SCHEMA_VERSION = 1  # the event map's ``v``: bumped on any incompatible change
 LOST_EVENTS_NAME = "lost_events"  # the core's own event: what was lost, reported in the stream
 LOST_EVENTS_ID = 1
+
+
+def event_map(
+    name: str,
+    event_id: int,
+    timestamp_ns: int,
+    host: str,
+    context: Mapping[str, Any],
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The event map, the contract every sink reads (README: The event map)."""
+    return {
+        "v": SCHEMA_VERSION,
+        "name": name,
+        "id": event_id,
+        "timestamp": timestamp_ns,
+        "host": host,
+        "context": context,
+        "data": data,
+    }
 
 
 class Emit(Protocol):
@@ -65,10 +86,13 @@ class NoDnsNames:
 
 @dataclass
 class EventContext:
-    """What the core gives an event handler when a run starts."""
+    """What the core gives an event's handler when a run starts."""
 
     count: Callable[[str, int], None]
-    """``count(name, n)``: add to one of the run's counters (reported with the totals)."""
+    """``count(name, n)``: add to one of the run's counters (reported with the totals);
+    the names the event lists in ``EventSpec.loss_counters`` are reported as losses."""
+    emit: Emit
+    """Hands one of the event's events to the core (see :class:`Emit`)."""
     dns: DnsNames = field(default_factory=NoDnsNames)
     """The DNS store; it only holds names in runs where an enabled event sets ``uses_dns``."""
     options: Mapping[str, str] = field(default_factory=dict)
@@ -76,41 +100,23 @@ class EventContext:
     config file), as text; options the user did not set are absent."""
 
 
-class EventHandler(Protocol):
-    """Turns batches of packets into events; one instance per run."""
-
-    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
-        """Handle packets of the kinds the event declared, in ring-buffer order."""
-
-
-class ExpiringHandler(EventHandler, Protocol):
-    """A handler whose events may be due when no packet comes (a timeout)."""
-
-    def expire(self, now_ns: int, emit: Emit) -> None:
-        """Emit what is due at ``now_ns`` (ns since the epoch, the clock of packet
-        timestamps). Called about once a second, after the packets read by then."""
-
-
-class PreloadingHandler(EventHandler, Protocol):
-    """A handler that starts from the connections already open when the run starts."""
-
-    def preload(self, sockets: Sequence[OpenSocket]) -> None:
-        """Take the host's established TCP sockets, read once the probe is attached
-        and before any packet is handled (a socket may also show up in packets)."""
-
-
 @dataclass(frozen=True)
 class EventSpec:
     """An event a plugin provides.
 
-    ``handler`` is called once per run with an EventContext, and only when the
-    event is enabled; the object it returns receives the packets ``needs`` selects.
-    ``uses_dns`` makes the run capture DNS answers into the store that
-    ``EventContext.dns`` reads; every answer is stored before any packet that
-    came after it reaches a handler. ``options`` names what the user may set in
-    ``[events.NAME]`` (option -> help); the core rejects any other option.
-    A handler with ``expire`` or ``preload`` methods (:class:`ExpiringHandler`,
-    :class:`PreloadingHandler`) gets those calls too.
+    ``handler`` is called once per run with an :class:`EventContext`, and only when
+    the event is enabled. The object it returns implements the hooks of
+    :class:`hostcore.hookspecs.EventHandlerHooks` it needs, with ``@hostcore.hookimpl``:
+    ``hostcore_packets`` receives the packets ``needs`` selects (an event that needs
+    packets must implement it), ``hostcore_expire`` timeouts, ``hostcore_preload``
+    the connections open at start-up. ``uses_dns`` makes the run capture DNS
+    answers into the store that ``EventContext.dns`` reads; every answer is stored
+    before any packet that came after it reaches a handler. ``options`` names what
+    the user may set in ``[events.NAME]`` (option -> help); the core rejects any
+    other option. ``loss_counters`` names the counters (``EventContext.count``)
+    that mean events were lost or degraded: they are reported in ``lost_events``.
+    ``tracee_id`` is Tracee's id for an event Tracee has too (``--format tracee``);
+    other events are given ids outside Tracee's.
     """
 
     name: str
@@ -119,8 +125,10 @@ class EventSpec:
     sets: tuple[str, ...]
     depends_on: str
     needs: PacketKind
-    handler: Callable[[EventContext], EventHandler]
+    handler: Callable[[EventContext], object]
     description: str = ""
     uses_dns: bool = False
     options: Mapping[str, str] = field(default_factory=dict)
+    loss_counters: tuple[str, ...] = ()
+    tracee_id: int | None = None
     plugin: str = field(default="", compare=False)  # filled in by the core

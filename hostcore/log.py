@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, TextIO, cast
 
 import structlog
@@ -12,6 +13,23 @@ from hostcore.redact import redact_event
 
 # How often one source of repeated failures (a plugin, a sink) is logged with its traceback.
 ERROR_LOG_INTERVAL_NS = 60 * 10**9
+
+
+class FailureLog:
+    """Logs failures with their traceback, at most once per interval for each source:
+    a plugin or sink that fails on every event would otherwise flood the log."""
+
+    def __init__(self) -> None:
+        self._logged_at: dict[str, int] = {}
+
+    def exception(self, source: str, message: str, **fields: Any) -> None:
+        """Log the exception being handled, unless ``source`` was logged this interval."""
+        now = time.monotonic_ns()
+        if now - self._logged_at.get(source, -ERROR_LOG_INTERVAL_NS) >= ERROR_LOG_INTERVAL_NS:
+            self._logged_at[source] = now
+            structlog.get_logger().exception(
+                message, **fields, next_report_in_s=ERROR_LOG_INTERVAL_NS // 10**9
+            )
 
 
 def configure(level: str = "info") -> None:

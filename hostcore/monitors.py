@@ -25,12 +25,15 @@ class Monitor(Protocol):
 class MonitorSpec:
     """A monitor a plugin provides: its name, options (name -> help) and opener.
 
-    ``open(options, read_counters, is_loss)`` starts it, or raises ValueError for a bad
-    option value (the run stops, naming the monitor and the error).
+    ``open(options, read_counters, is_loss)`` starts it, or raises
+    :class:`hostcore.OptionError` for a bad option value (the run stops, naming the
+    monitor and the error). ``check(options)``, if given, raises the same errors
+    without opening anything, before the run needs privileges (see ``SinkSpec``).
     """
 
     name: str
     open: Callable[[Mapping[str, str], ReadCounters, IsLoss], Monitor]
     options: Mapping[str, str] = field(default_factory=dict)
+    check: Callable[[Mapping[str, str]], object] | None = None
     description: str = ""
     plugin: str = field(default="", compare=False)  # filled in by the core

@@ -75,6 +75,7 @@ class Owner(NamedTuple):
     uid: int  # real uid
     comm: str
     source: OwnerSource
+    cpu: int | None = None  # the CPU it ran on as it acted; None when matched through /proc
 
 
 class Packet(NamedTuple):

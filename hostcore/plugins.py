@@ -1,11 +1,16 @@
-"""Find plugins through the ``hostcore`` entry-point group and collect what they declare."""
+"""Find plugins through the ``hostcore`` entry-point group and collect what they declare.
+
+The core's own sinks are plugins too, registered directly rather than found: they
+are always there, whatever a ``[plugins] allow`` list names.
+"""
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, entry_points, version
 from typing import Any, TypeVar
 
 import pluggy
@@ -13,13 +18,20 @@ import pluggy
 from hostcore import hookspecs
 from hostcore.events import LOST_EVENTS_ID, LOST_EVENTS_NAME, EventSpec
 from hostcore.monitors import MonitorSpec
+from hostcore.options import OptionError
 from hostcore.signatures import loading
 from hostcore.signatures.spec import SignatureSpec
 from hostcore.sinks.base import SinkSpec
 from hostcore.sources import SourceSpec
 
 ENTRY_POINT_GROUP = "hostcore"
-KNOWN_HOOKS = frozenset(name for name in dir(hookspecs) if name.startswith("hostcore_"))
+BUILT_IN = {  # plugin name -> module
+    "stdout": "hostcore.sinks.stdout",
+    "file": "hostcore.sinks.file",
+    "socket": "hostcore.sinks.socket",
+    "forward": "hostcore.sinks.forward",
+}
+BUILT_IN_STATUS = "built in"
 
 
 Named = TypeVar("Named", SinkSpec, SourceSpec, MonitorSpec)  # declarations known by a unique name
@@ -29,6 +41,42 @@ class PluginError(Exception):
     """A plugin could not be used; the message names it and says why."""
 
 
+Made = TypeVar("Made")
+
+
+def register_checked(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin``; a hook argument no spec has, or a hook no spec declares (a
+    typo, or a newer hostcore's), unregisters it again and raises pluggy's error."""
+    try:
+        manager.register(plugin, name=name)
+        manager.check_pending()
+    except pluggy.PluginValidationError:
+        if manager.get_plugin(name) is plugin:
+            manager.unregister(plugin)
+        raise
+
+
+def caller_for(manager: pluggy.PluginManager, hook_name: str, plugin: object) -> Any:
+    """The hook caller that reaches ``plugin`` alone: through pluggy, so that it gets only
+    the arguments it names, and one plugin's failure is told as its own."""
+    others = [other for other in manager.get_plugins() if other is not plugin]
+    return manager.subset_hook_caller(hook_name, others)
+
+
+def started(kind: str, name: str, plugin: str, make: Callable[[], Made]) -> Made:
+    """``make()``: a plugin's sink, monitor, handler or signature, started. A bad option
+    (OptionError) is the user's error, told as such; anything else is the plugin's."""
+    try:
+        return make()
+    except OptionError as error:
+        raise PluginError(f"{kind} {name!r}: {error}") from error
+    except Exception as error:
+        raise PluginError(
+            f"{kind} {name!r} from plugin {plugin!r} failed to start: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
 @dataclass
 class PluginInfo:
     """What ``hostcore plugins`` shows about one entry point."""
@@ -36,7 +84,7 @@ class PluginInfo:
     name: str
     distribution: str
     version: str
-    status: str = "not loaded"  # loaded, denied, not allowed, error
+    status: str = "not loaded"  # loaded, built in, denied, not allowed, error
     error: str = ""
     provides: list[str] = field(default_factory=list)
 
@@ -51,16 +99,29 @@ class Plugins:
     manager: pluggy.PluginManager = field(init=False)
     infos: dict[str, PluginInfo] = field(init=False, default_factory=dict)
     _loaded: bool = field(init=False, default=False)
+    # What each registration hook declared, by plugin: hooks are called once per process.
+    _declared: dict[str, list[tuple[str, Any]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.manager = pluggy.PluginManager("hostcore")
         self.manager.add_hookspecs(hookspecs)
 
     def load(self) -> None:
-        """Import and register every permitted entry point, once."""
+        """Register the built-in sinks, then import and register every permitted entry
+        point, once."""
         if self._loaded:
             return
         self._loaded = True
+        denied = sorted(self.deny & BUILT_IN.keys())
+        if denied:
+            raise PluginError(
+                f"[plugins] deny names the core's own sink(s) {', '.join(denied)}: they are "
+                "not plugins and always there; a run uses only the sinks --sink or "
+                "[sinks] select"
+            )
+        for name, module in BUILT_IN.items():
+            self.infos[name] = PluginInfo(name, "hostcore", version("hostcore"), BUILT_IN_STATUS)
+            self._register(name, importlib.import_module(module), BUILT_IN_STATUS)
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
             self._load_entry_point(entry_point)
 
@@ -95,25 +156,17 @@ class Plugins:
             return
         self._register(entry_point.name, plugin)
 
-    def _register(self, name: str, plugin: object) -> None:
+    def _register(self, name: str, plugin: object, status: str = "loaded") -> None:
         info = self.infos[name]
-        unknown = sorted(
-            attr
-            for attr in dir(plugin)
-            if hasattr(getattr(plugin, attr), "hostcore_impl") and attr not in KNOWN_HOOKS
-        )
-        if unknown:
-            self._fail(info, f"implements unknown hooks {', '.join(unknown)}", None)
-            return
         try:
-            self.manager.register(plugin, name=name)
+            register_checked(self.manager, plugin, name)
         except pluggy.PluginValidationError as error:
             self._fail(info, "has invalid hooks", error)
             return
         except ValueError as error:  # the same object under two entry-point names
             self._fail(info, "is registered twice", error)
             return
-        info.status = "loaded"
+        info.status = status
 
     def _fail(self, info: PluginInfo, what: str, error: BaseException | None) -> None:
         info.status = "error"
@@ -180,13 +233,22 @@ class Plugins:
         return specs
 
     def _collect(self, hook_name: str, spec_type: type, add: Callable[[str, Any], None]) -> None:
-        """Call one registration hook plugin by plugin, so a failure names its plugin."""
+        """Call one registration hook plugin by plugin, so a failure names its plugin.
+
+        Each call goes through pluggy (a hook caller without the other plugins), so an
+        implementation gets only the arguments it names.
+        """
         self.load()
+        if hook_name in self._declared:  # a later call: the same declarations, once made
+            for name, spec in self._declared[hook_name]:
+                add(name, spec)
+            return
+        declarations = self._declared[hook_name] = []
         for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
             name = impl.plugin_name
             declared: list[Any] = []
             try:
-                impl.function(register=declared.append)
+                caller_for(self.manager, hook_name, impl.plugin)(register=declared.append)
                 wrong = [spec for spec in declared if not isinstance(spec, spec_type)]
                 if wrong:
                     raise TypeError(f"registered {wrong[0]!r}, not a {spec_type.__name__}")
@@ -196,6 +258,7 @@ class Plugins:
                 continue
             for spec in declared:
                 add(name, spec)
+                declarations.append((name, spec))
                 shown = f"{spec.name}://" if isinstance(spec, SourceSpec) else spec.name
                 self.infos[name].provides.append(shown)
 

@@ -16,12 +16,13 @@ from hostcore.capture.files import CaptureError, CaptureFile, Frame
 from hostcore.capture.links import LinkError, ip_offset
 from hostcore.capture.progress import Progress
 from hostcore.config import Config
-from hostcore.decoder import DNS_PORT, IPPROTO_TCP, IPPROTO_UDP, DecodeError, decode
+from hostcore.decoder import DNS_PORT, IPPROTO_TCP, IPPROTO_UDP, DecodeError, Decoder
 from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted, tcp_kind
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.pipeline import Pipeline
+from hostcore.plan import RunError
 from hostcore.plugins import Plugins
-from hostcore.run import RunError, plan, start_pipeline
+from hostcore.run import checked_plan, pipeline_of, start_sinks
 
 BATCH = 4096
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -50,12 +51,13 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
     SIGINT or SIGTERM stops it after handing on what was read: status 130.
     """
     check_files(paths)
-    the_plan = plan(config, plugins)
+    the_plan, sizes = checked_plan(config, plugins, monitors={})  # a replay opens none
     if config.scope:
         log.warning("scope filters ignored: a capture file has no process context")
     accounting = Accounting(time.time_ns())
     # A file can wait for a slow sink, so none drops: the replay goes at the sinks' pace.
-    pipeline = start_pipeline(the_plan, plugins, config, accounting, sinks_wait=True)
+    pipeline = pipeline_of(the_plan, config, accounting, sizes, sinks_wait=True)
+    start_sinks(pipeline, plugins, config)
     stop = threading.Event()  # checked between frames: a signal never cuts an event in two
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
     replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs), stop)
@@ -95,6 +97,7 @@ class _Replayer:
         self._wanted = wanted
         self._progress = sys.stderr.isatty()
         self._batch: list[Packet] = []
+        self._decoder = Decoder()
         self._last_ns: int | None = None  # the latest capture time seen, across files
 
     def file(self, path: Path) -> None:
@@ -130,7 +133,7 @@ class _Replayer:
                     if progress:
                         progress.update(capture.path.name, frames, capture.position, capture.size)
                 if frames == 1:  # this file's losses are reported over its own capture time
-                    self._accounting.reported_at_ns = frame.timestamp_ns
+                    self._accounting.start_interval(frame.timestamp_ns)
                     if self._last_ns is not None and frame.timestamp_ns < self._last_ns:
                         log.warning(
                             "capture files out of time order: give them oldest first, "
@@ -167,7 +170,7 @@ class _Replayer:
                 return None, False
             if frame.direction is not None:  # the file's record wins over the link header's
                 direction = frame.direction
-            packet = decode(
+            packet = self._decoder.decode(
                 frame.data[offset:],
                 frame.timestamp_ns,
                 Direction.INGRESS if direction is None else direction,  # None: settled later

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostcore.sinks.base import name_and_host
+from hostcore.sinks.base import event_parts
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class TailQuery:
     follow: bool = True  # False: stop after what is stored now
 
     def wants(self, event: Mapping[str, Any]) -> bool:
-        name, host = name_and_host(event)
+        name, host, _, _ = event_parts(event)
         return (not self.hosts or host in self.hosts) and (not self.events or name in self.events)
 
 

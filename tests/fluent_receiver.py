@@ -43,7 +43,11 @@ def sha512_hex(*parts: str | bytes) -> str:
 class FluentReceiver:
     """With ``refuse_first``, it closes the first connection after reading one message
     without acking it, as a receiver that crashed would. ``refusals`` lists why each
-    refused client was refused (its TLS handshake or its PING)."""
+    refused client was refused (its TLS handshake or its PING).
+
+    A check that fails in its threads (a message that breaks the specification) stops
+    that connection, and fails the test when the test reads ``events``.
+    """
 
     def __init__(
         self,
@@ -63,10 +67,17 @@ class FluentReceiver:
         self.users = dict(users or {})
         self.keep = keep
         self.impostor = impostor  # accepts every PING, but cannot prove it has the key
-        self.events: list[Event] = []
-        self.received = 0
+        self.received: list[Event] = []
+        self.count = 0  # events received, kept or not
         self.refusals: list[str] = []
+        self.failure: BaseException | None = None
         threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def events(self) -> list[Event]:
+        if self.failure is not None:
+            raise AssertionError("the receiver stopped on a bad message") from self.failure
+        return self.received
 
     def _serve(self) -> None:
         while True:
@@ -82,6 +93,8 @@ class FluentReceiver:
                 self._read(connection, unpacker)
         except (ssl.SSLError, ConnectionError) as error:
             self.refusals.append(str(error))
+        except BaseException as failure:  # in this thread, it would fail no test
+            self.failure = failure
         finally:
             connection.close()
 
@@ -128,9 +141,9 @@ class FluentReceiver:
                     self.refuse_first = False
                     return
                 tag, entries, option = decode(received)
-                self.received += len(entries)
+                self.count += len(entries)
                 if self.keep:
-                    self.events.extend((tag, time, record) for time, record in entries)
+                    self.received.extend((tag, time, record) for time, record in entries)
                 if "chunk" in option:
                     connection.sendall(msgpack.packb({"ack": option["chunk"]}))
 
@@ -170,7 +183,7 @@ def main() -> None:
     receiver = FluentReceiver(tls=context, shared_key=args.shared_key, keep=False)
 
     def report(*_: object) -> None:
-        print("received", receiver.received, flush=True)
+        print("received", receiver.count, flush=True)
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, report)

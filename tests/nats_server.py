@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from support import HOSTCORE, READY_TIMEOUT_S, free_port
+from runs import HOSTCORE
+from traffic import free_port
+from waiting import READY_TIMEOUT_S
 
 
 def tail(url: str, *args: str) -> list[dict[str, Any]]:

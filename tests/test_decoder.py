@@ -8,9 +8,11 @@ from collections import Counter
 import pytest
 from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp, udp
 
-from hostcore.decoder import DecodeError, decode
+from hostcore.decoder import DecodeError, Decoder
 from hostcore.packet import Direction, Owner, OwnerSource, Packet, PacketKind
 from hostcore.probe import records
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 
 def test_ipv4_syn_ack() -> None:
@@ -123,15 +125,17 @@ def _record(
 
 def test_record_carries_the_socket_owner() -> None:
     raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
-    owner = records.OWNER.pack(1234, 1240, 1000, 2, b"curl\0garbage\0\0\0\0")
-    known, unknown = records.packets([_record(raw, owner=owner), _record(raw)], 0, Counter())
-    assert known.owner == Owner(1234, 1240, 1000, "curl", OwnerSource.CONNECTED)
+    owner = records.OWNER.pack(1234, 1240, 1000, 2, 1, b"curl\0garbage\0\0\0\0")
+    known, unknown = records.RecordReader().packets(
+        [_record(raw, owner=owner), _record(raw)], 0, Counter()
+    )
+    assert known.owner == Owner(1234, 1240, 1000, "curl", OwnerSource.CONNECTED, cpu=1)
     assert (known.socket_cookie, unknown.owner) == (99, None)
 
 
 def test_udp_from_port_53_is_a_dns_answer_with_its_payload() -> None:
     raw = ipv6("::1", "::2", udp(53, 40000, b"answer"), next_header=17)
-    (packet,) = records.packets([_record(raw, cgroup_id=77)], 0, Counter())
+    (packet,) = records.RecordReader().packets([_record(raw, cgroup_id=77)], 0, Counter())
     assert (packet.kind, packet.protocol, packet.cgroup_id) == (PacketKind.DNS_ANSWER, 17, 77)
     assert (packet.payload, packet.payload_size) == (b"answer", 6)
 
@@ -179,7 +183,7 @@ def test_records_are_decoded_in_order_and_failures_counted() -> None:
     good = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
     batch = [_record(good, 10), b"\x00" * 5, _record(b"\x60"), _record(good, 20, 0)]
     errors: Counter[str] = Counter()
-    packets = records.packets(batch, offset_ns=1000, errors=errors)
+    packets = records.RecordReader().packets(batch, offset_ns=1000, errors=errors)
     assert [(p.timestamp_ns, p.direction) for p in packets] == [
         (1010, Direction.EGRESS),
         (1020, Direction.INGRESS),
@@ -191,7 +195,7 @@ def test_record_captured_length_bounds_the_packet() -> None:
     raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
     record = records.HEADER.pack(1, 0, 0, bytes(32), 30, 0) + raw + bytes(200)
     errors: Counter[str] = Counter()
-    assert records.packets([record], 0, errors) == []
+    assert records.RecordReader().packets([record], 0, errors) == []
     assert errors == Counter({"truncated_tcp": 1})
 
 

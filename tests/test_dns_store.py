@@ -7,11 +7,13 @@ from collections import Counter
 from dns_messages import answer
 from packets import ipv4, udp
 
-from hostcore.decoder import decode
+from hostcore.decoder import Decoder
 from hostcore.dns.answers import DnsAnswers
 from hostcore.dns.message import Chain
 from hostcore.dns.store import CHAINS_PER_ADDRESS, NameStore
 from hostcore.packet import Direction, Packet
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 S = 10**9
 WWW = Chain(("www.shop.test", "edge.cdn.test"), "127.0.2.2", 60)

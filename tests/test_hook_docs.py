@@ -1,44 +1,74 @@
-"""Every hook spec is documented in CONTRIBUTING.md with its exact signature, and only those."""
+"""CONTRIBUTING.md's hook reference is hookspecs.py's docstrings, rendered: they are the one
+reference, so the two cannot drift. ``python tests/test_hook_docs.py`` prints the section."""
 
 from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from hostcore import hookspecs
 
 CONTRIBUTING = Path(__file__).parent.parent / "CONTRIBUTING.md"
-DOCUMENTED = re.compile(r"^### `(?P<name>hostcore_\w+)(?P<signature>\(.*\) -> .*)`$", re.M)
-SPECS = {
-    name: function
-    for name, function in vars(hookspecs).items()
-    if name.startswith("hostcore_") and inspect.isfunction(function)
-}
+HEADING = "## Hook reference\n"
+INTRO = (
+    "Every hook, rendered from the docstrings of `hostcore/hookspecs.py`, which are the\n"
+    "reference (`tests/test_hook_docs.py` checks that this section is exactly that).\n"
+)
 
 
-def documented() -> dict[str, str]:
-    return {m["name"]: m["signature"] for m in DOCUMENTED.finditer(CONTRIBUTING.read_text())}
+def plugin_hooks() -> list[tuple[str, Callable[..., object]]]:
+    return [
+        (name, function)
+        for name, function in vars(hookspecs).items()
+        if name.startswith("hostcore_") and inspect.isfunction(function)
+    ]
 
 
-def written(name: str) -> str:
-    """The spec's signature as written in hookspecs.py (its annotations stay text there)."""
-    signature = inspect.signature(SPECS[name])
-    params = ", ".join(f"{p.name}: {p.annotation}" for p in signature.parameters.values())
-    return f"({params}) -> {signature.return_annotation}"
+def handler_hooks() -> list[tuple[str, Callable[..., object]]]:
+    hooks = vars(hookspecs.EventHandlerHooks).items()
+    return [(name, function) for name, function in hooks if name.startswith("hostcore_")]
 
 
-@pytest.mark.parametrize("name", sorted(SPECS))
-def test_hook_is_documented_with_its_exact_signature(name: str) -> None:
-    assert documented().get(name) == written(name)
+def signature(function: Callable[..., object]) -> str:
+    """As written in hookspecs.py (its annotations stay text there), without ``self``."""
+    parameters = inspect.signature(function).parameters.values()
+    params = ", ".join(f"{p.name}: {p.annotation}" for p in parameters if p.name != "self")
+    return f"({params}) -> {inspect.signature(function).return_annotation}"
 
 
-def test_only_existing_hooks_are_documented() -> None:
-    assert set(documented()) == set(SPECS)
+def markdown(docstring: str) -> str:
+    """The reStructuredText of a docstring as Markdown: code, roles and parameters."""
+    text = inspect.cleandoc(docstring)
+    text = re.sub(r":(?:class|func|mod):`~?([^`]+)`", r"`\1`", text)
+    text = re.sub(r"``([^`]+)``", r"`\1`", text)
+    return re.sub(r"^:param (\w+):", r"- `\1`:", text, flags=re.M)
+
+
+def reference() -> str:
+    parts = [HEADING, "\n", INTRO, "\n### Plugin hooks\n"]
+    sections = [(plugin_hooks(), ""), (handler_hooks(), hookspecs.EventHandlerHooks.__doc__)]
+    for hooks, doc in sections:
+        if doc:
+            parts.append(f"\n### Event handler hooks\n\n{markdown(doc)}\n")
+        for name, function in hooks:
+            parts.append(f"\n#### `{name}{signature(function)}`\n\n")
+            parts.append(markdown(function.__doc__ or "") + "\n")
+    return "".join(parts)
+
+
+def test_the_hook_reference_is_the_docstrings() -> None:
+    text = CONTRIBUTING.read_text()
+    assert HEADING in text
+    documented = text[text.index(HEADING) :]
+    assert documented == reference(), "run: .venv/bin/python tests/test_hook_docs.py"
 
 
 def test_every_hook_has_a_reference_docstring() -> None:
-    for name, function in SPECS.items():
-        assert function.__doc__ and ":param register:" in function.__doc__, name
+    for name, function in [*plugin_hooks(), *handler_hooks()]:
+        assert function.__doc__ and ":param " in function.__doc__, name
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

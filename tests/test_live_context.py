@@ -10,14 +10,8 @@ from typing import Any
 
 import pytest
 from conftest import CONTAINER_ID
-from support import (
-    TOOLS,
-    Hostcore,
-    curl,
-    http_server_process,
-    nginx,
-    no_syncookies,
-)
+from runs import Hostcore
+from traffic import TOOLS, curl, http_server_process, nginx, no_syncookies
 
 from hostcore.probe.cgroup import cgroup2_mount
 from hostcore.probe.sockets import parent_pid

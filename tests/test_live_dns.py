@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from dns_server import IPV6_ADDRESS, SERVER, SERVER6, dig, dns_netns
-from support import TOOLS, Hostcore, curl, http_server, in_place, no_syncookies
+from runs import Hostcore
+from traffic import TOOLS, curl, http_server, in_place, no_syncookies
 
 from hostcore.probe.cgroup import cgroup2_mount
 
@@ -54,7 +55,11 @@ def outgoing_names(events: list[dict[str, Any]], port: int) -> list[tuple[str, l
 def test_dig_then_curl_names_a_b_and_cname_chain(
     tmp_path: Path, netns: str, transport: tuple[str, ...], server: str
 ) -> None:
-    with http_server("::", netns=netns) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+    with (
+        http_server("::", netns=netns) as port,
+        no_syncookies(netns),
+        Hostcore(tmp_path) as hostcore,
+    ):
         assert dig(netns, "plain.test", *transport, server=server) == ["127.0.2.1"]
         curl(f"http://127.0.2.1:{port}/", netns=netns)
         assert dig(netns, "six.test", "AAAA", *transport, server=server) == [IPV6_ADDRESS]
@@ -83,7 +88,11 @@ def test_dig_then_curl_names_a_b_and_cname_chain(
 
 def test_names_expire_with_their_ttl_unless_resolved_again(tmp_path: Path, netns: str) -> None:
     url = "http://127.0.2.3:{}/"
-    with http_server("::", netns=netns) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+    with (
+        http_server("::", netns=netns) as port,
+        no_syncookies(netns),
+        Hostcore(tmp_path) as hostcore,
+    ):
         dig(netns, "short.test")
         answered = time.monotonic()
         curl(url.format(port), netns=netns)
@@ -105,7 +114,11 @@ def resolve_connect(netns: str, port: int, names: list[str], *options: str, **po
 
 
 def test_getaddrinfo_with_the_netns_resolv_conf(tmp_path: Path, netns: str) -> None:
-    with http_server("::", netns=netns) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+    with (
+        http_server("::", netns=netns) as port,
+        no_syncookies(netns),
+        Hostcore(tmp_path) as hostcore,
+    ):
         client = resolve_connect(
             netns, port, ["www.shop.test", "plain.test", "six.test"], stdout=subprocess.PIPE
         )
@@ -133,7 +146,7 @@ def test_resolve_then_connect_at_once_always_carries_the_name(tmp_path: Path) ->
     with (
         dns_netns(zone, tmp_path) as netns,
         http_server("::", netns=netns) as port,
-        no_syncookies(),
+        no_syncookies(netns),
         Hostcore(tmp_path) as hostcore,
     ):
         client = resolve_connect(netns, port, list(addresses), stdout=subprocess.PIPE)
@@ -188,7 +201,7 @@ def test_each_cgroup_sees_its_own_name_first(
     config.write_text(f'[dns]\nscope = "{scope}"\n')
     with (
         http_server("::", netns=netns) as port,
-        no_syncookies(),
+        no_syncookies(netns),
         Hostcore(tmp_path, ["--config", str(config)]) as hostcore,
     ):
         clients: list[subprocess.Popen[str]] = []
@@ -244,7 +257,11 @@ def test_malformed_and_oversized_answers_are_counted_and_harm_nothing(
                 "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                 "s.bind(('127.0.0.1', 0))\nprint(s.getsockname()[1], flush=True)\n"
                 "for _ in range(5): s.recv(65535)\nprint('done', flush=True)\n"]  # fmt: skip
-    with http_server("::", netns=netns) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+    with (
+        http_server("::", netns=netns) as port,
+        no_syncookies(netns),
+        Hostcore(tmp_path) as hostcore,
+    ):
         with subprocess.Popen(receiver, stdout=subprocess.PIPE, text=True) as client:
             assert client.stdout is not None
             client_port = int(client.stdout.readline())

@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import support
-from support import Hostcore, flows
+from runs import Hostcore, both_ends, flows
+from traffic import (
+    AcceptServer,
+    connect_once,
+    curl,
+    free_port,
+    http_server,
+    in_place,
+    no_syncookies,
+)
+from waiting import READY_TIMEOUT_S
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -26,10 +35,10 @@ def hostcore_with_timeout(tmp_path: Path, seconds: float) -> Hostcore:
 
 
 def test_closed_ports_refuse_python_and_curl(tmp_path: Path) -> None:
-    closed, closed_for_curl = support.free_port(), support.free_port()
+    closed, closed_for_curl = free_port(), free_port()
     with (
-        support.AcceptServer() as server,
-        support.no_syncookies(),
+        AcceptServer() as server,
+        no_syncookies(),
         hostcore_with_timeout(tmp_path, 30) as hostcore,
     ):
         with socket.socket() as client, pytest.raises(ConnectionRefusedError):
@@ -40,7 +49,7 @@ def test_closed_ports_refuse_python_and_curl(tmp_path: Path) -> None:
             ["curl", "-sS", f"http://127.0.0.1:{closed_for_curl}/"], check=False
         )
         assert refused.returncode == 7  # curl: failed to connect
-        control = support.connect_once("127.0.0.1", server.port)
+        control = connect_once("127.0.0.1", server.port)
         events = hostcore.stop()
     assert flows(events, {closed}, FAILED, ("reason",)) == Counter(
         {("outgoing", "127.0.0.1", "127.0.0.1", local_port, closed, "refused"): 1}
@@ -50,9 +59,7 @@ def test_closed_ports_refuse_python_and_curl(tmp_path: Path) -> None:
     ]
     assert (by_curl["data"]["reason"], by_curl["context"]["comm"]) == ("refused", "curl")
     assert flows(events, {server.port}, FAILED) == Counter()  # the answered one did not fail
-    assert flows(events, {server.port}) == Counter(
-        support.both_ends(*control, "127.0.0.1", server.port)
-    )
+    assert flows(events, {server.port}) == Counter(both_ends(*control, "127.0.0.1", server.port))
     # A refused connection never began, so it does not end either.
     assert flows(events, {closed, closed_for_curl}, "net_flow_tcp_end") == Counter()
 
@@ -74,7 +81,7 @@ def dropping_syns(netns: str, port: int) -> None:
 
 def wait_for(hostcore: Hostcore, found: Callable[[list[dict[str, Any]]], bool]) -> None:
     """Until the events written so far satisfy ``found`` (they reach the file as they come)."""
-    deadline = time.monotonic() + support.READY_TIMEOUT_S
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while not found(hostcore.events()):
         assert time.monotonic() < deadline, "the expected events never came"
         time.sleep(0.05)
@@ -85,9 +92,9 @@ def test_peer_dropping_syns_leaves_the_attempt_unanswered(
 ) -> None:
     client_ns, server_ns, server_ip = netns_pair
     with (
-        support.http_server(server_ip, netns=server_ns) as dropped,
-        support.http_server(server_ip, netns=server_ns) as answered,
-        support.no_syncookies(),
+        http_server(server_ip, netns=server_ns) as dropped,
+        http_server(server_ip, netns=server_ns) as answered,
+        no_syncookies(server_ns),
     ):
         dropping_syns(server_ns, dropped)
         with hostcore_with_timeout(tmp_path, 1) as hostcore:
@@ -99,7 +106,7 @@ def test_peer_dropping_syns_leaves_the_attempt_unanswered(
             )  # fmt: skip
             assert attempt.returncode == 28, attempt.stderr  # curl: timed out
             gave_up_ns = time.time_ns()
-            control = support.curl(f"http://{server_ip}:{answered}/", netns=client_ns)
+            control = curl(f"http://{server_ip}:{answered}/", netns=client_ns)
             wait_for(hostcore, lambda events: bool(flows(events, {dropped}, FAILED)))
             events = hostcore.stop()
     assert flows(events, {dropped}, FAILED, ("reason",)) == Counter(
@@ -110,7 +117,7 @@ def test_peer_dropping_syns_leaves_the_attempt_unanswered(
     # Its time is the SYN's plus the timeout, before curl gave up after 3 s.
     assert before_ns + 10**9 <= failed["timestamp"] < gave_up_ns
     assert flows(events, {answered}, FAILED) == Counter()
-    assert flows(events, {answered}) == Counter(support.both_ends(*control))
+    assert flows(events, {answered}) == Counter(both_ends(*control))
 
 
 def test_nmap_scan_of_closed_ports_is_refused_and_found_by_connection_scan(
@@ -126,7 +133,7 @@ def test_nmap_scan_of_closed_ports_is_refused_and_found_by_connection_scan(
     with Hostcore(tmp_path, args) as hostcore:
         command = ["nmap", "-sT", "-Pn", "-n", "-p", ",".join(map(str, ports)), server_ip]
         nmap = subprocess.Popen(
-            support.in_place(command, client_ns, None), stdout=subprocess.PIPE, text=True
+            in_place(command, client_ns, None), stdout=subprocess.PIPE, text=True
         )
         report = nmap.communicate(timeout=120)[0]
         events = hostcore.stop()

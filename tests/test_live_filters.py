@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import CONTAINER_ID
-from support import Hostcore, curl, http_server_process, no_syncookies
+from runs import Hostcore
+from traffic import curl, http_server_process, no_syncookies
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import support
-from support import Hostcore, both_ends, flows
+from runs import Hostcore, both_ends, flows
+from traffic import (
+    TOOLS,
+    AcceptServer,
+    connect_once,
+    connected_pair,
+    curl,
+    http_server,
+    nginx,
+    no_syncookies,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -36,13 +45,13 @@ def ends_of_begins(
 
 def test_python_server_closing_first_over_ipv4_and_ipv6(tmp_path: Path) -> None:
     with (
-        support.AcceptServer() as server4,
-        support.AcceptServer("::1", socket.AF_INET6) as server6,
-        support.no_syncookies(),
+        AcceptServer() as server4,
+        AcceptServer("::1", socket.AF_INET6) as server6,
+        no_syncookies(),
         Hostcore(tmp_path) as hostcore,
     ):
-        clients = [support.connect_once("127.0.0.1", server4.port) for _ in range(10)]
-        clients6 = [support.connect_once("::1", server6.port, socket.AF_INET6) for _ in range(10)]
+        clients = [connect_once("127.0.0.1", server4.port) for _ in range(10)]
+        clients6 = [connect_once("::1", server6.port, socket.AF_INET6) for _ in range(10)]
         events = hostcore.stop()
     ports = {server4.port, server6.port}
     begins = Counter(
@@ -66,8 +75,8 @@ def contexts(
 
 
 def test_curl_closing_first_to_nginx_over_ipv4_and_ipv6(tmp_path: Path) -> None:
-    with support.nginx(tmp_path) as port, support.no_syncookies(), Hostcore(tmp_path) as hostcore:
-        clients = [support.curl(f"http://{host}:{port}/") for host in ["127.0.0.1", "[::1]"] * 3]
+    with nginx(tmp_path) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
+        clients = [curl(f"http://{host}:{port}/") for host in ["127.0.0.1", "[::1]"] * 3]
         events = hostcore.stop()
     assert flows(events, {port}) == Counter(f for c in clients for f in both_ends(*c))
     ends = flows(events, {port}, END, CLOSE)
@@ -80,7 +89,7 @@ class HeldConnection:
     it closes on ``close()``, after reading the server's whole answer (the server closes first)."""
 
     def __init__(self, netns: str, host: str, port: int) -> None:
-        script = str(support.TOOLS / "held_connection.py")
+        script = str(TOOLS / "held_connection.py")
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", netns, sys.executable, script, host, str(port)],
             stdin=subprocess.PIPE,
@@ -103,7 +112,7 @@ class HeldConnection:
 def netns_server(netns_pair: tuple[str, str, str]) -> Iterator[tuple[str, str, int]]:
     """A Python HTTP/1.0 server in the server namespace: (client ns, server ip, port)."""
     client_ns, server_ns, server_ip = netns_pair
-    with support.http_server(server_ip, netns=server_ns) as port, support.no_syncookies():
+    with http_server(server_ip, netns=server_ns) as port, no_syncookies(server_ns):
         yield client_ns, server_ip, port
 
 
@@ -126,9 +135,9 @@ def test_between_two_network_namespaces(tmp_path: Path, netns_server: tuple[str,
 
 def test_reset_by_the_client_and_duration(tmp_path: Path) -> None:
     """SO_LINGER 0: close() sends a RST; the end's duration fits in the connection's life."""
-    with support.no_syncookies(), Hostcore(tmp_path) as hostcore:
+    with no_syncookies(), Hostcore(tmp_path) as hostcore:
         started = time.monotonic_ns()
-        with support.connected_pair() as (listener, client, server_side):
+        with connected_pair() as (listener, client, server_side):
             port = listener.getsockname()[1]
             local = client.getsockname()
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -154,7 +163,7 @@ def test_reset_by_the_client_and_duration(tmp_path: Path) -> None:
 
 
 def test_connection_open_before_the_run_ends_as_pre_existing(tmp_path: Path) -> None:
-    with support.connected_pair() as (listener, old, old_server_side), support.no_syncookies():
+    with connected_pair() as (listener, old, old_server_side), no_syncookies():
         port = listener.getsockname()[1]
         client = old.getsockname()
         with Hostcore(tmp_path) as hostcore:
@@ -221,7 +230,7 @@ def test_connection_open_before_the_run_in_other_namespaces(
 def test_connection_closing_at_start_ends_with_its_begin_missed(tmp_path: Path) -> None:
     """The server closed before the run: neither socket is established then, so none is
     read; the client's close ends both sockets' connection, flagged ``missed``."""
-    with support.connected_pair() as (listener, client, server_side), support.no_syncookies():
+    with connected_pair() as (listener, client, server_side), no_syncookies():
         port = listener.getsockname()[1]
         local = client.getsockname()
         server_side.shutdown(socket.SHUT_WR)  # a FIN; closed, its socket would be orphaned
@@ -241,14 +250,14 @@ def test_connection_closing_at_start_ends_with_its_begin_missed(tmp_path: Path) 
 def test_a_syn_scan_of_the_listener_does_not_hide_later_ends(tmp_path: Path) -> None:
     """nmap -sS answers the listener's SYN+ACK with a RST, which reaches the listening socket:
     it must not mark the listener, whose mark its accepted sockets would inherit."""
-    with support.nginx(tmp_path) as port, support.no_syncookies(), Hostcore(tmp_path) as hostcore:
+    with nginx(tmp_path) as port, no_syncookies(), Hostcore(tmp_path) as hostcore:
         subprocess.run(
             ["nmap", "-n", "-Pn", "-sS", "-p", str(port), "127.0.0.1"],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        clients = [support.curl(f"http://127.0.0.1:{port}/") for _ in range(3)]
+        clients = [curl(f"http://127.0.0.1:{port}/") for _ in range(3)]
         events = hostcore.stop()
     client_ports = {client_port for _, client_port, _, _ in clients}
     ours = [e for e in events if e["data"].get("src_port") in client_ports]  # not nmap's

@@ -14,21 +14,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import (
+from runs import Flow, Hostcore, both_ends, flows, one_connection_on_stdout
+from traffic import (
     BACKLOG,
     AcceptServer,
-    Flow,
-    Hostcore,
-    both_ends,
     connect_once,
     connected_pair,
     curl,
-    flows,
     free_port,
     http_server,
     nginx,
     no_syncookies,
-    one_connection_on_stdout,
 )
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
@@ -94,8 +90,24 @@ def test_event_map_shape(tmp_path: Path) -> None:
             "cgroup_id",
             "container_id",
             "owner",
+            "ppid",
+            "ns_pid",
+            "ns_tid",
+            "ns_ppid",
+            "start_time",
+            "process_start_time",
+            "parent_start_time",
+            "pid_ns",
+            "mnt_ns",
+            "nodename",
+            "cpu",
         ]
         assert (context["pid"], context["uid"]) == (os.getpid(), os.getuid())  # both ends
+        assert (context["ppid"], context["ns_pid"]) == (os.getppid(), os.getpid())
+        assert (context["mnt_ns"], context["nodename"]) == (
+            os.stat("/proc/self/ns/mnt").st_ino,
+            os.uname().nodename,
+        )
         assert list(event["data"]) == [
             "conn_direction",
             "src",
@@ -111,7 +123,7 @@ def test_between_two_network_namespaces(tmp_path: Path, netns_pair: tuple[str, s
     client_ns, server_ns, server_ip = netns_pair
     with (
         http_server(server_ip, netns=server_ns) as port,
-        no_syncookies(),
+        no_syncookies(server_ns),
         Hostcore(tmp_path) as hostcore,
     ):
         clients = [curl(f"http://{server_ip}:{port}/", netns=client_ns) for _ in range(3)]

@@ -12,19 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import (
-    HOSTCORE,
-    AcceptServer,
-    Hostcore,
-    both_ends,
-    burst,
-    connect_once,
-    fake_distribution,
-    flows,
-    hostcore_programs,
-    no_syncookies,
-    read_events,
-)
+from bpf_programs import hostcore_programs
+from fake_distributions import fake_distribution
+from runs import HOSTCORE, Hostcore, both_ends, flows, read_events
+from traffic import AcceptServer, burst, connect_once, no_syncookies
 
 from hostcore.probe.cgroup import cgroup2_mount
 from hostcore.testing import reported_losses
@@ -73,7 +64,8 @@ class Raises:
     def __init__(self, context):
         pass
 
-    def handle(self, packets, emit):
+    @hookimpl
+    def hostcore_packets(self, packets):
         raise ZeroDivisionError("plugin bug")
 
 
@@ -172,13 +164,15 @@ class EveryThird:
     # Raises on each batch holding a third packet, before emitting any of the batch.
     def __init__(self, context):
         self.seen = 0
+        self.emit = context.emit
 
-    def handle(self, packets, emit):
+    @hookimpl
+    def hostcore_packets(self, packets):
         first, self.seen = self.seen + 1, self.seen + len(packets)
         if any(number % 3 == 0 for number in range(first, self.seen + 1)):
             raise RuntimeError("every third packet")
         for packet in packets:
-            emit(packet.timestamp_ns, {"src_port": packet.src_port}, packet)
+            self.emit(packet.timestamp_ns, {"src_port": packet.src_port}, packet)
 
 
 @hookimpl

@@ -9,22 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import (
-    HOSTCORE_PROGRAMS,
-    TOOLS,
-    AcceptServer,
-    Hostcore,
-    attached_program_names,
-    attached_programs,
-    both_ends,
-    connect_once,
-    curl,
-    fake_distribution,
-    flows,
-    http_server,
-    no_syncookies,
-    program_ids,
-)
+from bpf_programs import HOSTCORE_PROGRAMS, attached_program_names, attached_programs, program_ids
+from fake_distributions import fake_distribution
+from runs import Hostcore, both_ends, flows
+from traffic import TOOLS, AcceptServer, connect_once, curl, http_server, no_syncookies
 
 from hostcore.probe.cgroup import cgroup2_mount
 
@@ -90,7 +78,8 @@ class Crashes:
     def __init__(self, context):
         pass
 
-    def handle(self, packets, emit):
+    @hookimpl
+    def hostcore_packets(self, packets):
         ctypes.string_at(0)  # a bug in native code: the interpreter dies of SIGSEGV
 
 

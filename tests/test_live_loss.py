@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Hostcore, burst, free_port, no_syncookies, scrape, wait_until
+from prometheus_scrape import scrape
+from runs import Hostcore
+from traffic import burst, free_port, no_syncookies
+from waiting import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 

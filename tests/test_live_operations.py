@@ -11,18 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import (
-    HOSTCORE,
-    AcceptServer,
-    Hostcore,
-    both_ends,
-    connect_once,
-    fake_distribution,
-    flows,
-    no_syncookies,
-    read_events,
-    wait_until,
-)
+from fake_distributions import fake_distribution
+from runs import HOSTCORE, Hostcore, both_ends, flows, read_events
+from traffic import AcceptServer, connect_once, no_syncookies
+from waiting import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 

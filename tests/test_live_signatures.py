@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from dns_server import dns_netns
-from support import (
+from runs import Hostcore
+from traffic import (
     AcceptServer,
-    Hostcore,
     connect_once,
     curl,
     http_server,
@@ -63,7 +63,11 @@ def test_curl_to_a_denied_name_gives_one_finding_with_curls_context(
         "denied_domain",
         *config(tmp_path, '[signatures.denied_domain]\ndomains = ["evil.test", "ads?.cdn.test"]\n'),
     ]
-    with http_server("::", netns=netns) as port, no_syncookies(), Hostcore(tmp_path, args) as run:
+    with (
+        http_server("::", netns=netns) as port,
+        no_syncookies(netns),
+        Hostcore(tmp_path, args) as run,
+    ):
         denied = curl(f"http://www.evil.test:{port}/", netns=netns)
         via_cname = curl(f"http://promo.shop.test:{port}/", netns=netns)
         allowed = curl(f"http://plain.test:{port}/", netns=netns)
@@ -99,7 +103,7 @@ def test_an_nmap_scan_is_a_scan_and_as_many_requests_to_one_port_are_not(
         *config(tmp_path, "[signatures.connection_scan]\nmax_distinct = 20\nwindow_s = 60\n"),
     ]
     servers = http_servers(address, 30, netns=server)
-    with servers as (ports, _), no_syncookies(), Hostcore(tmp_path, args) as run:
+    with servers as (ports, _), no_syncookies(server), Hostcore(tmp_path, args) as run:
         # A connect scan (-sT): nmap's own sockets, so the probe knows their process.
         nmap = subprocess.Popen(
             in_place(["nmap", "-sT", "-Pn", "-n", "-p", ",".join(map(str, ports)), address],

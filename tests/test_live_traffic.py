@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 from dns_server import dig, dns_netns
-from support import TOOLS, Hostcore, http_server, no_syncookies, wait_until
+from runs import Hostcore
+from traffic import TOOLS, http_server, no_syncookies
+from waiting import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 

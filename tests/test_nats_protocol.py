@@ -14,7 +14,7 @@ from hostcore_nats.protocol import Control, Msg, ProtocolError, Reader
 from hostcore_nats.server import server_from
 from nats_jwt import Key, Operator
 
-from hostcore import SinkOptionError
+from hostcore import OptionError
 
 STREAM = (
     b'INFO {"server_id":"x","headers":true,"max_payload":1048576,"nonce":"abc"}\r\n'
@@ -103,7 +103,7 @@ def test_a_credentials_file_gives_its_jwt_and_signs_with_its_seed(tmp_path: Path
     ],
 )
 def test_bad_options_say_what_to_fix(options: dict[str, str], url: str, message: str) -> None:
-    with pytest.raises(SinkOptionError, match=message) as refused:
+    with pytest.raises(OptionError, match=message) as refused:
         server_from(url, options)
     assert "s3cret" not in str(refused.value)
 

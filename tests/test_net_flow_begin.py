@@ -7,12 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from hostcore_net_flow import begin
-from hostcore_net_flow.connections import RecentKeys
 from packets import ACK, SYN, ipv4, tcp
+from sample_connection import OUTGOING
 
 from hostcore import EventContext
-from hostcore.decoder import decode
+from hostcore.decoder import Decoder
 from hostcore.packet import Direction, Packet
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 
 def syn_ack(
@@ -27,23 +29,16 @@ def syn_ack(
     return decode(raw, 42, direction)
 
 
-# The seven flow fields of 192.0.2.10:40000 connecting out to 203.0.113.5:443.
-OUTGOING = {
-    "conn_direction": "outgoing",
-    "src": "192.0.2.10",
-    "dst": "203.0.113.5",
-    "src_port": 40000,
-    "dst_port": 443,
-    "src_dns": [],
-    "dst_dns": [],
-}
-
-
 def run(packets: list[Packet]) -> tuple[list[Mapping[str, Any]], Counter[str]]:
     counts: Counter[str] = Counter()
-    handler = begin.TcpBegin(EventContext(count=lambda name, n: counts.update({name: n})))
     emitted: list[Mapping[str, Any]] = []
-    handler.handle(packets, lambda ts, data, source=None: emitted.append(data))
+    handler = begin.TcpBegin(
+        EventContext(
+            count=lambda name, n: counts.update({name: n}),
+            emit=lambda ts, data, source=None: emitted.append(data),
+        )
+    )
+    handler.hostcore_packets(packets)
     return emitted, counts
 
 
@@ -93,14 +88,3 @@ def test_table_is_bounded_and_evictions_counted(monkeypatch: Any) -> None:
     assert len(events) == 10  # the last two are still remembered: no second event
     # Rotations forced by capacity at the 3rd, 5th, 7th and 9th key forgot 0+2+2+2 keys.
     assert counts["net_flow_tcp_begin.identities_forgotten"] == 6
-
-
-def test_identities_expire_after_the_retransmit_window() -> None:
-    keys = RecentKeys(capacity=1000, window_ns=10)
-    assert keys.add("a", now_ns=0)
-    assert not keys.add("a", now_ns=9)
-    assert keys.add("b", now_ns=10)  # a new generation begins; "a" is still remembered
-    assert not keys.add("a", now_ns=15)
-    assert keys.add("c", now_ns=20)  # another: the generation holding "a" is forgotten
-    assert keys.add("a", now_ns=21)
-    assert keys.evictions == 0  # expiry by time is not pressure

@@ -8,37 +8,27 @@ from typing import Any
 
 import pytest
 from hostcore_net_flow import end
-from packets import ACK, FIN, RST, SYN, ipv4, tcp
-from test_net_flow_begin import OUTGOING
+from packets import ACK, FIN, RST, SYN
+from sample_connection import CLIENT, OUTGOING, SERVER, segment
 
 from hostcore import EventContext, OpenSocket
-from hostcore.decoder import decode
 from hostcore.packet import Direction, Packet
-
-CLIENT, SERVER = ("192.0.2.10", 40000), ("203.0.113.5", 443)
-
-
-def segment(
-    direction: Direction,
-    src: tuple[str, int],
-    dst: tuple[str, int],
-    flags: int,
-    seq: int = 7,
-    ack: int = 1001,
-    ns: int = 0,
-) -> Packet:
-    return decode(ipv4(src[0], dst[0], tcp(src[1], dst[1], flags, seq=seq, ack=ack)), ns, direction)
 
 
 def run(
     packets: Sequence[Packet], sockets: Sequence[OpenSocket] = ()
 ) -> tuple[list[Mapping[str, Any]], Counter[str]]:
     counts: Counter[str] = Counter()
-    handler = end.TcpEnd(EventContext(count=lambda name, n: counts.update({name: n})))
-    handler.preload(sockets)
     emitted: list[Mapping[str, Any]] = []
+    handler = end.TcpEnd(
+        EventContext(
+            count=lambda name, n: counts.update({name: n}),
+            emit=lambda ts, data, source=None: emitted.append(data),
+        )
+    )
+    handler.hostcore_preload(sockets)
     for packet in packets:  # one batch each, as a slow trickle of packets comes
-        handler.handle([packet], lambda ts, data, source=None: emitted.append(data))
+        handler.hostcore_packets([packet])
     return emitted, counts
 
 

@@ -35,7 +35,7 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
 
 
 def test_the_wheel_ships_every_package_and_the_bpf_source(tmp_path: Path) -> None:
-    """pyproject.toml lists its packages (bpf/ is mapped in as hostcore_bpf): none forgotten."""
+    """pyproject.toml lists its packages (bpf/ is mapped in as _hostcore_bpf): none forgotten."""
     pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run(
         [*pip, str(REPO), "-w", str(tmp_path)],
@@ -47,5 +47,5 @@ def test_the_wheel_ships_every_package_and_the_bpf_source(tmp_path: Path) -> Non
     packages = {p.parent.relative_to(REPO) for p in (REPO / "hostcore").rglob("__init__.py")}
     for package in packages:
         assert f"{package}/__init__.py" in shipped
-    assert "hostcore_bpf/net_packet_flow_base.c" in shipped
+    assert "_hostcore_bpf/net_packet_flow_base.c" in shipped
     assert "hostcore/py.typed" in shipped

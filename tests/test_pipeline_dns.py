@@ -3,36 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dns_messages import answer
 from hostcore_net_flow import begin
+from list_sink import ListSink
 from packets import ACK, SYN, ipv4, tcp, udp
-from support import ListSink
 
-from hostcore.decoder import decode
-from hostcore.events import Emit, EventContext, EventSpec
+from hostcore import hookimpl
+from hostcore.decoder import Decoder
+from hostcore.events import EventContext, EventSpec
 from hostcore.packet import Direction, Packet, PacketKind
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 
 def _syn_ack(client_port: int, server: str = "127.0.2.2") -> Packet:
+    """At ``client_port`` ns: packets in the order of their ports."""
     raw = ipv4(server, "127.0.0.1", tcp(80, client_port, SYN | ACK, ack=client_port))
-    return decode(raw, 10, Direction.INGRESS, 5)
+    return decode(raw, client_port, Direction.INGRESS, 5)
 
 
 def _answer(name: str, address: str) -> Packet:
     message = answer(name + ".", (name + ".", 60, "A", address))
     raw = ipv4("127.0.0.53", "127.0.0.1", udp(53, 999, message), proto=17)
-    return decode(raw, 10, Direction.INGRESS, 5)
+    return decode(raw, 1000, Direction.INGRESS, 5)
 
 
 def _run(
     specs: Sequence[EventSpec], batch: list[Packet], accounting: Accounting | None = None
 ) -> list[Mapping[str, Any]]:
     sink = ListSink()
-    pipeline = Pipeline(specs, {"list": sink}, "host", accounting or Accounting(0))
+    options = PipelineOptions(host="host")
+    pipeline = Pipeline(specs, [], accounting or Accounting(0), options)
+    pipeline.start({"list": sink})
     pipeline.feed(batch)
     pipeline.close()  # the sink's thread has written everything once it returns
     return sink.events
@@ -52,10 +58,12 @@ class _Peek:
 
     def __init__(self, context: EventContext) -> None:
         self._names = context.dns.names
+        self._emit = context.emit
 
-    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
+    @hookimpl
+    def hostcore_packets(self, packets: Sequence[Packet]) -> None:
         for packet in packets:
-            emit(packet.timestamp_ns, {"names": self._names(packet.src, 5, 10)})
+            self._emit(packet.timestamp_ns, {"names": self._names(packet.src, 5, 10)})
 
 
 PEEK = EventSpec("peek", 9999, (), (), "net_packet_flow_base", PacketKind.TCP_SYN_ACK, _Peek)
@@ -75,3 +83,29 @@ def test_every_plugin_reads_the_same_store() -> None:
         ["shop.test"],
         ["shop.test"],
     ]
+
+
+class _Calls:
+    """Counts its hook calls and the packets in each; uses DNS names like begin."""
+
+    batches: ClassVar[list[int]] = []
+
+    def __init__(self, context: EventContext) -> None:
+        self._names = context.dns.names
+
+    @hookimpl
+    def hostcore_packets(self, packets: Sequence[Packet]) -> None:
+        _Calls.batches.append(len(packets))
+
+
+CALLS = EventSpec(
+    "calls", 9998, (), (), "net_packet_flow_base", PacketKind.TCP_SYN_ACK, _Calls, uses_dns=True
+)
+
+
+def test_answers_inside_a_batch_do_not_cut_it_into_more_hook_calls() -> None:
+    _Calls.batches = []
+    batch = [_syn_ack(1001), _answer("shop.test", "127.0.2.2"), _syn_ack(1002)] * 3
+    events = _run([begin.SPEC, CALLS], batch)
+    assert _Calls.batches == [6]  # one call, every SYN+ACK of the batch
+    assert [e["data"]["dst_dns"] for e in events] == [[], ["shop.test"]]  # one per identity

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import pytest
 from hostcore_net_flow import end, failed
+from list_sink import ListSink
 from packets import ACK, FIN, SYN, ipv4, tcp
-from test_pipeline_dns import ListSink
 
-from hostcore import OpenSocket
-from hostcore.decoder import decode
+from hostcore import OpenSocket, hookimpl
+from hostcore.decoder import Decoder
 from hostcore.packet import Direction, Packet
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
+OPTIONS = PipelineOptions(host="h")
 
 
 def fin_from(port: int, ns: int = 0) -> Packet:
@@ -24,7 +27,8 @@ def fin_from(port: int, ns: int = 0) -> Packet:
 
 def test_open_sockets_reach_the_end_handler() -> None:
     sink = ListSink()
-    pipeline = Pipeline([end.SPEC], {"list": sink}, "h", Accounting(0))
+    pipeline = Pipeline([end.SPEC], [], Accounting(0), OPTIONS)
+    pipeline.start({"list": sink})
     assert pipeline.wants_open_sockets
     pipeline.preload([OpenSocket("192.0.2.10", 40000, "203.0.113.5", 443, False, 9)])
     pipeline.feed([fin_from(40000)])
@@ -35,8 +39,9 @@ def test_open_sockets_reach_the_end_handler() -> None:
 
 def test_clock_ticks_expire_unanswered_syns_with_the_configured_timeout() -> None:
     sink = ListSink()
-    options = {"net_flow_tcp_failed": {"syn_timeout_s": "0.5"}}
-    pipeline = Pipeline([failed.SPEC], {"list": sink}, "h", Accounting(0), event_options=options)
+    options = PipelineOptions("h", event_options={"net_flow_tcp_failed": {"syn_timeout_s": "0.5"}})
+    pipeline = Pipeline([failed.SPEC], [], Accounting(0), options)
+    pipeline.start({"list": sink})
     assert not pipeline.wants_open_sockets
     syn = decode(ipv4("192.0.2.10", "203.0.113.5", tcp(40000, 443, SYN)), 0, Direction.EGRESS)
     pipeline.feed([syn])
@@ -52,7 +57,8 @@ def test_flow_table_evictions_are_reported_as_losses(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(end, "OPEN_CONNECTIONS", 1)
     sink = ListSink()
     accounting = Accounting(0)
-    pipeline = Pipeline([end.SPEC], {"list": sink}, "h", accounting)
+    pipeline = Pipeline([end.SPEC], [], accounting, OPTIONS)
+    pipeline.start({"list": sink})
     syn_acks = [
         decode(ipv4("203.0.113.5", "192.0.2.10", tcp(443, port, SYN | ACK)), 0, Direction.INGRESS)
         for port in (40000, 40001)
@@ -64,12 +70,16 @@ def test_flow_table_evictions_are_reported_as_losses(monkeypatch: pytest.MonkeyP
     assert lost["data"]["lost"] == {"net_flow_tcp_end.flow_table_evictions": 1}
 
 
-def test_a_raising_expire_is_counted_as_a_plugin_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: Any, now_ns: int, emit: Any) -> None:
+class _ExpireRaises(failed.TcpFailed):
+    @hookimpl
+    def hostcore_expire(self, now_ns: int) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(failed.TcpFailed, "expire", broken)
+
+def test_a_raising_expire_is_counted_as_a_plugin_error() -> None:
     accounting = Accounting(0)
-    pipeline = Pipeline([failed.SPEC], {"list": ListSink()}, "h", accounting)
+    spec = replace(failed.SPEC, handler=_ExpireRaises)
+    pipeline = Pipeline([spec], [], accounting, OPTIONS)
+    pipeline.start({"list": ListSink()})
     pipeline.expire(1)
     assert accounting.counters["plugin_errors.net_flow_tcp_failed"] == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from support import HOSTCORE, fake_distribution
+from fake_distributions import fake_distribution
+from runs import HOSTCORE
+from tshark_oracle import CORPUS
 
 
 def hostcore(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,12 +57,36 @@ def test_denied_plugin_is_not_imported(broken: Path) -> None:
 
 def test_allow_list_loads_only_the_named_plugins(broken: Path) -> None:
     config = broken / "hostcore.toml"
-    config.write_text('[plugins]\nallow = ["net_flow", "stdout"]\n')
+    config.write_text('[plugins]\nallow = ["net_flow"]\n')
     result = hostcore(broken, "plugins", "--config", str(config))
     assert result.returncode == 0, result.stdout
     assert "broken: not allowed" in result.stdout
-    assert "file: not allowed" in result.stdout
+    assert "signatures: not allowed" in result.stdout
     assert "net_flow: loaded" in result.stdout
+    # The core's own sinks are not plugins an allow list must name: the default stays.
+    assert "stdout: built in" in result.stdout
+    assert "file: built in" in result.stdout
+
+
+def test_denying_a_built_in_sink_is_an_error_that_says_why(broken: Path) -> None:
+    config = broken / "hostcore.toml"
+    config.write_text('[plugins]\ndeny = ["file", "broken"]\n')
+    result = hostcore(broken, "plugins", "--config", str(config))
+    assert result.returncode == 2
+    assert "[plugins] deny names the core's own sink(s) file: they are not plugins" in (
+        result.stderr
+    )
+
+
+def test_an_allow_list_without_stdout_still_prints_events(broken: Path) -> None:
+    config = broken / "hostcore.toml"
+    config.write_text('[plugins]\nallow = ["net_flow"]\n')
+    capture = CORPUS / "zeek_tcp_syn-synack.pcap"
+    result = hostcore(broken, "replay", str(capture), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["name"] for line in result.stdout.splitlines()] == [
+        "net_flow_tcp_begin"
+    ]
 
 
 ONE_HOOK = """
@@ -81,7 +108,11 @@ def assert_load_error_listed(where: Path, plugin: str, error: str) -> None:
 @pytest.mark.parametrize(
     ("hook", "body", "error"),
     [
-        ("hostcore_register_event", "pass", "implements unknown hooks hostcore_register_event"),
+        (
+            "hostcore_register_event",
+            "pass",
+            "has invalid hooks: PluginValidationError: unknown hook 'hostcore_register_event'",
+        ),
         (
             "hostcore_register_events",
             "raise RuntimeError('boom')",
@@ -98,6 +129,41 @@ def test_bad_plugin_is_reported_and_the_others_still_load(
     events = hostcore(tmp_path, "events")
     assert events.returncode == 0
     assert "net_flow_tcp_begin (id 2012, plugin net_flow)" in events.stdout
+
+
+NO_ARGUMENTS = """
+from hostcore import hookimpl
+
+@hookimpl
+def hostcore_register_events():
+    pass
+"""
+
+
+def test_a_hook_may_take_fewer_arguments_than_its_spec(tmp_path: Path) -> None:
+    """pluggy's calling convention: an implementation names the arguments it uses, so
+    hooks can gain arguments later without breaking the plugins already installed."""
+    fake_distribution(tmp_path, "fewer", NO_ARGUMENTS)
+    listing = hostcore(tmp_path, "plugins")
+    assert listing.returncode == 0, listing.stdout
+    assert "fewer: loaded (hostcore-fewer 0.1)" in listing.stdout
+    assert hostcore(tmp_path, "events").returncode == 0
+
+
+def test_a_hook_argument_the_spec_lacks_is_a_load_error_naming_the_plugin(
+    tmp_path: Path,
+) -> None:
+    text = ONE_HOOK.format(hook="hostcore_register_events", body="pass").replace(
+        "(register)", "(register, flavour)"
+    )
+    fake_distribution(tmp_path, "extra", text)
+    assert_load_error_listed(
+        tmp_path, "extra", "plugin 'extra' (hostcore-extra) has invalid hooks: "
+    )
+    listing = hostcore(tmp_path, "plugins")
+    assert "{'flavour'} are declared in the hookimpl but can not be found in the hookspec" in (
+        listing.stdout
+    )
 
 
 DECLARES_EVENT = """
@@ -142,9 +208,8 @@ def test_two_distributions_with_one_plugin_name(tmp_path: Path) -> None:
     fake_distribution(tmp_path, "stdout", "")  # hostcore itself already uses this name
     result = hostcore(tmp_path, "plugins")
     assert result.returncode == 1
-    assert "uses the plugin name of hostcore 0.1.0" in result.stdout or (
-        "uses the plugin name of hostcore-stdout 0.1" in result.stdout
-    )
+    # The built-in sink is registered first: the entry point is the one turned away.
+    assert "uses the plugin name of hostcore 0.2.0" in result.stdout
     assert "uninstall one of them" in result.stdout
 
 

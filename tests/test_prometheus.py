@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from hostcore_prometheus.exporter import Endpoint
 from hostcore_prometheus.plugin import parse_listen
-from support import scrape
+from prometheus_scrape import scrape
 
-from hostcore.pipeline.accounting import Accounting, is_loss
+from hostcore.pipeline.accounting import Accounting
 
 
 def test_every_counter_is_served_and_losses_apart() -> None:
     accounting = Accounting(0)
-    endpoint = Endpoint("127.0.0.1", 0, accounting.snapshot, is_loss)
+    endpoint = Endpoint("127.0.0.1", 0, accounting.snapshot, accounting.is_loss)
     try:
         url = f"http://127.0.0.1:{endpoint.port}/metrics"
         accounting.count("events.net_flow_tcp_begin", 7)

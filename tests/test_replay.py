@@ -17,6 +17,7 @@ from pathlib import Path
 import msgpack
 import pytest
 import tshark_oracle
+from capture_tools import replay, tcpdump
 from captures import (
     INBOUND,
     OUTBOUND,
@@ -28,7 +29,8 @@ from captures import (
     pcapng_simple_packet,
 )
 from packets import ACK, FIN, SYN, ipv4, ipv6, tcp
-from support import HOSTCORE, curl, http_server, replay, tcpdump
+from runs import HOSTCORE
+from traffic import curl, http_server
 from tshark_oracle import CORPUS
 
 from hostcore import cli

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import tshark_oracle
-from support import replay
+from capture_tools import replay
 
 CAPTURES = sorted(p.name for p in tshark_oracle.CORPUS.glob("*.pcap*"))
 

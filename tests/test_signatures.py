@@ -10,17 +10,19 @@ from dns_messages import answer
 from hostcore_net_flow import begin
 from hostcore_signatures import connection_scan, denied_domain, unexpected_listener
 from hostcore_signatures.denied_domain import DenyList
+from list_sink import ListSink
 from packets import ACK, SYN, ipv4, tcp, udp
-from support import ListSink
 
 from hostcore import Report, SignatureContext, SignatureSpec
-from hostcore.decoder import decode
+from hostcore.decoder import Decoder
 from hostcore.events import Field
 from hostcore.packet import Direction, Owner, OwnerSource, Packet
 from hostcore.pipeline.accounting import Accounting
-from hostcore.pipeline.dispatch import Pipeline
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
 from hostcore.signatures.loading import MAX_DEPTH, Enabled, enable, problems
 from hostcore.testing import reported_losses
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 EVENTS = {begin.SPEC.name: begin.SPEC}
 SECOND = 10**9
@@ -63,14 +65,9 @@ def run(
     catalogue = {**EVENTS, **{spec.name: spec for spec in signatures}}
     enabled = enable(signatures, catalogue, options or {})
     sink = ListSink()
-    pipeline = Pipeline(
-        [begin.SPEC],
-        {"list": sink},
-        "host",
-        accounting or Accounting(0),
-        signatures=enabled,
-        published=published,
-    )
+    options = PipelineOptions(host="host", published=published)
+    pipeline = Pipeline([begin.SPEC], enabled, accounting or Accounting(0), options)
+    pipeline.start({"list": sink})
     pipeline.feed(packets)
     pipeline.close()  # the sink's thread has written everything once it returns
     return sink.events
@@ -96,6 +93,10 @@ def test_a_finding_is_an_event_with_metadata_trigger_and_the_triggers_context() 
         "severity": "medium",
         "description": unexpected_listener.SPEC.description,
         "tags": ["mitre-attack:T1571", "command-and-control"],
+        "properties": {
+            "Technique": "Non-Standard Port",
+            "id": "attack-pattern--b18eae87-b469-4e14-b454-b171b416bc18",
+        },
     }
     assert finding["data"]["triggered_by"] == [
         {key: trigger[key] for key in ("name", "id", "timestamp", "context", "data")}
@@ -267,8 +268,9 @@ def test_findings_pass_the_users_data_filters() -> None:
     sink = ListSink()
     accounting = Accounting(0)
     enabled = enable([first], catalogue, {})
-    pipeline = Pipeline([begin.SPEC], {"l": sink}, "h", accounting, None, None, None, keep_none,
-                        enabled, {"first"})  # fmt: skip
+    options = PipelineOptions(host="h", data_filters=keep_none, published={"first"})
+    pipeline = Pipeline([begin.SPEC], enabled, accounting, options)
+    pipeline.start({"l": sink})
     pipeline.feed([outgoing(80)])
     pipeline.close()
     assert sink.events == []

@@ -17,9 +17,9 @@ from certs import Authority
 from fluent.sender import EventTime, FluentSender
 from fluent_receiver import FluentReceiver
 
-from hostcore.run import RunError
+from hostcore.plugins import PluginError
 from hostcore.sinks.forward import entry, event_time, message
-from hostcore.testing import SinkHost, synthetic_flows
+from hostcore.testing import KIT_EVENT_NAME, SinkHost, synthetic_events
 
 MakeHost = Callable[..., SinkHost]
 # The specification's Forward mode example: three events of tag.name, integer times.
@@ -81,21 +81,21 @@ def test_events_arrive_acked_once_and_decode_as_fluent_loggers_do(
     receiver = FluentReceiver(refuse_first=True)
     options = {"address": f"127.0.0.1:{receiver.port}", "mode": mode, "ack": "true"}
     host = sink_host({"forward": {**options, "batch": "64", "max_backoff_s": "0.1"}})
-    for data in synthetic_flows(300):
+    for data in synthetic_events(300):
         host.emit(data)
     totals = host.close()  # every message acked by then
     assert not [name for name in totals if name.startswith("sink_")]
     events = receiver.events
     assert Counter(record["data"]["seq"] for _, _, record in events) == Counter(range(300))
     assert not receiver.refuse_first  # it dropped a message unacked: that one was sent again
-    assert {tag for tag, _, _ in events} == {"hostcore.net_flow_tcp_begin"}
+    assert {tag for tag, _, _ in events} == {f"hostcore.{KIT_EVENT_NAME}"}
     # fluent-logger, an independent encoder, sends the same records (in Message mode):
     # the receiver decodes them to the same tags, EventTimes and records.
     oracle = FluentReceiver()
     sender = FluentSender("hostcore", port=oracle.port, nanosecond_precision=True)
     for _, _, record in events:
         at = EventTime.from_unix_nano(record["timestamp"])
-        assert sender.emit_with_time("net_flow_tcp_begin", at, record), sender.last_error
+        assert sender.emit_with_time(KIT_EVENT_NAME, at, record), sender.last_error
     sender.close()
     assert oracle.wait_for(len(events)) == events
 
@@ -105,13 +105,13 @@ def test_tracee_format_events_are_tagged_by_their_name(sink_host: MakeHost) -> N
     receiver = FluentReceiver()
     options = {"address": f"127.0.0.1:{receiver.port}", "tag": "{host}.{name}"}
     host = sink_host({"forward": options}, output_format="tracee")
-    for data in synthetic_flows(20):
+    for data in synthetic_events(20):
         host.emit(data)
     totals = host.close()
     assert not [name for name in totals if name.startswith("sink_")], totals
     events = receiver.wait_for(20)
-    assert {tag for tag, _, _ in events} == {"kit-host.net_flow_tcp_begin"}
-    assert {record["eventName"] for _, _, record in events} == {"net_flow_tcp_begin"}
+    assert {tag for tag, _, _ in events} == {f"kit-host.{KIT_EVENT_NAME}"}
+    assert {record["eventName"] for _, _, record in events} == {KIT_EVENT_NAME}
 
 
 def secret_file(tmp_path: Path, name: str, value: str) -> str:
@@ -155,7 +155,7 @@ def test_over_mutual_tls_with_a_shared_key_and_a_user_events_arrive_acked_once(
         "password": "env:FORWARD_PASSWORD",
     }
     host = sink_host({"forward": options})
-    for data in synthetic_flows(300):
+    for data in synthetic_events(300):
         host.emit(data)
     totals = host.close()
     assert not [name for name in totals if name.startswith("sink_")]
@@ -187,7 +187,7 @@ def test_a_refused_handshake_stops_the_run_at_its_start_saying_why(
     options = {"address": receiver.address, "shared_key": secret_file(tmp_path, "key", "k1")}
     if "password" in sink_options:
         sink_options |= {"password": secret_file(tmp_path, "password", sink_options["password"])}
-    with pytest.raises(RunError, match=message):
+    with pytest.raises(PluginError, match=message):
         SinkHost({"forward": {**options, **sink_options}})
     assert receiver.events == []
 
@@ -204,6 +204,6 @@ def test_a_refused_handshake_stops_the_run_at_its_start_saying_why(
     ],
 )
 def test_bad_auth_options_say_what_to_fix(options: dict[str, str], message: str) -> None:
-    with pytest.raises(RunError, match=message) as refused:
+    with pytest.raises(PluginError, match=message) as refused:
         SinkHost({"forward": {"address": "127.0.0.1:1", **options}})
     assert "k1" not in str(refused.value)  # a secret given inline is never repeated

@@ -17,24 +17,17 @@ import nats
 import pytest
 from hostcore_nats.subjects import subject, token
 from nats_server import NatsServer, tail
-from support import (
-    HOSTCORE,
-    READY_TIMEOUT_S,
-    AcceptServer,
-    Hostcore,
-    both_ends,
-    connect_once,
-    flows,
-    no_syncookies,
-)
+from runs import HOSTCORE, Hostcore, both_ends, flows
+from traffic import AcceptServer, connect_once, no_syncookies
+from waiting import READY_TIMEOUT_S
 
-from hostcore.testing import SinkHost, synthetic_flows
+from hostcore.testing import KIT_EVENT_NAME, SinkHost, synthetic_events
 
 MakeHost = Callable[..., SinkHost]
 
 
 def seqs(events: list[dict[str, Any]]) -> Counter[int]:
-    return Counter(e["data"]["seq"] for e in events if e["name"] == "net_flow_tcp_begin")
+    return Counter(e["data"]["seq"] for e in events if e["name"] == KIT_EVENT_NAME)
 
 
 def test_server_killed_mid_burst_every_event_arrives_once(
@@ -42,7 +35,7 @@ def test_server_killed_mid_burst_every_event_arrives_once(
 ) -> None:
     with NatsServer(tmp_path / "store") as server:
         host = sink_host({"nats": {"url": server.url}}, host_name="node-a", drain_timeout_s=120)
-        burst = list(synthetic_flows(5000))
+        burst = list(synthetic_events(5000))
         for data in burst[:2500]:
             host.emit(data)
         server.kill()  # acks in flight are lost: those messages are published again
@@ -61,7 +54,7 @@ def test_server_killed_mid_burst_every_event_arrives_once(
         last_ten = tail(server.url, "--start-seq", "4991")
         future = tail(server.url, "--since", "2100-01-01T00:00Z")
     assert seqs(stored) == Counter(range(5000))  # each exactly once, in the stream
-    assert totals["events.net_flow_tcp_begin"] == 5000
+    assert totals[f"events.{KIT_EVENT_NAME}"] == 5000
     assert not [name for name in totals if name.startswith("sink_")]  # no loss of any kind
     # Each acked once; an ack that says duplicate is for a re-sent one the stream had kept.
     assert sink.published == 5000 and sink.duplicates <= sink.retried
@@ -153,7 +146,7 @@ def test_subjects_keep_host_names_to_one_token() -> None:
 
 def test_the_plugin_provides_the_sink_and_the_source() -> None:
     listing = subprocess.run([HOSTCORE, "plugins"], capture_output=True, text=True, check=True)
-    assert "nats: loaded (hostcore-nats 0.1.0) provides nats, nats://" in listing.stdout
+    assert "nats: loaded (hostcore-nats 0.2.0) provides nats, nats://" in listing.stdout
 
 
 def test_events_the_stream_refuses_to_store_are_counted_lost_not_retried(
@@ -169,7 +162,7 @@ def test_events_the_stream_refuses_to_store_are_counted_lost_not_retried(
     with NatsServer(tmp_path / "store") as server:
         asyncio.run(small_stream(server.url))
         host = sink_host({"nats": {"url": server.url}})
-        for data in synthetic_flows(30):
+        for data in synthetic_events(30):
             host.emit(data)
         totals = host.close()
         stored = tail(server.url)

@@ -26,10 +26,11 @@ import pytest
 from certs import Authority, Issued
 from nats_jwt import Key, Operator
 from nats_server import NatsServer, tail
-from support import HOSTCORE, READY_TIMEOUT_S
+from runs import HOSTCORE
+from waiting import READY_TIMEOUT_S
 
-from hostcore.run import RunError
-from hostcore.testing import SinkHost, synthetic_flows
+from hostcore.plugins import PluginError
+from hostcore.testing import KIT_EVENT_NAME, SinkHost, synthetic_events
 
 README = Path(__file__).parent.parent / "README.md"
 FLEET_CONF = re.compile(r"<!-- tested: nats-fleet.conf [^\n]*-->\n```\n(?P<conf>.*?)```", re.S)
@@ -151,7 +152,7 @@ def fleet(tmp_path: Path, authority: Authority) -> Iterator[Fleet]:
 
 def deliver(fleet: Fleet, host_name: str, count: int, **login: str) -> dict[str, int]:
     host = SinkHost(fleet.sink(**login), host_name=host_name)
-    for data in synthetic_flows(count):
+    for data in synthetic_events(count):
         host.emit(data)
     return host.close()
 
@@ -178,14 +179,16 @@ def test_a_token_over_tls_each_event_once(tmp_path: Path, authority: Authority) 
     with NatsServer(tmp_path / "store", conf, environment) as server:
         fleet = Fleet(server, authority, tmp_path, client)
         host = SinkHost(fleet.sink(token=f"file:{token}"), host_name="node-1")
-        for data in synthetic_flows(300):
+        for data in synthetic_events(300):
             host.emit(data)
         totals = host.close()
         stored = tail(f"{server.url}?{urlencode({**fleet.tls(), 'token': f'file:{token}'})}")
         counted = count_stored(server.url, fleet.context(), token=environment["FLEET_TOKEN"])
         wrong = tmp_path / "wrong"
         wrong.write_text("not the token")
-        with pytest.raises(RunError, match="the server refused the login: Authorization Violation"):
+        with pytest.raises(
+            PluginError, match="the server refused the login: Authorization Violation"
+        ):
             SinkHost(fleet.sink(token=f"file:{wrong}"))
     assert seqs(stored, "node-1") == Counter(range(300)) and counted == 300
     assert not [name for name in totals if name.startswith("sink_")]
@@ -205,7 +208,9 @@ def test_a_credentials_file_over_tls_with_per_host_permissions(
         forged = deliver(fleet, "node-2", 20, creds=str(node_1))  # in another host's name
         stored = tail(f"{server.url}?{urlencode({**fleet.tls(), 'creds': str(admin)})}")
         stranger = Operator().creds(tmp_path / "stranger.creds", "node-1")
-        with pytest.raises(RunError, match="the server refused the login: Authorization Violation"):
+        with pytest.raises(
+            PluginError, match="the server refused the login: Authorization Violation"
+        ):
             SinkHost(fleet.sink(creds=str(stranger)))
     assert seqs(stored, "node-1") == Counter(range(300)) and len(stored) == 300
     assert not [name for name in one if name.startswith("sink_")]
@@ -227,7 +232,7 @@ def test_a_host_publishing_as_another_is_refused_counted_and_not_retried(
     captured = capsys.readouterr()  # stdout or stderr: as logging was last configured
     logged = captured.out + captured.err
     refusal = (
-        "the server does not let this user publish to hostcore.node-2.net_flow_tcp_begin: "
+        f"the server does not let this user publish to hostcore.node-2.{KIT_EVENT_NAME}: "
         "is --host-name this host's own"
     )
     assert "nats publish refused" in logged and refusal in logged
@@ -292,7 +297,7 @@ def test_each_refusal_says_why_and_leaves_the_stream_as_it_was(
     deliver(fleet, "node-1", 50, **fleet.login("node-1"))
     refusal = REFUSALS[case]
     options = refusal.sink(fleet, Authority(tmp_path / "other", "other CA"))
-    with pytest.raises(RunError) as refused:
+    with pytest.raises(PluginError) as refused:
         SinkHost({"nats": {"url": fleet.server.url, **options}}, host_name="node-1")
     assert refusal.message in str(refused.value)
     assert str(refused.value).startswith(f"sink 'nats': cannot use JetStream at {fleet.server.url}")
@@ -303,7 +308,7 @@ def test_an_expired_server_certificate_is_refused(tmp_path: Path, authority: Aut
     fleet = start_fleet(tmp_path, authority, expired=True)
     try:
         with pytest.raises(
-            RunError,
+            PluginError,
             match=re.escape("not trusted for the name '127.0.0.1': certificate has expired"),
         ):
             SinkHost(fleet.sink(**fleet.login("node-1")))
@@ -316,13 +321,13 @@ def test_tls_to_a_server_without_it_is_refused_never_sent_in_clear(
 ) -> None:
     with NatsServer(tmp_path / "store") as server:
         options = {"url": server.url, "tls": "true", "ca_file": str(authority.cert_file)}
-        with pytest.raises(RunError, match=r"the server does not offer TLS .*never falls back"):
+        with pytest.raises(PluginError, match=r"the server does not offer TLS .*never falls back"):
             SinkHost({"nats": options})
 
 
 def test_server_killed_mid_stream_over_tls_every_event_arrives_once(fleet: Fleet) -> None:
     host = SinkHost(fleet.sink(**fleet.login("node-1")), host_name="node-1", drain_timeout_s=120)
-    burst = list(synthetic_flows(5000))
+    burst = list(synthetic_events(5000))
     for data in burst[:2500]:
         host.emit(data)
     fleet.server.kill()

@@ -11,23 +11,29 @@ from typing import Any
 import pytest
 from certs import Authority, Issued
 
-from hostcore.run import RunError
-from hostcore.sinks.base import SinkOptionError
-from hostcore.sinks.socket import parse_address
-from hostcore.testing import Collector, CollectorTls, SinkHost, reported_losses, synthetic_flows
+from hostcore.options import OptionError, parse_address
+from hostcore.plugins import PluginError
+from hostcore.testing import (
+    KIT_EVENT_NAME,
+    Collector,
+    CollectorTls,
+    SinkHost,
+    reported_losses,
+    synthetic_events,
+)
 
 MakeHost = Callable[..., SinkHost]
 
 
 def seqs(events: list[dict[str, Any]]) -> Counter[int]:
-    return Counter(e["data"]["seq"] for e in events if e["name"] == "net_flow_tcp_begin")
+    return Counter(e["data"]["seq"] for e in events if e["name"] == KIT_EVENT_NAME)
 
 
 def test_restarted_collector_gets_everything_within_the_queue(
     sink_host: MakeHost, msgpack_collector: Collector
 ) -> None:
     host = sink_host({"socket": {"address": msgpack_collector.address, "queue_size": "1000"}})
-    flows = list(synthetic_flows(900))
+    flows = list(synthetic_events(900))
     for data in flows[:300]:
         host.emit(data)
     msgpack_collector.wait_for(300)  # read: what a killed collector had not read is lost
@@ -51,7 +57,7 @@ def test_beyond_the_queue_drops_are_counted_and_reported_to_the_collector(
     try:
         options = {"address": collector.address, "queue_size": "100", "max_backoff_s": "0.1"}
         host = sink_host({"socket": options})
-        flows = list(synthetic_flows(600))
+        flows = list(synthetic_events(600))
         for data in flows[:100]:
             host.emit(data)
         collector.wait_for(100)
@@ -84,7 +90,7 @@ def test_addresses(text: str, expected: tuple[int, Any]) -> None:
 
 @pytest.mark.parametrize("text", ["unix:", "host", "host:port", ":80", "h:70000"])
 def test_bad_addresses(text: str) -> None:
-    with pytest.raises(SinkOptionError, match="address"):
+    with pytest.raises(OptionError, match="address"):
         parse_address(text)
 
 
@@ -103,7 +109,7 @@ def test_over_mutual_tls_a_restarted_collector_gets_everything_once(
     with Collector("127.0.0.1:0", tmp_path / "collected.msgpack", tls) as collector:
         options = {"address": collector.address, **tls_options(authority, authority.issue("a"))}
         host = sink_host({"socket": {**options, "max_backoff_s": "0.1"}})
-        flows = list(synthetic_flows(600))
+        flows = list(synthetic_events(600))
         for data in flows[:200]:
             host.emit(data)
         collector.wait_for(200)
@@ -147,7 +153,7 @@ def test_a_refused_handshake_stops_the_run_at_its_start_saying_why(
     if case == "wrong name":
         options["server_name"] = "other.example"
     with Collector("127.0.0.1:0", tmp_path / "collected.msgpack", tls) as collector:
-        with pytest.raises(RunError) as refused:
+        with pytest.raises(PluginError) as refused:
             SinkHost({"socket": {"address": collector.address, **options}})
         assert collector.events() == []  # nothing went out in clear text, or at all
     assert str(refused.value).startswith(f"sink 'socket': TLS with {collector.address}: ")
@@ -165,5 +171,5 @@ def test_a_refused_handshake_stops_the_run_at_its_start_saying_why(
     ],
 )
 def test_bad_tls_options_say_what_to_fix(options: dict[str, str], message: str) -> None:
-    with pytest.raises(RunError, match=message):
+    with pytest.raises(PluginError, match=message):
         SinkHost({"socket": {"address": "127.0.0.1:1", **options}})

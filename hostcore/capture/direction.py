@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 
+from hostcore.bounded import BoundedCache, BoundedMap
 from hostcore.decoder import IPPROTO_TCP
 from hostcore.packet import Direction, Packet, PacketKind
 
@@ -51,17 +52,19 @@ class LocalNets:
         self._ranges = [
             (net.version, int(net.network_address), int(net.netmask)) for net in self.networks
         ]
-        self._local: dict[str, bool] = {}
+        self._local: BoundedCache[str, bool] = BoundedCache(_CACHE_LIMIT)
 
     def is_local(self, address: str) -> bool:
         local = self._local.get(address)
         if local is None:
-            if len(self._local) >= _CACHE_LIMIT:
-                self._local.clear()
             version, family = (6, socket.AF_INET6) if ":" in address else (4, socket.AF_INET)
             value = int.from_bytes(socket.inet_pton(family, address), "big")
-            local = self._local[address] = any(
-                kind == version and value & mask == network for kind, network, mask in self._ranges
+            local = self._local.put(
+                address,
+                any(
+                    kind == version and value & mask == network
+                    for kind, network, mask in self._ranges
+                ),
             )
         return local
 
@@ -79,7 +82,10 @@ class Directions:
 
     def __init__(self, local: LocalNets) -> None:
         self._local = local
-        self._initiators: dict[tuple[str, int, str, int], tuple[str, int]] = {}
+        # The oldest go first when full: a connection forgotten falls back to a guess.
+        self._initiators: BoundedMap[tuple[str, int, str, int], tuple[str, int]] = BoundedMap(
+            _CACHE_LIMIT
+        )
 
     def of(self, packet: Packet) -> Direction:
         src_local, dst_local = self._local.is_local(packet.src), self._local.is_local(packet.dst)
@@ -99,6 +105,4 @@ class Directions:
         return Direction.EGRESS if source == initiator else Direction.INGRESS
 
     def _remember(self, key: tuple[str, int, str, int], initiator: tuple[str, int]) -> None:
-        if key not in self._initiators and len(self._initiators) >= _CACHE_LIMIT:
-            del self._initiators[next(iter(self._initiators))]  # the oldest: a guess falls back
-        self._initiators[key] = initiator
+        self._initiators.put(key, initiator, 0)

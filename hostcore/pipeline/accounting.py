@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 # Counters under these names or prefixes mean events were or may have been lost.
 # Units: records (kernel, decode), capture files, packets (plugin), events (sink writes,
@@ -23,36 +24,50 @@ LOSS_COUNTERS = (
     "dns.tcp_segmented",
     "dns.evictions",
 )
-# Per-event counters (``<event>.<suffix>``) that mean events were lost or degraded:
-# state a flow event's bounded table dropped early.
-LOSS_SUFFIXES = (".flow_table_evictions",)
-
-
-def is_loss(name: str) -> bool:
-    return name.startswith(LOSS_COUNTERS) or name.endswith(LOSS_SUFFIXES)
 
 
 class Accounting:
-    """Run counters, plus the losses not yet reported in a ``lost_events`` event."""
+    """Run counters, plus the losses not yet reported in a ``lost_events`` event.
+
+    Losses are the core's (LOSS_COUNTERS) and the counters the run's events declare
+    in ``EventSpec.loss_counters`` (``declare_losses``).
+    """
 
     def __init__(self, now_ns: int) -> None:
         self.counters: Counter[str] = Counter()
         self._reported: Counter[str] = Counter()
+        self._plugin_losses: set[str] = set()
         self.reported_at_ns = now_ns
+
+    def declare_losses(self, names: Iterable[str]) -> None:
+        """Count these counters as losses too (an event's ``loss_counters``)."""
+        self._plugin_losses.update(names)
+
+    def is_loss(self, name: str) -> bool:
+        """Whether counter ``name`` counts lost (or degraded) events."""
+        return name.startswith(LOSS_COUNTERS) or name in self._plugin_losses
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
+
+    def set(self, name: str, value: int) -> None:
+        """Take a counter kept elsewhere (the kernel's, a sink thread's) at its value now."""
+        self.counters[name] = value
+
+    def start_interval(self, now_ns: int) -> None:
+        """Report the next losses as lost since ``now_ns`` (a capture file's first packet)."""
+        self.reported_at_ns = now_ns
 
     def unreported_losses(self) -> dict[str, int]:
         """Loss counts added since the last call to ``mark_reported``."""
         return {
             name: value - self._reported[name]
             for name, value in self.counters.items()
-            if is_loss(name) and value > self._reported[name]
+            if self.is_loss(name) and value > self._reported[name]
         }
 
     def mark_reported(self, now_ns: int) -> None:
-        self._reported = Counter({k: v for k, v in self.counters.items() if is_loss(k)})
+        self._reported = Counter({k: v for k, v in self.counters.items() if self.is_loss(k)})
         self.reported_at_ns = now_ns
 
     def snapshot(self) -> dict[str, int]:

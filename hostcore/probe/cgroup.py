@@ -8,6 +8,8 @@ import re
 import time
 from pathlib import Path
 
+from hostcore.bounded import BoundedCache
+
 MOUNTS = Path("/proc/mounts")
 
 
@@ -69,7 +71,7 @@ class CgroupIndex:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._paths: dict[int, str] = {}
-        self._missing: set[int] = set()
+        self._missing: BoundedCache[int, bool] = BoundedCache(MAX_MISSING)
         self._scanned_ns = -RESCAN_INTERVAL_NS
 
     def path(self, cgroup_id: int) -> str | None:
@@ -82,9 +84,7 @@ class CgroupIndex:
             self._scan()
             path = self._paths.get(cgroup_id)
             if path is None:
-                if len(self._missing) >= MAX_MISSING:
-                    self._missing.clear()
-                self._missing.add(cgroup_id)
+                self._missing.put(cgroup_id, True)
         return path
 
     def _scan(self) -> None:

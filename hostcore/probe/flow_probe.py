@@ -14,7 +14,7 @@ from hostcore.probe.link import AttachType, link_cgroup
 from hostcore.probe.ring import RingError, RingReader
 
 NAME = "net_packet_flow_base"
-SOURCE = Path(str(files("hostcore_bpf") / "net_packet_flow_base.c"))  # see bpf/__init__.py
+SOURCE = Path(str(files("_hostcore_bpf") / "net_packet_flow_base.c"))  # see bpf/__init__.py
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 FINAL_READ_RETRIES = 100  # 1 ms apart
 

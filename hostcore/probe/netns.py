@@ -34,11 +34,12 @@ def own() -> int:
     return os.stat("/proc/thread-self/ns/net").st_ino
 
 
-def run_in(namespace: Path, work: Callable[[], Result]) -> Result:
-    """``work()`` on a thread moved into ``namespace``: sockets it opens live there.
+def run_in(namespace: Path, work: Callable[[], Result], kind: int = CLONE_NEWNET) -> Result:
+    """``work()`` on a thread moved into ``namespace`` (a network one, or another ``kind``):
+    sockets it opens live there.
 
-    Only that thread moves (setns works per thread for network namespaces), and
-    it ends with ``work``, so the rest of the process never changes namespace.
+    Only that thread moves (setns works per thread for network and UTS namespaces),
+    and it ends with ``work``, so the rest of the process never changes namespace.
     """
     results: list[Result] = []
     errors: list[BaseException] = []
@@ -47,7 +48,7 @@ def run_in(namespace: Path, work: Callable[[], Result]) -> Result:
         try:
             fd = os.open(namespace, os.O_RDONLY)
             try:
-                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, kind) != 0:
                     raise OSError(ctypes.get_errno(), f"setns {namespace}")
             finally:
                 os.close(fd)

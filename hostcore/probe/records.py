@@ -6,62 +6,71 @@ import struct
 from collections import Counter
 from collections.abc import Iterable
 
-from hostcore.decoder import DecodeError, decode
+from hostcore.bounded import BoundedCache
+from hostcore.decoder import DecodeError, Decoder
 from hostcore.packet import Direction, Owner, OwnerSource, Packet
 
 # struct header: u64 boot_ns, u64 cgroup_id, u64 cookie, struct owner (32 bytes),
 # u16 captured, u8 direction, u8 pad[5]
 HEADER = struct.Struct("<QQQ32sHB5x")
-# struct owner: u32 pid, u32 tid, u32 uid, u8 how, u8 pad[3], char comm[16]
-OWNER = struct.Struct("<IIIB3x16s")
+# struct owner: u32 pid, u32 tid, u32 uid, u8 how, u8 fin_rst, u16 cpu, char comm[16]
+OWNER = struct.Struct("<IIIBxH16s")
 _DIRECTIONS = (Direction.INGRESS, Direction.EGRESS)
 _SOURCES = {int(source): source for source in OwnerSource}
 
-# Owners by their raw bytes: a host has few processes making connections, and a
-# shared Owner saves decoding the name for every packet.
-_OWNER_CACHE_LIMIT = 65536
-_owners: dict[bytes, Owner | None] = {}
+OWNER_CACHE_LIMIT = 65536  # distinct owners kept decoded
 
 
-def owner(raw: bytes) -> Owner | None:
-    """The owner in a record (struct owner), or None if the probe had none for the socket."""
-    try:
-        return _owners[raw]
-    except KeyError:
-        pass
-    pid, tid, uid, how, comm = OWNER.unpack(raw)
+class RecordReader:
+    """Turns one run's ring-buffer records into Packets.
+
+    Owners are kept decoded by their raw bytes: a host has few processes making
+    connections, and a shared Owner saves decoding the name for every packet.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = Decoder()
+        self._owners: BoundedCache[bytes, Owner | None] = BoundedCache(OWNER_CACHE_LIMIT)
+
+    def owner(self, raw: bytes) -> Owner | None:
+        """The owner in a record (struct owner), or None if the probe had none for the socket."""
+        try:
+            return self._owners[raw]
+        except KeyError:
+            return self._owners.put(raw, _owner(raw))
+
+    def packets(
+        self, records: Iterable[bytes], offset_ns: int, errors: Counter[str]
+    ) -> list[Packet]:
+        """Decode ``records`` in order; each one that fails adds 1 to ``errors[reason]``."""
+        decode, owner = self._decoder.decode, self.owner
+        decoded = []
+        for record in records:
+            if len(record) < HEADER.size:
+                errors["short_record"] += 1
+                continue
+            boot_ns, cgroup_id, cookie, raw_owner, captured, direction = HEADER.unpack_from(record)
+            data = record[HEADER.size : HEADER.size + captured]
+            try:
+                decoded.append(
+                    decode(
+                        data,
+                        boot_ns + offset_ns,
+                        _DIRECTIONS[direction & 1],
+                        cgroup_id,
+                        cookie,
+                        owner(raw_owner),
+                    )
+                )
+            except DecodeError as error:
+                errors[error.reason] += 1
+        return decoded
+
+
+def _owner(raw: bytes) -> Owner | None:
+    pid, tid, uid, how, cpu, comm = OWNER.unpack(raw)
     source = _SOURCES.get(how)
     if source is None or source is OwnerSource.FOUND:
-        value = None  # OWNER_UNKNOWN; FOUND is never set by the kernel
-    else:
-        name = comm.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
-        value = Owner(pid, tid, uid, name, source)
-    if len(_owners) >= _OWNER_CACHE_LIMIT:
-        _owners.clear()
-    _owners[raw] = value
-    return value
-
-
-def packets(records: Iterable[bytes], offset_ns: int, errors: Counter[str]) -> list[Packet]:
-    """Decode ``records`` in order; each one that fails adds 1 to ``errors[reason]``."""
-    decoded = []
-    for record in records:
-        if len(record) < HEADER.size:
-            errors["short_record"] += 1
-            continue
-        boot_ns, cgroup_id, cookie, raw_owner, captured, direction = HEADER.unpack_from(record)
-        data = record[HEADER.size : HEADER.size + captured]
-        try:
-            decoded.append(
-                decode(
-                    data,
-                    boot_ns + offset_ns,
-                    _DIRECTIONS[direction & 1],
-                    cgroup_id,
-                    cookie,
-                    owner(raw_owner),
-                )
-            )
-        except DecodeError as error:
-            errors[error.reason] += 1
-    return decoded
+        return None  # OWNER_UNKNOWN; FOUND is never set by the kernel
+    name = comm.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+    return Owner(pid, tid, uid, name, source, cpu)

@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
+from hostcore.log import FailureLog
+from hostcore.pipeline.delivery import Consumer, Deliver, Delivery
 from hostcore.pipeline.filters import Test
-from hostcore.plugins import PluginError
+from hostcore.plugins import started
 from hostcore.signatures.loading import Enabled
 from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
 
 # The keys of a triggering event kept in a finding: its version and host are the finding's.
 TRIGGER_KEYS = ("name", "id", "timestamp", "context", "data")
 
-Deliver = Callable[[int, Mapping[str, Any], Mapping[str, Any]], None]
-"""``deliver(timestamp_ns, data, context)``: publish one event and feed its consumers."""
-Consumer = Callable[[Mapping[str, Any]], None]
 
+def start_signatures(
+    enabled: Sequence[Enabled],
+    delivery: Delivery,
+    count: Callable[[str, int], None],
+    failures: FailureLog,
+) -> None:
+    """Start each enabled signature and subscribe it to the events it consumes; its
+    findings go through ``delivery`` like any event."""
+    for signature in enabled:
+        spec = signature.spec
+        context = SignatureContext(count, signature.options)
+        handler = started("signature", spec.name, spec.plugin, partial(spec.handler, context))
+        report = reporter(spec, delivery.route(spec.name, spec.id))
 
-def start(enabled: Enabled, count: Callable[[str, int], None]) -> Signature:
-    spec = enabled.spec
-    try:
-        return spec.handler(SignatureContext(count, enabled.options))
-    except Exception as error:
-        raise PluginError(
-            f"signature {spec.name!r} from plugin {spec.plugin!r} failed to start: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+        def failed(spec: SignatureSpec = spec) -> None:
+            count(f"signature_errors.{spec.name}", 1)
+            failures.exception(f"signature:{spec.name}", "signature failed", signature=spec.name)
+
+        for name, test in signature.consumes.items():
+            delivery.subscribe(name, consumer(handler, test, report, failed))
 
 
 def reporter(spec: SignatureSpec, deliver: Deliver) -> Report:
@@ -48,11 +58,7 @@ def reporter(spec: SignatureSpec, deliver: Deliver) -> Report:
 
 
 def consumer(
-    spec: SignatureSpec,
-    signature: Signature,
-    test: Test | None,
-    report: Report,
-    failed: Callable[[SignatureSpec], None],
+    signature: Signature, test: Test | None, report: Report, failed: Callable[[], None]
 ) -> Consumer:
     """Feeds ``signature`` the events that pass ``test``; ``failed`` hears of each exception."""
 
@@ -62,6 +68,6 @@ def consumer(
         try:
             signature.on_event(event, report)
         except Exception:
-            failed(spec)
+            failed()
 
     return consume

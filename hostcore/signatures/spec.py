@@ -19,6 +19,8 @@ SIGNATURES_SET = "signatures"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 # The fields the core adds to every finding's data.
 FINDING_FIELDS = (Field("signature", "map"), Field("triggered_by", "[]event"))
+# Properties Tracee's output derives from other metadata (hostcore/pipeline/tracee.py).
+DERIVED_PROPERTIES = ("Severity", "signatureID", "signatureName")
 
 
 class Report(Protocol):
@@ -76,6 +78,9 @@ class SignatureSpec:
     tags: tuple[str, ...] = ()  # e.g. "mitre-attack:T1046"
     consumes_if_installed: tuple[str, ...] = ()
     options: Mapping[str, str] = field(default_factory=dict)  # option name -> help
+    # Further metadata, as Tracee's SignatureMetadata.Properties: e.g. the MITRE ATT&CK
+    # technique's name ("Technique") and STIX id ("id"); text, numbers or booleans.
+    properties: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     plugin: str = field(default="", compare=False)  # filled in by the core
 
     def __post_init__(self) -> None:
@@ -88,6 +93,11 @@ class SignatureSpec:
         if reserved:
             raise ValueError(
                 f"signature {self.name!r}: the core fills the field {reserved.pop()!r} itself"
+            )
+        derived = set(DERIVED_PROPERTIES) & set(self.properties)
+        if derived:
+            raise ValueError(
+                f"signature {self.name!r}: the core fills the property {derived.pop()!r} itself"
             )
 
     @property
@@ -103,4 +113,5 @@ class SignatureSpec:
             "severity": self.severity,
             "description": self.description,
             "tags": list(self.tags),
+            "properties": dict(self.properties),
         }

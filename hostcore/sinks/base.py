@@ -1,28 +1,18 @@
-"""The sink interface that every sink plugin implements."""
+"""The sink interface that every sink plugin implements, and the conventions it follows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-
-class SinkOptionError(ValueError):
-    """A sink was given options it cannot use; the message says which and why."""
+from typing import Any, NamedTuple, Protocol
 
 
 class SinkClosed(Exception):
     """Raised by a sink whose destination is gone for good (e.g. a closed pipe).
 
-    The core stops writing to it; when no sink is left, the run ends.
+    The core stops writing to it; what it still held is counted as undelivered;
+    when no sink is left, the run ends.
     """
-
-
-def name_and_host(event: Mapping[str, Any]) -> tuple[str, str]:
-    """An event's name and host, in hostcore's map or rendered as Tracee's (``--format``)."""
-    if "eventName" in event:
-        return event["eventName"], event["hostName"]
-    return event["name"], event["host"]
 
 
 class EventsLost(Exception):
@@ -39,24 +29,76 @@ class EventsLost(Exception):
 
 
 class Sink(Protocol):
-    """Receives every event of a run, already packed once as msgpack."""
+    """Receives every event of a run, already packed once as msgpack.
+
+    Threads: each sink runs in a thread of its own behind a bounded queue
+    (``queue_size``), so a slow or dead sink never stalls capture or the other
+    sinks. ``write``, ``flush`` and ``close`` are called from that thread only, one
+    at a time, events in the order they were published. A sink may block in
+    ``write`` while its destination is down, retrying as it sees fit: the queue is
+    its buffer, and what overflows it is counted (``sink_drops.<sink>``).
+
+    Failures: a ``write`` that raises loses that event (``sink_errors.<sink>``), a
+    ``flush`` that raises is counted in ``sink_flush_failures.<sink>``; both are
+    logged at most once a minute and the run goes on. Raise :class:`EventsLost` for
+    a batch of events lost at once, :class:`SinkClosed` when the destination is gone
+    for good. A sink that holds events back (a batch) says how many in ``held``
+    (:class:`BatchingSink`), so that what it holds at the end is counted too.
+    """
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        """Take one event: ``packed`` is its msgpack map, ``event`` the same map decoded."""
+        """Take one event: ``packed`` is its msgpack map, ``event`` the same map decoded
+        (read-only; hostcore's map or, with ``--format tracee``, Tracee's: read names
+        and data with :func:`event_parts`)."""
 
     def flush(self) -> None:
-        """Push buffered events out; called when the sink's queue has emptied, and before close."""
+        """Push held events out; called whenever the sink's queue has emptied after
+        writes, and always before ``close``."""
 
     def close(self) -> None:
-        """Release resources; no write follows."""
+        """Release resources; called once, after a final ``flush``; no write follows."""
+
+
+class BatchingSink(Sink, Protocol):
+    """A sink that takes events into a batch of its own before delivering them."""
+
+    held: int
+    """Events taken and not yet delivered: if the sink is stuck at the end of a run (or
+    still holds some after its final flush), the core counts them as undelivered."""
+
+
+class EventParts(NamedTuple):
+    """What every sink may need of an event, in either output format."""
+
+    name: str
+    host: str
+    timestamp_ns: int
+    data: Mapping[str, Any]
+
+
+def event_parts(event: Mapping[str, Any]) -> EventParts:
+    """An event's name, host, timestamp and data fields, from hostcore's map or from
+    Tracee's (``--format tracee``: ``eventName``, ``hostName``, ``args``)."""
+    if "eventName" in event:
+        data = {arg["name"]: arg["value"] for arg in event["args"]}
+        return EventParts(event["eventName"], event["hostName"], event["timestamp"], data)
+    return EventParts(event["name"], event["host"], event["timestamp"], event["data"])
 
 
 @dataclass(frozen=True)
 class SinkSpec:
-    """A sink a plugin provides: its name, its options (name -> help) and its opener."""
+    """A sink a plugin provides: its name, its options (name -> help) and its opener.
+
+    ``open(options)`` gets the user's options as text (only declared names; the core
+    takes ``queue_size`` itself) and raises :class:`hostcore.OptionError` for a bad value.
+    ``check(options)``, if given, raises the same errors without opening anything: the
+    core calls it before the run needs privileges or touches the kernel, so that a bad
+    value is told first, with nothing created, bound or connected.
+    """
 
     name: str
     open: Callable[[Mapping[str, str]], Sink]
     options: Mapping[str, str] = field(default_factory=dict)
+    check: Callable[[Mapping[str, str]], object] | None = None
     description: str = ""
     plugin: str = field(default="", compare=False)  # filled in by the core

@@ -9,7 +9,8 @@ from typing import Any
 import structlog
 
 from hostcore import hookimpl
-from hostcore.sinks.base import EventsLost, Sink, SinkOptionError, SinkSpec
+from hostcore.options import OptionError
+from hostcore.sinks.base import EventsLost, Sink, SinkSpec
 from hostcore.sinks.output import DEFAULT_MODE, ReopenWatch, open_append, parse_mode
 
 FLUSH_BYTES = 1 << 16  # a batch's events are written at once, or sooner past this size
@@ -58,26 +59,26 @@ class FileSink:
         self.held = 0
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._file.close()
+        self._file.close()  # after the final flush: what it could not write is counted
+
+
+def _settings(options: Mapping[str, str]) -> tuple[str, int]:
+    """The path and the mode of a file it creates."""
+    path = options.get("path")
+    if not path:
+        raise OptionError("needs path=FILE, e.g. --sink file:path=events.msgpack")
+    try:
+        return path, parse_mode(options.get("mode", f"{DEFAULT_MODE:o}"))
+    except ValueError as error:
+        raise OptionError(f"mode must be octal, e.g. mode=0640, got {options['mode']!r}") from error
 
 
 def _open(options: Mapping[str, str]) -> Sink:
-    path = options.get("path")
-    if not path:
-        raise SinkOptionError("needs path=FILE, e.g. --sink file:path=events.msgpack")
-    try:
-        mode = parse_mode(options.get("mode", f"{DEFAULT_MODE:o}"))
-    except ValueError as error:
-        raise SinkOptionError(
-            f"mode must be octal, e.g. mode=0640, got {options['mode']!r}"
-        ) from error
+    path, mode = _settings(options)
     try:
         return FileSink(path, mode)
     except OSError as error:
-        raise SinkOptionError(f"cannot open {path!r}: {error.strerror}") from error
+        raise OptionError(f"cannot open {path!r}: {error.strerror}") from error
 
 
 @hookimpl
@@ -86,6 +87,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="file",
             open=_open,
+            check=_settings,
             options={
                 "path": "file to append the msgpack stream to (created if missing)",
                 "mode": f"permissions of a file it creates, octal (default {DEFAULT_MODE:04o})",

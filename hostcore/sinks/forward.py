@@ -18,23 +18,23 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
 from hostcore import hookimpl
-from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec, name_and_host
+from hostcore.options import Address, OptionError, flag_option, number_option, whole_number_option
+from hostcore.sinks.base import Sink, SinkSpec, event_parts
 from hostcore.sinks.forward_auth import ForwardAuth
-from hostcore.sinks.options import flag
 from hostcore.sinks.secret import SECRET_FORMS, read_secret
 from hostcore.sinks.socket import (
     DEFAULT_MAX_BACKOFF_S,
+    MIN_BACKOFF_S,
     Connection,
-    parse_address,
-    seconds,
-    tcp_tls,
+    address_and_tls,
 )
 from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
+from hostcore.sinks.tls import Tls
 
 MODES = ("packed", "forward", "compressed")
 # zlib's fastest level: events are alike, so it already shrinks them several times over,
@@ -88,8 +88,8 @@ class ForwardSink:
         self.held = 0  # events in batches not yet sent (acknowledged, with ack=true)
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        name, host = name_and_host(event)
-        tag = self._tag.format(name=name, host=host)
+        parts = event_parts(event)
+        tag = self._tag.format(name=parts.name, host=parts.host)
         self._batches.setdefault(tag, []).append(entry(event_time(event["timestamp"]), packed))
         self.held += 1
         if self.held >= self._batch_size:
@@ -106,38 +106,46 @@ class ForwardSink:
             self.held -= len(entries)
 
     def close(self) -> None:
-        self._connection.close()
+        self._connection.close()  # the final flush sent every batch
 
 
-def _open(options: Mapping[str, str]) -> Sink:
+class _Settings(NamedTuple):
+    address: Address
+    max_backoff_s: float
+    tag: str
+    mode: str
+    ack: bool
+    batch: int
+    tls: Tls | None
+    auth: ForwardAuth | None
+
+
+def _settings(options: Mapping[str, str]) -> _Settings:
     if "address" not in options:
-        raise SinkOptionError("needs address=HOST:PORT (or unix:PATH), e.g. 127.0.0.1:24224")
+        raise OptionError("needs address=HOST:PORT (or unix:PATH), e.g. 127.0.0.1:24224")
     mode = options.get("mode", MODES[0])
     if mode not in MODES:
-        raise SinkOptionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    batch = options.get("batch", str(DEFAULT_BATCH))
-    if not batch.isdigit() or int(batch) < 1:
-        raise SinkOptionError(f"batch must be a whole number >= 1, got {batch!r}")
+        raise OptionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    batch = whole_number_option(options, "batch", DEFAULT_BATCH)
     tag = options.get("tag", DEFAULT_TAG)
     try:
         tag.format(name="", host="")
     except (KeyError, IndexError, ValueError) as error:
-        raise SinkOptionError(
-            f"tag {tag!r}: only {{name}} and {{host}} may be filled in"
-        ) from error
-    max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
-    address = parse_address(options["address"])
-    ack = flag("ack", options.get("ack", "false"))
-    auth = forward_auth(options)
+        raise OptionError(f"tag {tag!r}: only {{name}} and {{host}} may be filled in") from error
+    max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
+    ack = flag_option(options, "ack")
+    address, tls = address_and_tls(options)
+    return _Settings(address, max_backoff, tag, mode, ack, batch, tls, forward_auth(options))
+
+
+def _open(options: Mapping[str, str]) -> Sink:
+    settings = _settings(options)
+    handshake = settings.auth.handshake if settings.auth is not None else None
     connection = Connection(
-        address,
-        max_backoff,
-        "forward",
-        tcp_tls(address, options),
-        auth.handshake if auth is not None else None,
+        settings.address, settings.max_backoff_s, "forward", settings.tls, handshake
     )
-    connection.start()  # last: every option is checked before the receiver is reached
-    return ForwardSink(connection, tag, mode, ack, int(batch))
+    connection.start()
+    return ForwardSink(connection, settings.tag, settings.mode, settings.ack, settings.batch)
 
 
 def forward_auth(options: Mapping[str, str]) -> ForwardAuth | None:
@@ -145,12 +153,12 @@ def forward_auth(options: Mapping[str, str]) -> ForwardAuth | None:
     user = options.get("username", "")
     if "shared_key" not in options:
         if user or "password" in options:
-            raise SinkOptionError(
+            raise OptionError(
                 "username and password need shared_key: users are checked in its handshake"
             )
         return None
     if bool(user) != ("password" in options):
-        raise SinkOptionError("username and password go together")
+        raise OptionError("username and password go together")
     return ForwardAuth(
         read_secret("shared_key", options["shared_key"]),
         options.get("self_hostname") or socket.gethostname(),
@@ -165,6 +173,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="forward",
             open=_open,
+            check=_settings,
             options={
                 "address": "the receiver: HOST:PORT, [IPv6]:PORT or unix:PATH",
                 "tag": f"Fluent tag, {{name}} and {{host}} filled in (default {DEFAULT_TAG})",

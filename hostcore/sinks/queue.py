@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from hostcore.log import ERROR_LOG_INTERVAL_NS
+from hostcore.log import FailureLog
 from hostcore.sinks.base import EventsLost, Sink, SinkClosed
 
 DEFAULT_QUEUE_SIZE = 65536
@@ -39,6 +39,7 @@ class QueuedSink:
         sink: Sink,
         size: int,
         build_marker: MarkerBuilder,
+        failures: FailureLog,
         waits: bool = False,
     ) -> None:
         self.name = name
@@ -56,14 +57,15 @@ class QueuedSink:
         self._pending: Counter[str] = Counter()  # losses this sink has not been told of
         self._pending_interval: tuple[int, int] = (0, 0)
         self.closed_reason = ""  # set once the sink raised SinkClosed
-        # Counted by the dispatch thread (drops) or by the sink's thread (the rest);
-        # each int has one writer, and the run reads them once a second.
+        # Counted by the dispatch thread (drops) or by the sink's thread (the rest), and
+        # ``undelivered`` by ``join`` too, once the thread has ended or is given up on;
+        # the run reads them once a second.
         self.drops = 0
         self.errors = 0
         self.flush_failures = 0
         self.undelivered = 0
         self.markers_failed = 0
-        self._last_error_log: dict[str, int] = {}
+        self._failures = failures
         self._thread = threading.Thread(target=self._serve, name=f"sink-{name}", daemon=True)
         self._thread.start()
 
@@ -154,15 +156,15 @@ class QueuedSink:
         if self._thread.is_alive():
             log.warning("sink did not drain in time", sink=self.name, undelivered=self.undelivered)
 
-    def close(self, deadline: float) -> None:
-        self.stop()
-        self.join(deadline)
+    def _held(self) -> int:
+        """Events a sink that batches (``BatchingSink``) took and has not delivered."""
+        held = getattr(self._sink, "held", 0)
+        return held if isinstance(held, int) else 0
 
     def _in_hand(self) -> int:
         """Events taken from the queue and not yet delivered, by a sink that is stuck:
-        the one being written, or as many as a sink that batches says it ``held``."""
-        held = getattr(self._sink, "held", None)
-        return held if isinstance(held, int) else int(self._writing)
+        the one being written, or as many as a sink that batches holds."""
+        return self._held() or int(self._writing)
 
     def _serve(self) -> None:
         while not self.closed_reason:
@@ -175,6 +177,9 @@ class QueuedSink:
             self._busy = False
             if self._stopping and not self._queue:
                 break
+        if not self.closed_reason:
+            self._call("flush", self._sink.flush)  # close always follows a final flush
+            self.undelivered += self._held()  # what even that flush could not deliver
         self._call("close", self._sink.close)
 
     def _write_queued(self) -> int:
@@ -194,31 +199,27 @@ class QueuedSink:
         return wrote
 
     def _call(self, what: str, action: Callable[..., None], *args: Any) -> bool:
-        """Run one sink call; False if it raised (logged at most once a minute per kind)."""
+        """Run one sink call; False if it raised and what it lost is still to be counted
+        (failures are logged at most once a minute per kind)."""
         try:
             action(*args)
             return True
         except SinkClosed as gone:
             self.closed_reason = str(gone) or "the sink closed itself"
-            self.undelivered += len(self._queue) + (what == "write")
+            # The queue, and what the sink held: its batch, or the event being written.
+            self.undelivered += len(self._queue) + max(self._held(), what == "write")
             self._queue.clear()
             return False
-        except EventsLost as lost:  # a batching sink says how many events it lost
+        except EventsLost as lost:  # a batching sink says how many events it lost: counted
             self.errors += lost.count
-            self._log_failure(what)
-            return False
+            self._failures.exception(
+                f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name
+            )
+            return True
         except Exception:
             if what == "flush":
                 self.flush_failures += 1
-            self._log_failure(what)
-            return False
-
-    def _log_failure(self, what: str) -> None:
-        now = time.monotonic_ns()
-        if now - self._last_error_log.get(what, -ERROR_LOG_INTERVAL_NS) >= ERROR_LOG_INTERVAL_NS:
-            self._last_error_log[what] = now
-            log.exception(
-                f"sink {what} failed",
-                sink=self.name,
-                next_report_in_s=ERROR_LOG_INTERVAL_NS // 10**9,
+            self._failures.exception(
+                f"sink:{self.name}:{what}", f"sink {what} failed", sink=self.name
             )
+            return False

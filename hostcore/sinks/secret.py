@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hostcore.sinks.base import SinkOptionError
+from hostcore.options import OptionError
 
 SECRET_FORMS = "file:PATH or env:NAME"
 
@@ -22,13 +22,13 @@ def read_secret(name: str, where: str) -> str:
         try:
             return Path(place).read_text().rstrip("\r\n")
         except OSError as error:
-            raise SinkOptionError(f"{name}: cannot read {place}: {error.strerror}") from error
+            raise OptionError(f"{name}: cannot read {place}: {error.strerror}") from error
     if kind == "env" and place:
         value = os.environ.get(place, "")
         if not value:
-            raise SinkOptionError(f"{name}: the environment variable {place} is not set")
+            raise OptionError(f"{name}: the environment variable {place} is not set")
         return value
-    raise SinkOptionError(
+    raise OptionError(
         f"{name} must say where the secret is, {SECRET_FORMS} "
         "(never the secret itself: it would show in the process list and the logs)"
     )

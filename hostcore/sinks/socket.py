@@ -19,11 +19,13 @@ import msgpack
 import structlog
 
 from hostcore import hookimpl
-from hostcore.sinks.base import Sink, SinkOptionError, SinkSpec
+from hostcore.options import Address, OptionError, number_option, parse_address
+from hostcore.sinks.base import Sink, SinkSpec
 from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
 from hostcore.sinks.tls import Refused, Tls, check_idle, tls_from
 
 FIRST_BACKOFF_S = 0.05
+MIN_BACKOFF_S = 0.001  # the longest wait between reconnects may not be shorter
 DEFAULT_MAX_BACKOFF_S = 5.0
 ACK_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0  # connecting and any handshake: a peer that never answers is retried
@@ -32,25 +34,8 @@ _GONE = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 
 log = structlog.get_logger()
 
-Address = tuple[int, Any]  # (address family, socket address)
 Handshake = Callable[[socket.socket], None]
 """What a protocol exchanges on each new connection before sending (raises ``Refused``)."""
-
-
-def parse_address(text: str) -> Address:
-    """``unix:PATH``, ``HOST:PORT`` or ``[IPv6]:PORT``."""
-    if text.startswith("unix:"):
-        if not text[5:]:
-            raise SinkOptionError(
-                "address unix: needs a path, e.g. address=unix:/run/collector.sock"
-            )
-        return socket.AF_UNIX, text[5:]
-    host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise SinkOptionError(f"address {text!r}: expected unix:PATH, HOST:PORT or [IPv6]:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        return socket.AF_INET6, (host[1:-1], int(port))
-    return socket.AF_INET, (host, int(port))
 
 
 class Connection:
@@ -95,7 +80,7 @@ class Connection:
         try:
             self._connect()
         except Refused as error:
-            raise SinkOptionError(str(error)) from error
+            raise OptionError(str(error)) from error
         except OSError as error:
             log.warning(
                 "sink not connected yet", sink=self._name, address=self._peer, error=str(error)
@@ -194,33 +179,31 @@ class SocketSink:
         self._connection.close()
 
 
-def seconds(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise SinkOptionError(f"{name} must be a number of seconds > 0, got {text!r}")
-    return value
-
-
-def tcp_tls(address: Address, options: Mapping[str, str]) -> Tls | None:
-    """The TLS the options ask for, for a TCP address (a Unix socket's peer is local)."""
+def address_and_tls(options: Mapping[str, str]) -> tuple[Address, Tls | None]:
+    """The ``address`` option, and the TLS the options ask for, which only a TCP address
+    takes (a Unix socket's peer is on this host)."""
+    address = parse_address(options["address"])
     tls = tls_from(options)
     if tls is not None and address[0] == socket.AF_UNIX:
-        raise SinkOptionError("tls is for TCP addresses: a Unix socket never leaves the host")
-    return tls
+        raise OptionError("tls is for TCP addresses: a Unix socket never leaves the host")
+    return address, tls
 
 
-def _open(options: Mapping[str, str]) -> Sink:
+def _settings(options: Mapping[str, str]) -> tuple[Address, float, Tls | None]:
+    """The collector's address, the longest wait between reconnects, and TLS."""
     if "address" not in options:
-        raise SinkOptionError(
+        raise OptionError(
             "needs address=unix:PATH or address=HOST:PORT, "
             "e.g. --sink socket:address=127.0.0.1:24000"
         )
-    max_backoff = seconds("max_backoff_s", options.get("max_backoff_s", str(DEFAULT_MAX_BACKOFF_S)))
-    address = parse_address(options["address"])
-    connection = Connection(address, max_backoff, "socket", tcp_tls(address, options))
+    max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
+    address, tls = address_and_tls(options)
+    return address, max_backoff, tls
+
+
+def _open(options: Mapping[str, str]) -> Sink:
+    address, max_backoff, tls = _settings(options)
+    connection = Connection(address, max_backoff, "socket", tls)
     connection.start()
     return SocketSink(connection)
 
@@ -231,6 +214,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="socket",
             open=_open,
+            check=_settings,
             options={
                 "address": "unix:PATH, HOST:PORT or [IPv6]:PORT of the collector",
                 "max_backoff_s": "longest wait between reconnects, in seconds "

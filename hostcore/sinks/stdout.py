@@ -33,7 +33,7 @@ class StdoutSink:
             self._stream.flush()
 
     def close(self) -> None:
-        self.flush()
+        """Standard output stays open: the process may still print its totals there."""
 
     @contextlib.contextmanager
     def _closed_on_broken_pipe(self) -> Iterator[None]:

@@ -17,8 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hostcore.sinks.base import SinkOptionError
-from hostcore.sinks.options import flag
+from hostcore.options import OptionError, flag_option
 
 OPTIONS = {
     "tls": "true: TLS, the server's certificate verified (default false)",
@@ -55,7 +54,7 @@ class Refused(ConnectionError):
 
 
 def _encrypted_key() -> str:
-    raise SinkOptionError("key_file is encrypted: give hostcore an unencrypted key (mode 0600)")
+    raise OptionError("key_file is encrypted: give hostcore an unencrypted key (mode 0600)")
 
 
 @dataclass(frozen=True)
@@ -133,25 +132,25 @@ def check_idle(sock: socket.socket, peer: str, tls: Tls | None, host: str) -> No
 def tls_from(options: Mapping[str, str], required: bool = False) -> Tls | None:
     """The TLS the options ask for (``required``: whatever ``tls`` says, as a ``tls://``
     URL does), or None; an option that only TLS uses, given without it, is an error."""
-    on = required or flag("tls", options.get("tls", "false"))
+    on = required or flag_option(options, "tls")
     given = [name for name in OPTIONS if name != "tls" and name in options]
     if not on:
         if given:
-            raise SinkOptionError(f"{', '.join(given)} need tls=true: without it, no TLS is used")
+            raise OptionError(f"{', '.join(given)} need tls=true: without it, no TLS is used")
         return None
     ca_file = options.get("ca_file")
     cert_file, key_file = options.get("cert_file"), options.get("key_file")
     if key_file and not cert_file:
-        raise SinkOptionError("key_file needs cert_file, the certificate it is the key of")
+        raise OptionError("key_file needs cert_file, the certificate it is the key of")
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as error:
-        raise SinkOptionError(f"ca_file {ca_file}: {_why(error)}") from error
+        raise OptionError(f"ca_file {ca_file}: {_why(error)}") from error
     if cert_file:
         try:
             context.load_cert_chain(cert_file, key_file, password=_encrypted_key)
         except (OSError, ssl.SSLError) as error:
-            raise SinkOptionError(
+            raise OptionError(
                 f"cert_file {cert_file} / key_file {key_file or cert_file}: {_why(error)}"
             ) from error
     server_name = options.get("server_name") or None

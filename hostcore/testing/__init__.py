@@ -7,6 +7,20 @@ are in :mod:`hostcore.testing.fixtures`.
 from __future__ import annotations
 
 from hostcore.testing.collector import Collector, CollectorTls
-from hostcore.testing.host import SinkHost, reported_losses, synthetic_flows
+from hostcore.testing.host import (
+    KIT_EVENT_ID,
+    KIT_EVENT_NAME,
+    SinkHost,
+    reported_losses,
+    synthetic_events,
+)
 
-__all__ = ["Collector", "CollectorTls", "SinkHost", "reported_losses", "synthetic_flows"]
+__all__ = [
+    "KIT_EVENT_ID",
+    "KIT_EVENT_NAME",
+    "Collector",
+    "CollectorTls",
+    "SinkHost",
+    "reported_losses",
+    "synthetic_events",
+]

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgpack
 
-from hostcore.sinks.socket import parse_address
+from hostcore.options import parse_address
 
 WAIT_TIMEOUT_S = 60.0
 

@@ -10,12 +10,14 @@ from typing import Any
 from hostcore.events import LOST_EVENTS_NAME
 from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.context import UNKNOWN
-from hostcore.pipeline.dispatch import DEFAULT_DRAIN_TIMEOUT_S, Pipeline
+from hostcore.pipeline.fanout import DEFAULT_DRAIN_TIMEOUT_S
+from hostcore.pipeline.pipeline import Pipeline, PipelineOptions
 from hostcore.plugins import Plugins
-from hostcore.run import open_sinks, queue_sizes
+from hostcore.selections import check_outputs, open_sinks
 
-KIT_EVENT_NAME = "net_flow_tcp_begin"
-KIT_EVENT_ID = 2012
+# The kit's own event: no plugin provides it, so a sink is tested on its own.
+KIT_EVENT_NAME = "kit_event"
+KIT_EVENT_ID = 9999
 
 
 class SinkHost:
@@ -30,18 +32,17 @@ class SinkHost:
         output_format: str = "hostcore",
     ) -> None:
         specs = Plugins(frozenset(), frozenset(), strict=True).sinks()
-        sizes = queue_sizes(sinks)
+        sizes = check_outputs(specs, sinks, {}, {})
         self.accounting = Accounting(time.time_ns())
         self.sinks = open_sinks(specs, sinks)  # the sink objects, to look at their state
-        self.pipeline = Pipeline(
-            [],
-            self.sinks,
-            host_name,
-            self.accounting,
+        options = PipelineOptions(
+            host=host_name,
             output_format=output_format,
             queue_sizes=sizes,
             drain_timeout_s=drain_timeout_s,
         )
+        self.pipeline = Pipeline([], [], self.accounting, options)
+        self.pipeline.start(self.sinks)
         self.closed = False
 
     def emit(
@@ -52,21 +53,7 @@ class SinkHost:
         context: Mapping[str, Any] = UNKNOWN,
     ) -> None:
         """Publish one event to every sink, as a plugin's ``emit`` does, now."""
-        self.emit_batch([data], name, event_id, context)
-
-    def emit_batch(
-        self,
-        batch: Iterable[Mapping[str, Any]],
-        name: str = KIT_EVENT_NAME,
-        event_id: int = KIT_EVENT_ID,
-        context: Mapping[str, Any] = UNKNOWN,
-    ) -> None:
-        """Publish events to every sink, waking the sinks' threads once at the end, as a run
-        does with what one drain of the ring buffer brought."""
-        for data in batch:
-            self.accounting.count(f"events.{name}")
-            self.pipeline.publish(name, event_id, time.time_ns(), data, context)
-        self.pipeline.flush()
+        self.pipeline.publish(name, event_id, time.time_ns(), data, context)
 
     def report_losses(self) -> None:
         """What a run does each second: a ``lost_events`` event if anything was lost."""
@@ -80,18 +67,15 @@ class SinkHost:
         return self.accounting.totals()
 
 
-def synthetic_flows(count: int, first_port: int = 10000) -> Iterator[dict[str, Any]]:
-    """``net_flow_tcp_begin`` data for ``count`` connections, each with its own client port."""
+def synthetic_events(count: int) -> Iterator[dict[str, Any]]:
+    """Data for ``count`` events of the kit's own: a text, a number and a list of texts
+    each, and ``seq`` (0, 1, ...), so that a test can find gaps and repeats."""
     for n in range(count):
         yield {
-            "conn_direction": "outgoing",
-            "src": "192.0.2.1",
-            "dst": "198.51.100.7",
-            "src_port": first_port + n % 50000,
-            "dst_port": 443,
-            "src_dns": [],
-            "dst_dns": ["example.test"],
-            "seq": n,  # which synthetic event this is, so a test can find gaps and repeats
+            "seq": n,
+            "text": f"event {n}",
+            "port": 10000 + n % 50000,
+            "names": ["example.test"],
         }
 
 

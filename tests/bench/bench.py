@@ -1,11 +1,13 @@
 """`make bench`: what hostcore costs a busy host, side by side with bcc's tcpstates.
 
-Interleaved rounds (no probe, hostcore, hostcore with the built-in signatures,
-tcpstates, then again) so that machine
-drift hits every setup alike; nginx with keep-alive off, driven by ab over
-loopback. Prints one table: medians with 95% bootstrap intervals, exact event
-accounting, agent CPU and peak RSS, and the user-space pipeline alone.
-Run as root: `make bench` (or `.venv/bin/python tests/bench/bench.py --rounds 10`).
+Interleaved rounds of every setup (no probe; hostcore with begin only, with flows,
+with flows printing JSON lines to stdout as `make run` does, with flows and the
+built-in signatures; tcpstates), rotated so that machine drift hits every setup
+alike; nginx with keep-alive off, driven by ab over loopback. Prints one table:
+medians with 95% bootstrap intervals, exact event accounting (begins and ends
+against the kernel's count of connections), agent CPU and peak RSS; then the
+user-space pipeline alone (tests/bench/pipeline_alone.py).
+Run as root: `make bench` (`BENCH_ARGS="--concurrency 128"` for more clients at once).
 """
 
 from __future__ import annotations
@@ -22,16 +24,19 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
 TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
-from support import HOSTCORE, nginx  # noqa: E402
+import pipeline_alone  # noqa: E402
+from runs import HOSTCORE  # noqa: E402
+from traffic import nginx  # noqa: E402
 
 READY_TIMEOUT_S = 120
 
@@ -44,7 +49,8 @@ class Run:
     connections: int
     agent_cpu_s: float = 0.0
     peak_rss_kib: int = 0
-    events: int = 0  # begin events for nginx's port (2 per loopback connection)
+    begins: int = 0  # begin events for nginx's port (2 per loopback connection)
+    ends: int = 0  # end events for nginx's port (2 per loopback connection)
     expected: int = 0  # 2 x the kernel's Tcp PassiveOpens during the run (host-wide)
     kernel_drops: int = 0
     user_drops: int = 0
@@ -70,11 +76,13 @@ class Agent:
         self.stop_signal = stop_signal
         self.stderr_path = workdir / "agent.stderr"
         self.stdout_path = workdir / "agent.stdout"
+        # The environment a user's shell gives it: stdout to a file is block-buffered.
+        environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         self.process = subprocess.Popen(
             command,
             stdout=self.stdout_path.open("w"),
             stderr=self.stderr_path.open("w"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=environment,
         )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not ready(self._output()):
@@ -114,16 +122,29 @@ domains = ["evil.test", "*.tracker.test", "ads?.cdn.test"]
 """
 
 
-def hostcore(workdir: Path, events: str = "net_flow_tcp_begin", options: str = "") -> Agent:
-    sink = f"file:path={workdir / 'events.msgpack'}"
+FILE_SINK = "events.msgpack"  # in the run's directory
+
+
+def hostcore(workdir: Path, events: str, options: str = "", to_stdout: bool = False) -> Agent:
+    """``hostcore run``: to the file sink, or (``to_stdout``) as `make run` runs it, JSON
+    lines on stdout, which the agent's stdout file takes."""
     config = workdir / "hostcore.toml"
     config.write_text(options)
-    command = [HOSTCORE, "run", "--events", events, "--sink", sink, "--config", str(config)]
+    command = [HOSTCORE, "run", "--events", events, "--config", str(config)]
+    if not to_stdout:
+        command += ["--sink", f"file:path={workdir / FILE_SINK}"]
     return Agent(command, lambda out: '"ready"' in out, workdir)
 
 
-def hostcore_with_signatures(workdir: Path) -> Agent:
-    return hostcore(workdir, "net_flow_tcp_begin,signatures", SIGNATURE_OPTIONS)
+SETUPS: dict[str, Callable[[Path], Agent | None]] = {
+    "no probe": lambda _: None,
+    "hostcore begin (file)": lambda w: hostcore(w, "net_flow_tcp_begin"),
+    "hostcore flows (file)": lambda w: hostcore(w, "flows"),
+    "hostcore flows (stdout JSON, make run)": lambda w: hostcore(w, "flows", to_stdout=True),
+    "hostcore flows + signatures (file)": lambda w: hostcore(
+        w, "flows,signatures", SIGNATURE_OPTIONS
+    ),
+}
 
 
 def tcpstates(workdir: Path) -> Agent:
@@ -183,17 +204,27 @@ def _measure(
             "signature_errors.",
             "sink_errors.",
             "sink_flush_failures.",
+            "sink_drops.",
         )
         run.user_drops = sum(v for k, v in totals.items() if k.startswith(user_space))
-        with (workdir / "events.msgpack").open("rb") as stream:
-            run.events = sum(
-                1
-                for event in msgpack.Unpacker(stream, raw=False)
-                if event["name"] == "net_flow_tcp_begin" and event["data"]["dst_port"] == port
-            )
+        names = Counter(
+            event["name"] for event in events_of(workdir) if event["data"].get("dst_port") == port
+        )
+        run.begins, run.ends = names["net_flow_tcp_begin"], names["net_flow_tcp_end"]
     else:
         run.kernel_drops = sum(int(n) for n in re.findall(r"[Ll]ost (\d+) samples", log))
     return run
+
+
+def events_of(workdir: Path) -> Iterator[dict[str, Any]]:
+    """The events a run wrote: the file sink's msgpack, or JSON lines on its stdout."""
+    sink = workdir / FILE_SINK
+    if sink.exists():
+        with sink.open("rb") as stream:
+            yield from msgpack.Unpacker(stream, raw=False)
+        return
+    with (workdir / "agent.stdout").open() as lines:
+        yield from (json.loads(line) for line in lines)
 
 
 def interval(values: Sequence[float], rounds: int = 2000) -> tuple[float, float, float]:
@@ -208,63 +239,6 @@ def cell(values: Sequence[float], fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(mid)} [{fmt.format(low)}-{fmt.format(high)}]"
 
 
-def pipeline_records_per_s() -> tuple[float, str]:
-    """decode -> dispatch -> begin (with DNS) -> msgpack -> null sink, on recorded records."""
-    from dns_messages import answer
-    from hostcore_net_flow import begin
-    from packets import ACK, FIN, RST, SYN, ipv4, tcp, udp
-
-    from hostcore.pipeline.accounting import Accounting
-    from hostcore.pipeline.context import Contexts
-    from hostcore.pipeline.dispatch import Pipeline
-    from hostcore.probe import records
-    from hostcore.probe.cgroup import CgroupIndex, cgroup2_mount
-
-    def record(data: bytes, direction: int) -> bytes:
-        owner = records.OWNER.pack(4242, 4242, 1000, 2, b"curl")
-        root_cgroup = os.stat(cgroup2_mount()).st_ino
-        return records.HEADER.pack(1, root_cgroup, 7, owner, len(data), direction) + data
-
-    mix: list[bytes] = []
-    for i in range(10_000):
-        client = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
-        server = f"198.51.100.{i % 250}"  # 250 servers, each named by a few answers
-        kind = i % 10
-        if kind < 6:  # SYN+ACKs: 60%
-            data = ipv4(server, client, tcp(443, 30000 + i % 30000, SYN | ACK, ack=i))
-        elif kind < 9:  # FIN/RSTs: 30% (passed up, no enabled event wants them yet)
-            flags = FIN | ACK if kind < 8 else RST
-            data = ipv4(client, server, tcp(30000 + i % 30000, 443, flags))
-        else:  # DNS answers: 10%
-            name = f"n{i}.example."
-            message = answer(name, (name, 60, "A", f"198.51.100.{(i + 1) % 250}"))
-            data = ipv4("127.0.0.53", "127.0.0.1", udp(53, 40000, message), proto=17)
-        mix.append(record(data, i & 1))
-
-    class NullSink:
-        def write(self, packed: bytes, event: object) -> None:
-            pass
-
-        def flush(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    best = 0.0
-    for _ in range(5):
-        contexts = Contexts(CgroupIndex(cgroup2_mount()), {})  # as a run has them
-        pipeline = Pipeline(
-            [begin.SPEC], {"null": NullSink()}, "bench", Accounting(0), contexts=contexts
-        )
-        started = time.process_time()
-        for k in range(0, len(mix), 100):  # batches as a 10 ms poll brings them
-            pipeline.feed(records.packets(mix[k : k + 100], 0, Counter()))
-        pipeline.close()
-        best = max(best, len(mix) / (time.process_time() - started))
-    return best, "60% SYN+ACK, 30% FIN/RST, 10% DNS answers (A), 10,000 records, batches of 100"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
@@ -277,12 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tracing = Path("/sys/kernel/tracing")
     if tracing.is_dir() and not any(tracing.iterdir()):  # tcpstates-bpfcc needs tracefs
         subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=True)
-    setups = [
-        Setup("no probe", lambda _: None),
-        Setup("hostcore", hostcore),
-        Setup("hostcore + signatures", hostcore_with_signatures),
-        Setup("tcpstates-bpfcc", tcpstates),
-    ]
+    setups = [Setup(name, start) for name, start in SETUPS.items()]
+    setups.append(Setup("tcpstates-bpfcc", tcpstates))
     with tempfile.TemporaryDirectory() as tmp, nginx(Path(tmp)) as port:
         for round_number in range(1, args.rounds + 1):
             # Rotated, so that no setup always follows the same one (and its TIME_WAITs).
@@ -291,42 +261,45 @@ def main(argv: Sequence[str] | None = None) -> int:
                 setup.runs.append(measure(setup, port, args.connections, args.concurrency))
             line = "  ".join(f"{s.name} {s.runs[-1].rate:.0f}/s" for s in setups)
             print(f"round {round_number}/{args.rounds}: {line}", file=sys.stderr, flush=True)
-    pipeline_rate, mix = pipeline_records_per_s()
-    print(report(setups, args, pipeline_rate, mix))
+    print(report(setups, args))
+    print()
+    print(pipeline_alone.report())
     return 0
 
 
-def report(setups: list[Setup], args: argparse.Namespace, pipeline_rate: float, mix: str) -> str:
+def report(setups: list[Setup], args: argparse.Namespace) -> str:
     baseline = setups[0].runs
     lines = [
         f"hostcore bench: {args.rounds} interleaved rounds of {args.connections} connections, "
         f"ab -c {args.concurrency}, nginx on loopback; median [95% bootstrap interval]",
         "",
         "| setup | conn/s | ratio to no probe | agent CPU s / 10k conn | peak RSS MiB "
-        "| events / expected | kernel drops | user-space drops |",
-        "|---|---|---|---|---|---|---|---|",
+        "| begins / expected | ends / expected | kernel drops | user-space drops |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for setup in setups:
         runs = setup.runs
         ratios = [r.rate / b.rate for r, b in zip(runs, baseline, strict=True)]
         row = [setup.name, cell([r.rate for r in runs]), cell(ratios, "{:.2f}")]
         if setup.name == "no probe":
-            row += ["-", "-", "-", "-", "-"]
+            row += ["-"] * 6
         else:
             cpu = [r.agent_cpu_s / r.connections * 10_000 for r in runs]
-            row += [cell(cpu, "{:.2f}"), f"{max(r.peak_rss_kib for r in runs) / 1024:.0f}"]
+            row += [cell(cpu, "{:.3f}"), f"{max(r.peak_rss_kib for r in runs) / 1024:.0f}"]
+            expected = sum(r.expected for r in runs)
             if setup.name.startswith("hostcore"):
-                row.append(f"{sum(r.events for r in runs)} / {sum(r.expected for r in runs)}")
+                row.append(f"{sum(r.begins for r in runs)} / {expected}")
+                ends = f"{sum(r.ends for r in runs)} / {expected}"
+                row.append(ends if "begin " not in setup.name else "-")
                 row.append(str(sum(r.kernel_drops for r in runs)))
                 row.append(str(sum(r.user_drops for r in runs)))
             else:
-                row += ["-", f"{sum(r.kernel_drops for r in runs)} lost samples", "-"]
+                row += ["-", "-", f"{sum(r.kernel_drops for r in runs)} lost samples", "-"]
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
-        "events / expected: begin events for nginx's port, against twice the connections the "
-        "host's listeners completed (Tcp PassiveOpens, host-wide) during the runs.",
-        f"pipeline alone, one core: {pipeline_rate:,.0f} records/s ({mix})",
+        "expected: twice the connections the host's listeners completed (Tcp PassiveOpens, "
+        "host-wide) during the runs: a loopback connection begins and ends on both sockets.",
     ]
     return "\n".join(lines)
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(TESTS))
 from certs import Authority, Issued  # noqa: E402
 from nats_server import NatsServer  # noqa: E402
 
-from hostcore.testing import SinkHost, synthetic_flows  # noqa: E402
+from hostcore.testing import SinkHost, synthetic_events  # noqa: E402
 
 PASSWORD = "pw0123456789abcdef"
 DRAIN_BATCH = 256  # events a run hands the sinks at once: one ring-buffer drain at 25k/s
@@ -68,7 +68,7 @@ def timed(
 ) -> tuple[float, float, dict[str, int]]:
     """(seconds, CPU us per event, losses) of ``events`` through ``sinks``, until acked."""
     host = SinkHost(sinks, drain_timeout_s=600)
-    flows = list(synthetic_flows(events))
+    flows = list(synthetic_events(events))
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, events, DRAIN_BATCH):
         host.emit_batch(flows[start : start + DRAIN_BATCH])

@@ -27,7 +27,7 @@ sys.path.insert(0, str(TESTS))
 from captures import ethernet, pcap  # noqa: E402
 from dns_messages import answer  # noqa: E402
 from packets import ACK, FIN, SYN, ipv4, tcp, udp  # noqa: E402
-from support import HOSTCORE  # noqa: E402
+from runs import HOSTCORE  # noqa: E402
 from tshark_oracle import CORPUS  # noqa: E402
 
 PSH = 0x08

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from hostcore.capture.files import CaptureError, CaptureFile
 from hostcore.capture.links import LinkError, ip_offset
-from hostcore.decoder import DecodeError, decode
+from hostcore.decoder import DecodeError, Decoder
 from hostcore.dns.message import Answer, DnsError, chains, parse
 from hostcore.packet import Direction
 from hostcore.probe import records
+
+decode = Decoder().decode  # one decoder, its address cache, per test module
 
 # Where the capture target writes each input: a file in memory, as the reader maps files.
 _CAPTURE_DIR = Path(os.environ.get("HOSTCORE_FUZZ_DIR") or tempfile.gettempdir())
@@ -29,7 +31,7 @@ _CAPTURE_DIR = Path(os.environ.get("HOSTCORE_FUZZ_DIR") or tempfile.gettempdir()
 def decoder(data: bytes) -> None:
     """One ring-buffer record (header + packet), and the same bytes as a bare IP packet."""
     errors: Counter[str] = Counter()
-    for packet in records.packets([data], 0, errors):
+    for packet in records.RecordReader().packets([data], 0, errors):
         assert 0 <= packet.src_port <= 0xFFFF and 0 <= packet.dst_port <= 0xFFFF
     assert sum(errors.values()) <= 1
     with contextlib.suppress(DecodeError):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nkeys
 
-from hostcore import SECRET_FORMS, Refused, SinkOptionError, read_secret
+from hostcore import SECRET_FORMS, OptionError, Refused, read_secret
 
 OPTIONS = {
     "creds": "a NATS credentials file (user JWT and nkey seed, as nsc writes it)",
@@ -76,9 +76,9 @@ def credentials_from(
     if url_user is not None:
         given.append("a user in the URL")
     if len(given) > 1:
-        raise SinkOptionError(f"choose one way to log in, not {' and '.join(given)}")
+        raise OptionError(f"choose one way to log in, not {' and '.join(given)}")
     if "password" in options and "user" not in options:
-        raise SinkOptionError("password needs user")
+        raise OptionError("password needs user")
     if "creds" in options:
         return _from_creds_file(options["creds"])
     if "nkey" in options:
@@ -87,7 +87,7 @@ def credentials_from(
         return Credentials(token=read_secret("token", options["token"]))
     if "user" in options:
         if "password" not in options:
-            raise SinkOptionError("user needs password")
+            raise OptionError("user needs password")
         return Credentials(options["user"], read_secret("password", options["password"]))
     if url_user is not None:  # nats://TOKEN@host or nats://USER:PASSWORD@host
         if url_password is None:
@@ -100,7 +100,7 @@ def _read(name: str, path: str) -> str:
     try:
         return Path(path).read_text()
     except OSError as error:
-        raise SinkOptionError(f"{name}: cannot read {path}: {error.strerror}") from error
+        raise OptionError(f"{name}: cannot read {path}: {error.strerror}") from error
 
 
 def _seed(text: str, name: str) -> bytes:
@@ -108,14 +108,12 @@ def _seed(text: str, name: str) -> bytes:
     try:
         nkeys.from_seed(seed)
     except Exception as error:  # nkeys raises its own classes, or binascii's
-        raise SinkOptionError(
-            f"{name}: not an nkey seed (SU...): {type(error).__name__}"
-        ) from error
+        raise OptionError(f"{name}: not an nkey seed (SU...): {type(error).__name__}") from error
     return seed
 
 
 def _from_creds_file(path: str) -> Credentials:
     parts = dict(_CREDS_PART.findall(_read("creds", path)))
     if "JWT" not in parts or "SEED" not in parts:
-        raise SinkOptionError(f"creds {path}: not a NATS credentials file (a JWT and a seed)")
+        raise OptionError(f"creds {path}: not a NATS credentials file (a JWT and a seed)")
     return Credentials(jwt=parts["JWT"], seed=_seed(parts["SEED"], f"creds {path}"))

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from hostcore import Sink, SinkOptionError, SinkSpec, SourceSpec, hookimpl
+from hostcore import OptionError, Sink, SinkSpec, SourceSpec, hookimpl
 from hostcore_nats import tail
 from hostcore_nats.client import Connection
 from hostcore_nats.jetstream import JetStreamError, ensure_stream
-from hostcore_nats.server import OPTIONS, server_from, shown
+from hostcore_nats.server import OPTIONS, Server, server_from, shown
 from hostcore_nats.sink import NatsSink
 
 
-def open_sink(options: Mapping[str, str]) -> Sink:
+def settings(options: Mapping[str, str]) -> Server:
+    """The server, how to reach it and log in, and the stream (files read, nothing opened)."""
     url = options.get("url")
     if not url:
-        raise SinkOptionError(
-            "needs url=nats://HOST:PORT, e.g. --sink nats:url=nats://127.0.0.1:4222"
-        )
-    server = server_from(url, {k: v for k, v in options.items() if k != "url"})
+        raise OptionError("needs url=nats://HOST:PORT, e.g. --sink nats:url=nats://127.0.0.1:4222")
+    return server_from(url, {k: v for k, v in options.items() if k != "url"})
+
+
+def open_sink(options: Mapping[str, str]) -> Sink:
+    server = settings(options)
+    url = options["url"]
     connection: Connection | None = None
     try:
         connection = Connection(server, "hostcore")
@@ -26,7 +30,7 @@ def open_sink(options: Mapping[str, str]) -> Sink:
     except (OSError, JetStreamError) as error:
         if connection is not None:
             connection.close()
-        raise SinkOptionError(
+        raise OptionError(
             f"cannot use JetStream at {shown(url)} (stream {server.stream!r}): {error}"
         ) from error
     return NatsSink(server, connection)
@@ -38,6 +42,7 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
         SinkSpec(
             name="nats",
             open=open_sink,
+            check=settings,
             options={
                 "url": "the NATS server, nats://HOST:PORT (tls://HOST:PORT: TLS)",
                 **OPTIONS,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from hostcore import TLS_OPTIONS, SinkOptionError, Tls, tls_from
+from hostcore import TLS_OPTIONS, OptionError, Tls, tls_from
 from hostcore_nats.auth import OPTIONS as AUTH_OPTIONS
 from hostcore_nats.auth import Credentials, credentials_from
 from hostcore_nats.subjects import DEFAULT_STREAM
@@ -41,16 +41,14 @@ class Server:
 
 
 def server_from(url: str, options: Mapping[str, str]) -> Server:
-    """The server ``url`` names, reached as ``options`` say; ``SinkOptionError`` if not."""
+    """The server ``url`` names, reached as ``options`` say; ``OptionError`` if not."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
-        raise SinkOptionError(
-            f"url {shown(url)}: expected nats://HOST:PORT or tls://HOST:PORT (TLS)"
-        )
+        raise OptionError(f"url {shown(url)}: expected nats://HOST:PORT or tls://HOST:PORT (TLS)")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError as error:
-        raise SinkOptionError(f"url {shown(url)}: {error}") from error
+        raise OptionError(f"url {shown(url)}: {error}") from error
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return Server(

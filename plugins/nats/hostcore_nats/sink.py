@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from hostcore import EventsLost, name_and_host
+from hostcore import EventsLost, event_parts
 from hostcore_nats import protocol
 from hostcore_nats.client import Connection, PermissionDenied, connected, server_error
 from hostcore_nats.protocol import Control, Frame, Msg
@@ -69,10 +69,11 @@ class NatsSink:
         return len(self._pending)
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        key = name_and_host(event)
+        parts = event_parts(event)
+        key = (parts.host, parts.name)
         to = self._subjects.get(key)
         if to is None:
-            to = self._subjects[key] = subject(key[1], key[0]).encode()
+            to = self._subjects[key] = subject(*key).encode()
         if to in self._refused:
             self._lose(1, self._refused[to])
             return
@@ -238,15 +239,13 @@ class NatsSink:
         self._unavailable.clear()
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            log.info(
-                "nats sink totals",
-                sink="nats",
-                published=self.published,
-                duplicates=self.duplicates,
-                retried=self.retried,
-            )
-            if self._connection is not None:
-                self._connection.close()
+        """After the core's final flush: what it could not publish is counted as held."""
+        log.info(
+            "nats sink totals",
+            sink="nats",
+            published=self.published,
+            duplicates=self.duplicates,
+            retried=self.retried,
+        )
+        if self._connection is not None:
+            self._connection.close()

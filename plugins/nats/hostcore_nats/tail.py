@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgpack
 
-from hostcore import Output, SinkOptionError, SourceError, TailQuery
+from hostcore import OptionError, Output, SourceError, TailQuery
 from hostcore_nats import protocol
 from hostcore_nats.client import Connection, connected, server_error
 from hostcore_nats.jetstream import NOT_FOUND, JetStreamError, call
@@ -36,7 +36,7 @@ def server_of(url: str) -> Server:
     options = dict(parse_qsl(parts.query))
     try:
         return server_from(parts._replace(query="").geturl(), options)
-    except SinkOptionError as error:
+    except OptionError as error:
         raise SourceError(str(error)) from error
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hostcore import Direction, EventContext, EventSpec, Field, Packet, PacketKind
-from hostcore.events import Emit
-from hostcore_net_flow.connections import Names, RecentKeys, flow_fields
+from hostcore import (
+    BoundedSet,
+    Direction,
+    EventContext,
+    EventSpec,
+    Field,
+    Packet,
+    PacketKind,
+    hookimpl,
+)
+from hostcore_net_flow.connections import Names, flow_fields
 
 # A server retransmits its SYN+ACK for up to 63 s (tcp_synack_retries = 5), so
 # identities are kept at least that long, and at most this many of them (about
@@ -52,11 +60,14 @@ class TcpBegin:
 
     def __init__(self, context: EventContext) -> None:
         self._count = context.count
+        self._emit = context.emit
         self._names = context.dns.names
-        self._seen = RecentKeys(RECENT_CONNECTIONS, RETRANSMIT_WINDOW_NS)
+        self._seen = BoundedSet(RECENT_CONNECTIONS, RETRANSMIT_WINDOW_NS)
 
-    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
-        evicted = self._seen.evictions
+    @hookimpl
+    def hostcore_packets(self, packets: Sequence[Packet]) -> None:
+        seen, emit = self._seen, self._emit
+        evicted = seen.evictions
         for packet in packets:
             # The client's ISN (ack - 1) tells a reused 4-tuple from a retransmission;
             # the direction keeps loopback's two sockets apart.
@@ -69,7 +80,7 @@ class TcpBegin:
                 packet.ack,
             )
             timestamp_ns = packet.timestamp_ns
-            if not self._seen.add(key, timestamp_ns):
+            if not seen.add(key, timestamp_ns):
                 self._count("net_flow_tcp_begin.duplicate_syn_acks", 1)
                 continue
             emit(
@@ -77,8 +88,8 @@ class TcpBegin:
                 syn_ack_fields(packet, self._names),
                 packet,  # its socket: the client's arriving, the listener's leaving
             )
-        if self._seen.evictions > evicted:
-            self._count("net_flow_tcp_begin.identities_forgotten", self._seen.evictions - evicted)
+        if seen.evictions > evicted:
+            self._count("net_flow_tcp_begin.identities_forgotten", seen.evictions - evicted)
 
 
 SPEC = EventSpec(
@@ -91,4 +102,5 @@ SPEC = EventSpec(
     handler=TcpBegin,
     description="TCP connection start (SYN+ACK seen); src is the initiator",
     uses_dns=True,
+    tracee_id=2013,  # Tracee v0.24.1's NetFlowTCPBegin (pkg/events/core.go)
 )

@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from hostcore import Direction, Emit, EventContext, EventSpec, Field, Packet, PacketKind
-from hostcore.packet import TCP_ACK, TCP_RST, OpenSocket
+from hostcore import (
+    TCP_ACK,
+    TCP_RST,
+    BoundedMap,
+    Direction,
+    EventContext,
+    EventSpec,
+    Field,
+    OpenSocket,
+    Packet,
+    PacketKind,
+    hookimpl,
+)
 from hostcore_net_flow.begin import FLOW_FIELDS, syn_ack_fields
-from hostcore_net_flow.connections import FlowTable, SocketKey, flow_fields, socket_key
+from hostcore_net_flow.connections import SocketKey, flow_fields, socket_key
 
 # Open connections remembered (about 600 bytes each, so about 40 MB); beyond
 # that the oldest are dropped and counted: their end comes flagged "missed".
@@ -58,11 +69,14 @@ class TcpEnd:
 
     def __init__(self, context: EventContext) -> None:
         self._count = context.count
+        self._emit = context.emit
         self._names = context.dns.names
-        self._open: FlowTable[_Open] = FlowTable(OPEN_CONNECTIONS)
-        self._ended: FlowTable[int | None] = FlowTable(ENDED_CONNECTIONS)  # key -> ISN
+        self._open: BoundedMap[SocketKey, _Open] = BoundedMap(OPEN_CONNECTIONS)
+        # key -> ISN
+        self._ended: BoundedMap[SocketKey, int | None] = BoundedMap(ENDED_CONNECTIONS)
 
-    def preload(self, sockets: Sequence[OpenSocket]) -> None:
+    @hookimpl
+    def hostcore_preload(self, sockets: Sequence[OpenSocket]) -> None:
         for sock in sockets:
             local = (sock.local, sock.local_port)
             remote = (sock.remote, sock.remote_port)
@@ -72,14 +86,15 @@ class TcpEnd:
             key = (sock.local, sock.local_port, sock.remote, sock.remote_port)
             self._open.put(key, _Open(fields, "pre_existing", None, None, None), 0)
 
-    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
+    @hookimpl
+    def hostcore_packets(self, packets: Sequence[Packet]) -> None:
         evictions = self._open.evictions + self._ended.evictions
         for packet in packets:
             key = socket_key(packet)
             if packet.kind is PacketKind.TCP_SYN_ACK:
                 self._begin(key, packet)
             elif key not in self._ended and not answers_a_syn(packet):
-                self._end(key, packet, emit)
+                self._end(key, packet)
         self._ended.expire(packets[-1].timestamp_ns - ENDED_WINDOW_NS)
         evictions = self._open.evictions + self._ended.evictions - evictions
         if evictions:
@@ -97,7 +112,7 @@ class TcpEnd:
         timestamp_ns = packet.timestamp_ns
         self._open.put(key, _Open(fields, "seen", timestamp_ns, isn, packet), timestamp_ns)
 
-    def _end(self, key: SocketKey, packet: Packet, emit: Emit) -> None:
+    def _end(self, key: SocketKey, packet: Packet) -> None:
         opened = self._open.pop(key)
         timestamp_ns = packet.timestamp_ns
         if opened is None:
@@ -107,7 +122,7 @@ class TcpEnd:
             )
             opened = _Open(fields, "missed", None, None, None)
         self._ended.put(key, opened.isn, timestamp_ns)
-        emit(
+        self._emit(
             timestamp_ns,
             {
                 **opened.fields,
@@ -136,4 +151,6 @@ SPEC = EventSpec(
     handler=TcpEnd,
     description="TCP connection end (first FIN or RST of a connection); src is the initiator",
     uses_dns=True,
+    loss_counters=("net_flow_tcp_end.flow_table_evictions",),
+    tracee_id=2014,  # Tracee v0.24.1's NetFlowTCPEnd (pkg/events/core.go)
 )

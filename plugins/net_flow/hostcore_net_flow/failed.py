@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-from hostcore import Direction, Emit, EventContext, EventSpec, Field, Packet, PacketKind
-from hostcore.packet import TCP_RST
+from hostcore import (
+    TCP_RST,
+    BoundedMap,
+    Direction,
+    EventContext,
+    EventSpec,
+    Field,
+    Packet,
+    PacketKind,
+    hookimpl,
+    number_option,
+)
 from hostcore_net_flow.begin import FLOW_FIELDS
-from hostcore_net_flow.connections import FlowTable, SocketKey, flow_fields, socket_key
+from hostcore_net_flow.connections import SocketKey, flow_fields, socket_key
 
 # SYNs waiting for an answer (about 300 bytes each); beyond that the oldest are
 # dropped and counted: their failure, if any, is lost.
@@ -25,15 +34,7 @@ MIN_SYN_TIMEOUT_S = 0.001  # shorter would call every SYN unanswered before any 
 
 
 def syn_timeout_ns(options: Mapping[str, str]) -> int:
-    text = options.get("syn_timeout_s", str(DEFAULT_SYN_TIMEOUT_S))
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not MIN_SYN_TIMEOUT_S <= seconds < math.inf:
-        raise ValueError(
-            f"syn_timeout_s must be a number of seconds >= {MIN_SYN_TIMEOUT_S:g}, got {text!r}"
-        )
+    seconds = number_option(options, "syn_timeout_s", DEFAULT_SYN_TIMEOUT_S, MIN_SYN_TIMEOUT_S)
     return int(seconds * 10**9)
 
 
@@ -48,12 +49,14 @@ class TcpFailed:
 
     def __init__(self, context: EventContext) -> None:
         self._count = context.count
+        self._emit = context.emit
         self._names = context.dns.names
         self._timeout_ns = syn_timeout_ns(context.options)
-        self._pending: FlowTable[Packet] = FlowTable(PENDING_SYNS)
-        self._reported: FlowTable[int] = FlowTable(REPORTED_SYNS)
+        self._pending: BoundedMap[SocketKey, Packet] = BoundedMap(PENDING_SYNS)
+        self._reported: BoundedMap[SocketKey, int] = BoundedMap(REPORTED_SYNS)
 
-    def handle(self, packets: Sequence[Packet], emit: Emit) -> None:
+    @hookimpl
+    def hostcore_packets(self, packets: Sequence[Packet]) -> None:
         evictions = self._pending.evictions + self._reported.evictions
         for packet in packets:
             key = socket_key(packet)
@@ -63,8 +66,8 @@ class TcpFailed:
             elif packet.direction is Direction.INGRESS:
                 syn = self._pending.pop(key)
                 if syn is not None and _refuses(packet, syn):
-                    self._emit(syn, "refused", packet.timestamp_ns, emit)
-        self.expire(packets[-1].timestamp_ns, emit)
+                    self._failed(syn, "refused", packet.timestamp_ns)
+        self.hostcore_expire(packets[-1].timestamp_ns)
         evictions = self._pending.evictions + self._reported.evictions - evictions
         if evictions:
             self._count("net_flow_tcp_failed.flow_table_evictions", evictions)
@@ -73,14 +76,15 @@ class TcpFailed:
         """Not a retransmission of a SYN waiting for an answer, or of one reported."""
         return key not in self._pending and self._reported.get(key) != syn.seq
 
-    def expire(self, now_ns: int, emit: Emit) -> None:
+    @hookimpl
+    def hostcore_expire(self, now_ns: int) -> None:
         self._reported.expire(now_ns - RETRY_WINDOW_NS)
         for key, syn in self._pending.expire(now_ns - self._timeout_ns):
             failed_ns = syn.timestamp_ns + self._timeout_ns
             self._reported.put(key, syn.seq, failed_ns)
-            self._emit(syn, "unanswered", failed_ns, emit)
+            self._failed(syn, "unanswered", failed_ns)
 
-    def _emit(self, syn: Packet, reason: str, timestamp_ns: int, emit: Emit) -> None:
+    def _failed(self, syn: Packet, reason: str, timestamp_ns: int) -> None:
         data = flow_fields(
             "outgoing",
             (syn.src, syn.src_port),
@@ -90,7 +94,7 @@ class TcpFailed:
             syn.timestamp_ns,
         )
         data["reason"] = reason
-        emit(timestamp_ns, data, syn)  # the SYN's socket: the process that connected
+        self._emit(timestamp_ns, data, syn)  # the SYN's socket: the process that connected
 
 
 def _refuses(packet: Packet, syn: Packet) -> bool:
@@ -108,6 +112,7 @@ SPEC = EventSpec(
     handler=TcpFailed,
     description="TCP connection this host tried that failed: refused (RST) or unanswered",
     uses_dns=True,
+    loss_counters=("net_flow_tcp_failed.flow_table_evictions",),
     options={
         "syn_timeout_s": f"seconds a SYN may wait for an answer (default {DEFAULT_SYN_TIMEOUT_S:g})"
     },

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from hostcore.monitors import IsLoss, ReadCounters
+from hostcore import IsLoss, ReadCounters
 
 
 class CountersCollector(Collector):

@@ -6,8 +6,15 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from hostcore import Monitor, MonitorSpec, ReadCounters, hookimpl
-from hostcore.monitors import IsLoss
+from hostcore import (
+    IsLoss,
+    Monitor,
+    MonitorSpec,
+    OptionError,
+    ReadCounters,
+    hookimpl,
+    parse_address,
+)
 from hostcore_prometheus.exporter import Endpoint
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
@@ -16,12 +23,14 @@ log = structlog.get_logger()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPV6]:PORT``; ValueError naming what is wrong."""
-    host, _, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
-        raise ValueError(f"listen must be HOST:PORT, e.g. {DEFAULT_LISTEN}, got {text!r}")
-    return host, int(port)
+    """``HOST:PORT`` or ``[IPV6]:PORT``; OptionError naming what is wrong."""
+    try:
+        _, (host, port) = parse_address(text, unix=False)
+    except OptionError:
+        raise OptionError(
+            f"listen must be HOST:PORT or [IPv6]:PORT, e.g. {DEFAULT_LISTEN}, got {text!r}"
+        ) from None
+    return host, port
 
 
 def open_monitor(options: Mapping[str, str], read: ReadCounters, is_loss: IsLoss) -> Monitor:
@@ -37,6 +46,7 @@ def hostcore_register_monitors(register: Callable[[MonitorSpec], None]) -> None:
         MonitorSpec(
             name="prometheus",
             open=open_monitor,
+            check=lambda options: parse_listen(options.get("listen", DEFAULT_LISTEN)),
             options={"listen": f"address to serve /metrics on (default {DEFAULT_LISTEN})"},
             description="live counters as a Prometheus text endpoint",
         )

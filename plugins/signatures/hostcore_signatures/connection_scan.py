@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hostcore import Field, Report, SignatureContext, SignatureSpec
+from hostcore import (
+    BoundedMap,
+    Field,
+    Report,
+    SignatureContext,
+    SignatureSpec,
+    number_option,
+    whole_number_option,
+)
 from hostcore_signatures import options
-from hostcore_signatures.recent import Recent
 
 MAX_DISTINCT = 20
 WINDOW_S = 10.0
@@ -25,8 +32,8 @@ class Window:
     def __init__(self, limit: int, window_ns: int) -> None:
         self._limit = limit
         self._window_ns = window_ns
-        self.ports: Recent[int, None] = Recent(limit + 1, window_ns)
-        self.hosts: Recent[str, None] = Recent(limit + 1, window_ns)
+        self.ports: BoundedMap[int, None] = BoundedMap(limit + 1, window_ns)
+        self.hosts: BoundedMap[str, None] = BoundedMap(limit + 1, window_ns)
         self._quiet_until_ns = 0
 
     def crossed(self, host: str, port: int, now_ns: int) -> bool:
@@ -51,11 +58,13 @@ class ConnectionScan:
 
     def __init__(self, context: SignatureContext) -> None:
         self._count = context.count
-        self._limit = options.count(context.options, "max_distinct", MAX_DISTINCT)
-        self._window_s = options.number(context.options, "window_s", WINDOW_S)
+        self._limit = whole_number_option(context.options, "max_distinct", MAX_DISTINCT)
+        self._window_s = number_option(context.options, "window_s", WINDOW_S, options.MIN_WINDOW_S)
         self._window_ns = int(self._window_s * 10**9)
-        capacity = options.count(context.options, "max_processes", MAX_PROCESSES)
-        self._processes: Recent[tuple[object, ...], Window] = Recent(capacity, self._window_ns)
+        capacity = whole_number_option(context.options, "max_processes", MAX_PROCESSES)
+        self._processes: BoundedMap[tuple[object, ...], Window] = BoundedMap(
+            capacity, self._window_ns
+        )
 
     def on_event(self, event: Mapping[str, Any], report: Report) -> None:
         context, data, now_ns = event["context"], event["data"], event["timestamp"]
@@ -95,6 +104,10 @@ SPEC = SignatureSpec(
         Field("window_s", "float64"),
     ),
     tags=("mitre-attack:T1046", "discovery"),
+    properties={
+        "Technique": "Network Service Discovery",
+        "id": "attack-pattern--e3a12395-188d-4051-9a16-ea8e14d07b88",
+    },
     options={
         "max_distinct": f"more distinct ports or hosts than this is a scan "
         f"(default {MAX_DISTINCT})",

@@ -80,5 +80,9 @@ SPEC = SignatureSpec(
         Field("dst_port", "uint16"),
     ),
     tags=("mitre-attack:T1071", "command-and-control"),
+    properties={
+        "Technique": "Application Layer Protocol",
+        "id": "attack-pattern--355be19c-ffc9-46d5-8d50-d6a036c675b6",
+    },
     options={"domains": "denied names: a domain (and every name below it) or a glob"},
 )

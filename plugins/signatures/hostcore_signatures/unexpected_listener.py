@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hostcore import Field, Report, SignatureContext, SignatureSpec
+from hostcore import BoundedMap, Field, Report, SignatureContext, SignatureSpec, number_option
 from hostcore_signatures import options
-from hostcore_signatures.recent import Recent
 
 ALLOWED_PORTS = [22, 80, 443]
 QUIET_S = 60.0
@@ -19,8 +18,9 @@ class UnexpectedListener:
 
     def __init__(self, context: SignatureContext) -> None:
         self._allowed = options.ports(context.options, "allowed_ports", ALLOWED_PORTS)
-        quiet_ns = int(options.number(context.options, "quiet_s", QUIET_S) * 10**9)
-        self._reported: Recent[tuple[str, int], bool] = Recent(MAX_LISTENERS, quiet_ns)
+        quiet_s = number_option(context.options, "quiet_s", QUIET_S, options.MIN_WINDOW_S)
+        quiet_ns = int(quiet_s * 10**9)
+        self._reported: BoundedMap[tuple[str, int], bool] = BoundedMap(MAX_LISTENERS, quiet_ns)
         self._count = context.count
 
     def on_event(self, event: Mapping[str, Any], report: Report) -> None:
@@ -52,6 +52,10 @@ SPEC = SignatureSpec(
     handler=UnexpectedListener,
     fields=(Field("dst", "string"), Field("dst_port", "uint16"), Field("src", "string")),
     tags=("mitre-attack:T1571", "command-and-control"),
+    properties={
+        "Technique": "Non-Standard Port",
+        "id": "attack-pattern--b18eae87-b469-4e14-b454-b171b416bc18",
+    },
     options={
         "allowed_ports": f"local ports that may accept connections (default {ALLOWED_PORTS})",
         "quiet_s": f"seconds before one listener is reported again (default {QUIET_S:g})",
