@@ -5,13 +5,12 @@ For each setup it starts the receiver in a process of its own (Debian's nats-ser
 JetStream on file storage; for ``forward``, tests/fluent_receiver.py, since Debian 12
 packages neither Fluent Bit nor Fluentd), runs the core's sink path
 (hostcore.testing.SinkHost) with the sink, emits EVENTS synthetic events as fast as the
-dispatch thread can, in batches of 256 as a run's drains of the ring buffer bring them
-(the sink's thread is woken once a batch), and times until the run's close, when every
-one has been acked (JetStream's ack per message; Fluent Forward's ``ack`` per chunk).
-Then it checks that the receiver holds them all. TLS rows use certificates made for the
-run (tests/certs.py) and a login (NATS: user and password; forward: the shared key).
-Each setup runs ``--rounds`` times, interleaved; the table gives the median round and
-the range.
+dispatch thread can (the kit wakes the sink's thread for each; a run does once a ring-
+buffer drain), and times until the run's close, when every one has been acked
+(JetStream's ack per message; Fluent Forward's ``ack`` per chunk). Then it checks that
+the receiver holds them all. TLS rows use certificates made for the run (tests/certs.py)
+and a login (NATS: user and password; forward: the shared key). Each setup runs
+``--rounds`` times, interleaved; the table gives the median round and the range.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from nats_server import NatsServer  # noqa: E402
 from hostcore.testing import SinkHost, synthetic_events  # noqa: E402
 
 PASSWORD = "pw0123456789abcdef"
-DRAIN_BATCH = 256  # events a run hands the sinks at once: one ring-buffer drain at 25k/s
 SHARED_KEY = "fleet key"
 
 
@@ -70,8 +68,8 @@ def timed(
     host = SinkHost(sinks, drain_timeout_s=600)
     flows = list(synthetic_events(events))
     started, cpu = time.perf_counter(), time.process_time()
-    for start in range(0, events, DRAIN_BATCH):
-        host.emit_batch(flows[start : start + DRAIN_BATCH])
+    for data in flows:
+        host.emit(data)
     totals = host.close()
     seconds = time.perf_counter() - started
     cpu_us = (time.process_time() - cpu) / events * 10**6
