@@ -15,6 +15,7 @@ from hostcore.monitors import IsLoss, Monitor, MonitorSpec, ReadCounters
 from hostcore.options import (
     Address,
     OptionError,
+    flag_option,
     number_option,
     parse_address,
     whole_number_option,
@@ -43,15 +44,20 @@ from hostcore.sinks.base import (
     event_parts,
 )
 from hostcore.sinks.output import ReopenWatch, open_append
+from hostcore.sinks.secret import SECRET_FORMS, read_secret
+from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
+from hostcore.sinks.tls import Refused, Tls, tls_from
 from hostcore.sources import Output, SourceError, SourceSpec, TailQuery
 
 hookimpl = pluggy.HookimplMarker("hostcore")
 
 __all__ = [
+    "SECRET_FORMS",
     "TCP_ACK",
     "TCP_FIN",
     "TCP_RST",
     "TCP_SYN",
+    "TLS_OPTIONS",
     "Address",
     "BatchingSink",
     "BoundedCache",
@@ -77,6 +83,7 @@ __all__ = [
     "Packet",
     "PacketKind",
     "ReadCounters",
+    "Refused",
     "ReopenWatch",
     "Report",
     "Signature",
@@ -88,10 +95,14 @@ __all__ = [
     "SourceError",
     "SourceSpec",
     "TailQuery",
+    "Tls",
     "event_parts",
+    "flag_option",
     "hookimpl",
     "number_option",
     "open_append",
     "parse_address",
+    "read_secret",
+    "tls_from",
     "whole_number_option",
 ]

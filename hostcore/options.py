@@ -45,6 +45,17 @@ def whole_number_option(
     return value
 
 
+def flag_option(options: Mapping[str, object], name: str, default: bool = False) -> bool:
+    """Option ``name`` as ``true`` or ``false``, nothing else: a typo must not turn a
+    feature off unseen (``default`` if unset)."""
+    given = options.get(name, default)
+    if isinstance(given, bool):
+        return given
+    if given not in ("true", "false"):
+        raise OptionError(f"{name} must be true or false, got {given!r}")
+    return given == "true"
+
+
 def _as_float(value: object) -> float | None:
     if isinstance(value, str):
         try:

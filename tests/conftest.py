@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from certs import Authority
 
 from hostcore.probe.cgroup import cgroup2_mount
 
@@ -14,6 +15,12 @@ from hostcore.probe.cgroup import cgroup2_mount
 def root() -> None:
     """Live tests need root; without it they fail (they are never skipped)."""
     assert os.geteuid() == 0, "live eBPF tests must run as root (CI runs them as root)"
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> Authority:
+    """A CA of the test's own, in its temporary directory (tests/certs.py)."""
+    return Authority(tmp_path / "pki")
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,23 @@
 """The forward sink: the Fluent Forward v1 wire format, checked against the specification's
-examples byte by byte, against fluent-logger's encoder, and end to end with acks."""
+examples byte by byte, against fluent-logger's encoder, and end to end with acks, over TLS
+and with the shared-key handshake, against the receiver of tests/fluent_receiver.py."""
 
 from __future__ import annotations
 
-import socket
+import gzip
+import ssl
 import struct
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import msgpack
 import pytest
+from certs import Authority
 from fluent.sender import EventTime, FluentSender
+from fluent_receiver import FluentReceiver
 
+from hostcore.plugins import PluginError
 from hostcore.sinks.forward import entry, event_time, message
 from hostcore.testing import KIT_EVENT_NAME, SinkHost, synthetic_events
 
@@ -55,6 +58,15 @@ def test_packed_forward_mode_carries_the_same_entries_as_bin() -> None:
     assert message("tag.name", entries, "packed", {"option": "optional"}) == expected
 
 
+def test_compressed_packed_forward_mode_carries_them_gzipped() -> None:
+    entries = [
+        entry(msgpack.packb(time), msgpack.packb({"message": text})) for time, text in SPEC_EVENTS
+    ]
+    tag, body, option = msgpack.unpackb(message("tag.name", entries, "compressed", {"size": 3}))
+    assert (tag, option) == ("tag.name", {"size": 3, "compressed": "gzip"})
+    assert gzip.decompress(body) == b"".join(spec_entries())
+
+
 @pytest.mark.parametrize("ns", [0, 1441588984_000000001, 1795830000_123456789, 2**32 * 10**9 - 1])
 def test_event_time_is_what_fluent_logger_sends(ns: int) -> None:
     seconds, nanoseconds = divmod(ns, 10**9)
@@ -62,78 +74,7 @@ def test_event_time_is_what_fluent_logger_sends(ns: int) -> None:
     assert event_time(ns) == layout == msgpack.packb(EventTime.from_unix_nano(ns))
 
 
-class FluentReceiver:
-    """A Forward protocol receiver on loopback: decodes Message, Forward and PackedForward
-    modes, acks chunks, keeps ``(tag, time, record)`` of every message it accepted.
-
-    With ``refuse_first``, it closes the first connection after reading one message
-    without acking it, as a receiver that crashed would.
-
-    A check that fails in its thread (a message that breaks the specification) stops it,
-    and fails the test when the test reads ``events``.
-    """
-
-    def __init__(self, refuse_first: bool = False) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.refuse_first = refuse_first
-        self.received: list[tuple[str, Any, dict[str, Any]]] = []
-        self.failure: BaseException | None = None
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def events(self) -> list[tuple[str, Any, dict[str, Any]]]:
-        if self.failure is not None:
-            raise AssertionError("the receiver stopped on a bad message") from self.failure
-        return self.received
-
-    def _serve(self) -> None:
-        try:
-            while True:
-                connection, _ = self.listener.accept()
-                with connection:
-                    self._read(connection)
-        except BaseException as failure:  # in this thread, it would fail no test
-            self.failure = failure
-
-    def _read(self, connection: socket.socket) -> None:
-        unpacker = msgpack.Unpacker(raw=False)
-        while chunk := connection.recv(65536):
-            unpacker.feed(chunk)
-            for received in unpacker:
-                if self.refuse_first:
-                    self.refuse_first = False
-                    return
-                tag, entries, option = decode(received)
-                self.received.extend((tag, time, record) for time, record in entries)
-                if "chunk" in option:
-                    connection.sendall(msgpack.packb({"ack": option["chunk"]}))
-
-    def wait_for(self, count: int) -> list[tuple[str, Any, dict[str, Any]]]:
-        deadline = time.monotonic() + 60
-        while len(self.events) < count:
-            assert time.monotonic() < deadline, f"{len(self.events)} events, not {count}"
-            time.sleep(0.01)
-        return self.events
-
-
-def decode(received: list[Any]) -> tuple[str, list[list[Any]], dict[str, Any]]:
-    """(tag, entries, option) of a message in any mode, as the specification lays them out."""
-    tag, second = received[0], received[1]
-    if isinstance(second, bytes):  # PackedForward: the entries one after another
-        stream = msgpack.Unpacker(raw=False)
-        stream.feed(second)
-        entries = list(stream)
-    elif isinstance(second, list):  # Forward
-        entries = second
-    else:  # Message: [tag, time, record, option?]
-        return tag, [[second, received[2]]], received[3] if len(received) > 3 else {}
-    option = received[2] if len(received) > 2 else {}
-    assert option.get("size", len(entries)) == len(entries)
-    return tag, entries, option
-
-
-@pytest.mark.parametrize("mode", ["packed", "forward"])
+@pytest.mark.parametrize("mode", ["packed", "forward", "compressed"])
 def test_events_arrive_acked_once_and_decode_as_fluent_loggers_do(
     sink_host: MakeHost, mode: str
 ) -> None:
@@ -171,3 +112,98 @@ def test_tracee_format_events_are_tagged_by_their_name(sink_host: MakeHost) -> N
     events = receiver.wait_for(20)
     assert {tag for tag, _, _ in events} == {f"kit-host.{KIT_EVENT_NAME}"}
     assert {record["eventName"] for _, _, record in events} == {KIT_EVENT_NAME}
+
+
+def secret_file(tmp_path: Path, name: str, value: str) -> str:
+    path = tmp_path / name
+    path.write_text(value + "\n")
+    return f"file:{path}"
+
+
+def receiver_tls(authority: Authority) -> ssl.SSLContext:
+    issued = authority.issue("receiver")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(issued.cert_file, issued.key_file)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(authority.cert_file)
+    return context
+
+
+def test_over_mutual_tls_with_a_shared_key_and_a_user_events_arrive_acked_once(
+    sink_host: MakeHost, authority: Authority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = FluentReceiver(
+        refuse_first=True,  # a dropped connection: handshake again, then send it again
+        tls=receiver_tls(authority),
+        shared_key="fleet key",
+        users={"node-a": "node-a password"},
+    )
+    client = authority.issue("node-a")
+    monkeypatch.setenv("FORWARD_PASSWORD", "node-a password")
+    options = {
+        "address": receiver.address,
+        "ack": "true",
+        "mode": "compressed",
+        "batch": "50",
+        "max_backoff_s": "0.1",
+        "tls": "true",
+        "ca_file": str(authority.cert_file),
+        "cert_file": str(client.cert_file),
+        "key_file": str(client.key_file),
+        "shared_key": secret_file(tmp_path, "shared.key", "fleet key"),
+        "username": "node-a",
+        "password": "env:FORWARD_PASSWORD",
+    }
+    host = sink_host({"forward": options})
+    for data in synthetic_events(300):
+        host.emit(data)
+    totals = host.close()
+    assert not [name for name in totals if name.startswith("sink_")]
+    assert Counter(r["data"]["seq"] for _, _, r in receiver.events) == Counter(range(300))
+    assert not receiver.refuse_first and receiver.refusals == []
+
+
+@pytest.mark.parametrize(
+    ("receiver_options", "sink_options", "message"),
+    [
+        ({"shared_key": "k2"}, {}, "the receiver refused the handshake: shared key mismatch"),
+        (
+            {"users": {"node-a": "right"}},
+            {"username": "node-a", "password": "wrong"},
+            "refused the handshake: username/password mismatch",
+        ),
+        ({"users": {"node-a": "right"}}, {}, "the receiver asks for a user: set username"),
+        ({"impostor": True}, {}, "PONG does not prove that it has the shared key"),
+        ({"shared_key": None}, {}, "the receiver sent no HELO within 2 s"),
+    ],
+)
+def test_a_refused_handshake_stops_the_run_at_its_start_saying_why(
+    tmp_path: Path,
+    receiver_options: dict[str, object],
+    sink_options: dict[str, str],
+    message: str,
+) -> None:
+    receiver = FluentReceiver(**{"shared_key": "k1", **receiver_options})  # type: ignore[arg-type]
+    options = {"address": receiver.address, "shared_key": secret_file(tmp_path, "key", "k1")}
+    if "password" in sink_options:
+        sink_options |= {"password": secret_file(tmp_path, "password", sink_options["password"])}
+    with pytest.raises(PluginError, match=message):
+        SinkHost({"forward": {**options, **sink_options}})
+    assert receiver.events == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"shared_key": "k1"}, "shared_key must say where the secret is, file:PATH or env:NAME"),
+        ({"shared_key": "env:HOSTCORE_TEST_UNSET"}, "HOSTCORE_TEST_UNSET is not set"),
+        ({"shared_key": "file:/nonexistent"}, "shared_key: cannot read /nonexistent"),
+        ({"username": "a", "password": "env:X"}, "username and password need shared_key"),
+        ({"shared_key": "env:PATH", "username": "a"}, "username and password go together"),
+        ({"mode": "gzip"}, "mode must be one of packed, forward, compressed"),
+    ],
+)
+def test_bad_auth_options_say_what_to_fix(options: dict[str, str], message: str) -> None:
+    with pytest.raises(PluginError, match=message) as refused:
+        SinkHost({"forward": {"address": "127.0.0.1:1", **options}})
+    assert "k1" not in str(refused.value)  # a secret given inline is never repeated

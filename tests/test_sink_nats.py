@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -12,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from hostcore_nats.subjects import subject, token
-from nats_server import NatsServer
+from nats_server import NatsServer, tail
 from runs import HOSTCORE, Hostcore, both_ends, flows
 from traffic import AcceptServer, connect_once, no_syncookies
 from waiting import READY_TIMEOUT_S
@@ -22,18 +24,6 @@ from waiting import READY_TIMEOUT_S
 from hostcore.testing import KIT_EVENT_NAME, SinkHost, synthetic_events
 
 MakeHost = Callable[..., SinkHost]
-
-
-def tail(url: str, *args: str) -> list[dict[str, Any]]:
-    """`hostcore tail URL --no-follow ARGS`: what the stream holds now."""
-    result = subprocess.run(
-        [HOSTCORE, "tail", url, "--no-follow", *args],
-        capture_output=True,
-        text=True,
-        timeout=READY_TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def seqs(events: list[dict[str, Any]]) -> Counter[int]:
@@ -53,8 +43,8 @@ def test_server_killed_mid_burst_every_event_arrives_once(
             host.emit(data)
         sink = host.sinks["nats"]
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not sink.retried:  # down long enough that acks timed out: re-sends will follow
-            assert time.monotonic() < deadline, "the sink never had to publish again"
+        while not sink.disconnections:  # it saw the server go: what was in flight goes again
+            assert time.monotonic() < deadline, "the sink never saw the server go"
             time.sleep(0.05)
         server.start()  # the same port and store
         for data in burst[4000:]:
@@ -90,7 +80,7 @@ def test_tail_errors_say_what_is_wrong(tmp_path: Path) -> None:
     assert "no source reads 'kafka://x:9092'; sources: nats://" in unknown.stderr
     with_password = server.url.replace("nats://", "nats://alice:s3cret@")
     hidden = subprocess.run([HOSTCORE, "tail", with_password], capture_output=True, text=True)
-    assert hidden.returncode == 2 and "cannot reach NATS at nats://***@" in hidden.stderr
+    assert hidden.returncode == 2 and f"cannot reach NATS at {server.url}: " in hidden.stderr
     assert "s3cret" not in hidden.stderr  # a password never reaches a message or a log
 
 
@@ -157,3 +147,27 @@ def test_subjects_keep_host_names_to_one_token() -> None:
 def test_the_plugin_provides_the_sink_and_the_source() -> None:
     listing = subprocess.run([HOSTCORE, "plugins"], capture_output=True, text=True, check=True)
     assert "nats: loaded (hostcore-nats 0.2.0) provides nats, nats://" in listing.stdout
+
+
+def test_events_the_stream_refuses_to_store_are_counted_lost_not_retried(
+    tmp_path: Path, sink_host: MakeHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def small_stream(url: str) -> None:  # made by nats-py: an independent client
+        client = await nats.connect(url)
+        await client.jetstream().add_stream(
+            name="HOSTCORE", subjects=["hostcore.>"], max_msg_size=64
+        )
+        await client.close()
+
+    with NatsServer(tmp_path / "store") as server:
+        asyncio.run(small_stream(server.url))
+        host = sink_host({"nats": {"url": server.url}})
+        for data in synthetic_events(30):
+            host.emit(data)
+        totals = host.close()
+        stored = tail(server.url)
+    assert totals["sink_errors.nats"] == 31  # and the lost_events event that reports them
+    assert stored == []
+    captured = capsys.readouterr()
+    assert "JetStream did not store an event" in captured.out + captured.err
+    assert "message size exceeds maximum allowed" in captured.out + captured.err

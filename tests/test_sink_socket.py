@@ -1,15 +1,26 @@
-"""The socket sink against a real collector process that is killed and restarted mid-stream."""
+"""The socket sink against a real collector process, killed and restarted mid-stream, in clear
+text and over TLS with certificates the tests make."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from certs import Authority, Issued
 
 from hostcore.options import OptionError, parse_address
-from hostcore.testing import KIT_EVENT_NAME, Collector, SinkHost, reported_losses, synthetic_events
+from hostcore.plugins import PluginError
+from hostcore.testing import (
+    KIT_EVENT_NAME,
+    Collector,
+    CollectorTls,
+    SinkHost,
+    reported_losses,
+    synthetic_events,
+)
 
 MakeHost = Callable[..., SinkHost]
 
@@ -81,3 +92,84 @@ def test_addresses(text: str, expected: tuple[int, Any]) -> None:
 def test_bad_addresses(text: str) -> None:
     with pytest.raises(OptionError, match="address"):
         parse_address(text)
+
+
+def tls_options(authority: Authority, client: Issued | None = None) -> dict[str, str]:
+    options = {"tls": "true", "ca_file": str(authority.cert_file)}
+    if client is not None:
+        options |= {"cert_file": str(client.cert_file), "key_file": str(client.key_file)}
+    return options
+
+
+def test_over_mutual_tls_a_restarted_collector_gets_everything_once(
+    sink_host: MakeHost, authority: Authority, tmp_path: Path
+) -> None:
+    server = authority.issue("collector")
+    tls = CollectorTls(server.cert_file, server.key_file, authority.cert_file)
+    with Collector("127.0.0.1:0", tmp_path / "collected.msgpack", tls) as collector:
+        options = {"address": collector.address, **tls_options(authority, authority.issue("a"))}
+        host = sink_host({"socket": {**options, "max_backoff_s": "0.1"}})
+        flows = list(synthetic_events(600))
+        for data in flows[:200]:
+            host.emit(data)
+        collector.wait_for(200)
+        collector.kill()
+        for data in flows[200:400]:
+            host.emit(data)
+        collector.start()
+        for data in flows[400:]:
+            host.emit(data)
+        events = collector.wait_for(600)
+        totals = host.close()
+    assert seqs(events) == Counter(range(600))
+    assert not [name for name in totals if name.startswith("sink_")]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            "wrong CA",
+            "not trusted for the name '127.0.0.1': self-signed certificate in certificate chain "
+            "(verified against CA file",
+        ),
+        ("expired", "certificate is not trusted for the name '127.0.0.1': certificate has expired"),
+        ("wrong name", "not trusted for the name 'other.example': Hostname mismatch"),
+        ("no client certificate", "refused this host, which has no certificate (set cert_file"),
+        ("client certificate of another CA", "refused this host's certificate"),
+    ],
+)
+def test_a_refused_handshake_stops_the_run_at_its_start_saying_why(
+    authority: Authority, tmp_path: Path, case: str, message: str
+) -> None:
+    other = Authority(tmp_path / "other", "other CA")
+    server = authority.issue("collector", expired=case == "expired")
+    tls = CollectorTls(server.cert_file, server.key_file, authority.cert_file)
+    client = {
+        "no client certificate": None,
+        "client certificate of another CA": other.issue("a"),
+    }.get(case, authority.issue("a"))
+    options = tls_options(other if case == "wrong CA" else authority, client)
+    if case == "wrong name":
+        options["server_name"] = "other.example"
+    with Collector("127.0.0.1:0", tmp_path / "collected.msgpack", tls) as collector:
+        with pytest.raises(PluginError) as refused:
+            SinkHost({"socket": {"address": collector.address, **options}})
+        assert collector.events() == []  # nothing went out in clear text, or at all
+    assert str(refused.value).startswith(f"sink 'socket': TLS with {collector.address}: ")
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ca_file": "/x"}, "ca_file need tls=true"),
+        ({"tls": "yes"}, "tls must be true or false"),
+        ({"tls": "true", "ca_file": "/nonexistent"}, "ca_file /nonexistent: No such file"),
+        ({"tls": "true", "key_file": "/k"}, "key_file needs cert_file"),
+        ({"tls": "true", "address": "unix:/run/c.sock"}, "tls is for TCP addresses"),
+    ],
+)
+def test_bad_tls_options_say_what_to_fix(options: dict[str, str], message: str) -> None:
+    with pytest.raises(PluginError, match=message):
+        SinkHost({"socket": {"address": "127.0.0.1:1", **options}})

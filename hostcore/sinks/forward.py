@@ -1,17 +1,21 @@
 """The ``forward`` sink: Fluent Forward protocol v1, as Fluent Bit, Fluentd and Vector receive it.
 
 Events are sent in batches, one message per tag: Forward mode
-``[tag, [[time, record], ...], option]`` or PackedForward mode ``[tag, bin, option]``
-where ``bin`` is the same entries one after another. ``time`` is an EventTime (msgpack
-ext type 0: seconds and nanoseconds, 32 bits each, big-endian); ``record`` is the event
-map, the core's own msgpack bytes, never packed again. With ``ack=true`` each message
-carries a ``chunk`` id and is sent again until the receiver answers ``{"ack": chunk}``.
+``[tag, [[time, record], ...], option]``, PackedForward mode ``[tag, bin, option]``
+where ``bin`` is the same entries one after another, or CompressedPackedForward, the
+same ``bin`` gzipped. ``time`` is an EventTime (msgpack ext type 0: seconds and
+nanoseconds, 32 bits each, big-endian); ``record`` is the event map, the core's own
+msgpack bytes, never packed again. With ``ack=true`` each message carries a ``chunk``
+id and is sent again until the receiver answers ``{"ack": chunk}``. Over TCP it may use
+TLS, and prove a shared key and a user to the receiver (hostcore/sinks/forward_auth.py).
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import os
+import socket
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -19,11 +23,23 @@ from typing import Any, NamedTuple
 import msgpack
 
 from hostcore import hookimpl
-from hostcore.options import Address, OptionError, number_option, parse_address, whole_number_option
+from hostcore.options import Address, OptionError, flag_option, number_option, whole_number_option
 from hostcore.sinks.base import Sink, SinkSpec, event_parts
-from hostcore.sinks.socket import DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S, Connection
+from hostcore.sinks.forward_auth import ForwardAuth
+from hostcore.sinks.secret import SECRET_FORMS, read_secret
+from hostcore.sinks.socket import (
+    DEFAULT_MAX_BACKOFF_S,
+    MIN_BACKOFF_S,
+    Connection,
+    address_and_tls,
+)
+from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
+from hostcore.sinks.tls import Tls
 
-MODES = ("packed", "forward")
+MODES = ("packed", "forward", "compressed")
+# zlib's fastest level: events are alike, so it already shrinks them several times over,
+# while higher levels cost the agent's host far more CPU for a few percent more.
+GZIP_LEVEL = 1
 DEFAULT_TAG = "hostcore.{name}"
 DEFAULT_BATCH = 256
 _EVENT_TIME = b"\xd7\x00"  # fixext 8, ext type 0
@@ -41,14 +57,18 @@ def entry(time: bytes, record: bytes) -> bytes:
 
 
 def message(tag: str, entries: list[bytes], mode: str, option: Mapping[str, Any]) -> bytes:
-    """A Forward (``forward``) or PackedForward (``packed``) message of encoded entries."""
+    """A Forward (``forward``), PackedForward (``packed``) or CompressedPackedForward
+    (``compressed``, which adds ``compressed: gzip`` to the option) message of encoded entries."""
     packer = msgpack.Packer()
     head: bytes = packer.pack_array_header(3) + packer.pack(tag)
     body: bytes
-    if mode == "packed":
-        body = packer.pack(b"".join(entries))  # bin: the entries one after another
-    else:
+    if mode == "forward":
         body = packer.pack_array_header(len(entries)) + b"".join(entries)
+    elif mode == "compressed":
+        body = packer.pack(gzip.compress(b"".join(entries), GZIP_LEVEL))
+        option = {**option, "compressed": "gzip"}
+    else:
+        body = packer.pack(b"".join(entries))  # bin: the entries one after another
     return head + body + bytes(packer.pack(option))
 
 
@@ -89,12 +109,6 @@ class ForwardSink:
         self._connection.close()  # the final flush sent every batch
 
 
-def _flag(name: str, text: str) -> bool:
-    if text not in ("true", "false"):
-        raise OptionError(f"{name} must be true or false, got {text!r}")
-    return text == "true"
-
-
 class _Settings(NamedTuple):
     address: Address
     max_backoff_s: float
@@ -102,6 +116,8 @@ class _Settings(NamedTuple):
     mode: str
     ack: bool
     batch: int
+    tls: Tls | None
+    auth: ForwardAuth | None
 
 
 def _settings(options: Mapping[str, str]) -> _Settings:
@@ -117,14 +133,38 @@ def _settings(options: Mapping[str, str]) -> _Settings:
     except (KeyError, IndexError, ValueError) as error:
         raise OptionError(f"tag {tag!r}: only {{name}} and {{host}} may be filled in") from error
     max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
-    ack = _flag("ack", options.get("ack", "false"))
-    return _Settings(parse_address(options["address"]), max_backoff, tag, mode, ack, batch)
+    ack = flag_option(options, "ack")
+    address, tls = address_and_tls(options)
+    return _Settings(address, max_backoff, tag, mode, ack, batch, tls, forward_auth(options))
 
 
 def _open(options: Mapping[str, str]) -> Sink:
     settings = _settings(options)
-    connection = Connection(settings.address, settings.max_backoff_s, "forward")
+    handshake = settings.auth.handshake if settings.auth is not None else None
+    connection = Connection(
+        settings.address, settings.max_backoff_s, "forward", settings.tls, handshake
+    )
+    connection.start()
     return ForwardSink(connection, settings.tag, settings.mode, settings.ack, settings.batch)
+
+
+def forward_auth(options: Mapping[str, str]) -> ForwardAuth | None:
+    """The handshake the options ask for: a shared key, and optionally a user."""
+    user = options.get("username", "")
+    if "shared_key" not in options:
+        if user or "password" in options:
+            raise OptionError(
+                "username and password need shared_key: users are checked in its handshake"
+            )
+        return None
+    if bool(user) != ("password" in options):
+        raise OptionError("username and password go together")
+    return ForwardAuth(
+        read_secret("shared_key", options["shared_key"]),
+        options.get("self_hostname") or socket.gethostname(),
+        user,
+        read_secret("password", options["password"]) if user else "",
+    )
 
 
 @hookimpl
@@ -137,12 +177,18 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
             options={
                 "address": "the receiver: HOST:PORT, [IPv6]:PORT or unix:PATH",
                 "tag": f"Fluent tag, {{name}} and {{host}} filled in (default {DEFAULT_TAG})",
-                "mode": "packed (PackedForward, the default) or forward (Forward)",
+                "mode": "packed (PackedForward, the default), compressed (the same, gzipped: "
+                "CompressedPackedForward) or forward (Forward)",
                 "ack": "true: chunk ids, each message sent again until acknowledged",
                 "batch": f"events per message at most (default {DEFAULT_BATCH})",
                 "max_backoff_s": "longest wait between reconnects, in seconds "
                 f"(default {DEFAULT_MAX_BACKOFF_S})",
+                "shared_key": f"the receiver's shared key, {SECRET_FORMS}: proven in a handshake",
+                "username": "a user the receiver knows (with shared_key)",
+                "password": f"that user's password, {SECRET_FORMS}",
+                "self_hostname": "the name this host gives in the handshake (default: its own)",
+                **TLS_OPTIONS,
             },
-            description="Fluent Forward protocol (Fluent Bit, Fluentd, Vector)",
+            description="Fluent Forward protocol (Fluent Bit, Fluentd, Vector), TLS",
         )
     )

@@ -4,6 +4,7 @@ Each event is sent as it comes, one msgpack map after another, as the ``file`` s
 writes them: a collector reads them with ``msgpack.Unpacker``. While the collector
 is unreachable the sink retries with backoff, holding the event in hand; the core's
 queue for the sink (``queue_size``) is the buffer, and what overflows it is counted.
+Over TCP it may use TLS (``tls=true`` and the options of hostcore/sinks/tls.py).
 """
 
 from __future__ import annotations
@@ -20,15 +21,21 @@ import structlog
 from hostcore import hookimpl
 from hostcore.options import Address, OptionError, number_option, parse_address
 from hostcore.sinks.base import Sink, SinkSpec
+from hostcore.sinks.tls import OPTIONS as TLS_OPTIONS
+from hostcore.sinks.tls import Refused, Tls, check_idle, tls_from
 
 FIRST_BACKOFF_S = 0.05
 MIN_BACKOFF_S = 0.001  # the longest wait between reconnects may not be shorter
 DEFAULT_MAX_BACKOFF_S = 5.0
 ACK_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0  # connecting and any handshake: a peer that never answers is retried
 # Readable or hung up: the collector sends nothing unasked, so either means it has gone.
 _GONE = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 
 log = structlog.get_logger()
+
+Handshake = Callable[[socket.socket], None]
+"""What a protocol exchanges on each new connection before sending (raises ``Refused``)."""
 
 
 class Connection:
@@ -40,12 +47,44 @@ class Connection:
     without one in time, it is sent again.
     """
 
-    def __init__(self, address: Address, max_backoff_s: float, name: str) -> None:
+    def __init__(
+        self,
+        address: Address,
+        max_backoff_s: float,
+        name: str,
+        tls: Tls | None = None,
+        handshake: Handshake | None = None,
+    ) -> None:
         self._family, self._address = address
         self._max_backoff_s = max_backoff_s
         self._name = name
+        self._tls = tls
+        self._handshake = handshake
         self._sock: socket.socket | None = None
         self._poll = select.poll()
+
+    @property
+    def _host(self) -> str:
+        return "" if self._family == socket.AF_UNIX else str(self._address[0])
+
+    @property
+    def _peer(self) -> str:
+        if self._family == socket.AF_UNIX:
+            return f"unix:{self._address}"
+        host, port = self._address[:2]
+        return f"[{host}]:{port}" if self._family == socket.AF_INET6 else f"{host}:{port}"
+
+    def start(self) -> None:
+        """Connect now, so that a server that refuses this host's certificate or
+        credentials stops the run at its start; one not reachable yet is retried later."""
+        try:
+            self._connect()
+        except Refused as error:
+            raise OptionError(str(error)) from error
+        except OSError as error:
+            log.warning(
+                "sink not connected yet", sink=self._name, address=self._peer, error=str(error)
+            )
 
     def send(self, data: bytes, ack: str | None = None) -> None:
         backoff = FIRST_BACKOFF_S
@@ -57,9 +96,9 @@ class Connection:
                 self._disconnect()
                 if backoff == FIRST_BACKOFF_S:
                     log.warning(
-                        "sink disconnected",
+                        "sink refused" if isinstance(error, Refused) else "sink disconnected",
                         sink=self._name,
-                        address=str(self._address),
+                        address=self._peer,
                         error=str(error),
                         retry_in_s=backoff,
                     )
@@ -71,7 +110,7 @@ class Connection:
             self._connect()
         assert self._sock is not None
         if self._poll.poll(0):  # checked before sending: a send to a closed TCP peer succeeds
-            raise ConnectionResetError("the collector closed the connection")
+            check_idle(self._sock, self._peer, self._tls, self._host)
         self._sock.sendall(data)
         if ack is not None:
             self._await_ack(self._sock, ack)
@@ -95,14 +134,26 @@ class Connection:
 
     def _connect(self) -> None:
         sock = socket.socket(self._family, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        if self._family != socket.AF_UNIX:
+            # Whole messages are sent at once; Nagle would hold back the end of each until
+            # the peer's delayed ack (40 ms) where a TLS record or a wait for an ack follows.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.connect(self._address)
+            if self._tls is not None:
+                sock = self._tls.wrap(sock, self._host, self._peer)
+            if self._handshake is not None:
+                self._handshake(sock)
+            elif self._tls is not None:
+                self._tls.await_refusal(sock, self._host, self._peer)
         except OSError:
             sock.close()
             raise
+        sock.settimeout(None)
         self._sock = sock
         self._poll.register(sock, _GONE)
-        log.info("sink connected", sink=self._name, address=str(self._address))
+        log.info("sink connected", sink=self._name, address=self._peer, tls=self._tls is not None)
 
     def _disconnect(self) -> None:
         if self._sock is not None:
@@ -128,19 +179,33 @@ class SocketSink:
         self._connection.close()
 
 
-def _settings(options: Mapping[str, str]) -> tuple[Address, float]:
-    """The collector's address and the longest wait between reconnects."""
+def address_and_tls(options: Mapping[str, str]) -> tuple[Address, Tls | None]:
+    """The ``address`` option, and the TLS the options ask for, which only a TCP address
+    takes (a Unix socket's peer is on this host)."""
+    address = parse_address(options["address"])
+    tls = tls_from(options)
+    if tls is not None and address[0] == socket.AF_UNIX:
+        raise OptionError("tls is for TCP addresses: a Unix socket never leaves the host")
+    return address, tls
+
+
+def _settings(options: Mapping[str, str]) -> tuple[Address, float, Tls | None]:
+    """The collector's address, the longest wait between reconnects, and TLS."""
     if "address" not in options:
         raise OptionError(
             "needs address=unix:PATH or address=HOST:PORT, "
             "e.g. --sink socket:address=127.0.0.1:24000"
         )
     max_backoff = number_option(options, "max_backoff_s", DEFAULT_MAX_BACKOFF_S, MIN_BACKOFF_S)
-    return parse_address(options["address"]), max_backoff
+    address, tls = address_and_tls(options)
+    return address, max_backoff, tls
 
 
 def _open(options: Mapping[str, str]) -> Sink:
-    return SocketSink(Connection(*_settings(options), "socket"))
+    address, max_backoff, tls = _settings(options)
+    connection = Connection(address, max_backoff, "socket", tls)
+    connection.start()
+    return SocketSink(connection)
 
 
 @hookimpl
@@ -154,7 +219,8 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
                 "address": "unix:PATH, HOST:PORT or [IPv6]:PORT of the collector",
                 "max_backoff_s": "longest wait between reconnects, in seconds "
                 f"(default {DEFAULT_MAX_BACKOFF_S})",
+                **TLS_OPTIONS,
             },
-            description="msgpack stream to a collector over a Unix socket or TCP",
+            description="msgpack stream to a collector over a Unix socket or TCP (TLS)",
         )
     )

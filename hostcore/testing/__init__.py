@@ -6,7 +6,7 @@ are in :mod:`hostcore.testing.fixtures`.
 
 from __future__ import annotations
 
-from hostcore.testing.collector import Collector
+from hostcore.testing.collector import Collector, CollectorTls
 from hostcore.testing.host import (
     KIT_EVENT_ID,
     KIT_EVENT_NAME,
@@ -19,6 +19,7 @@ __all__ = [
     "KIT_EVENT_ID",
     "KIT_EVENT_NAME",
     "Collector",
+    "CollectorTls",
     "SinkHost",
     "reported_losses",
     "synthetic_events",

@@ -1,17 +1,21 @@
 """A msgpack stream collector in its own process, to be killed and restarted by a test.
 
-``python -m hostcore.testing ADDRESS OUT`` listens on ``unix:PATH`` or
-``HOST:PORT``, prints ``listening ADDRESS`` once it does, and appends every complete
-map it reads (``msgpack.Unpacker``, one per connection) to OUT, flushed at once.
+``python -m hostcore.testing ADDRESS OUT [CERT KEY [CLIENT_CA]]`` listens on
+``unix:PATH`` or ``HOST:PORT`` (with CERT and KEY: TLS; with CLIENT_CA too: only
+clients with a certificate from it), prints ``listening ADDRESS`` once it does, and
+appends every complete map it reads (``msgpack.Unpacker``, one per connection) to
+OUT, flushed at once.
 """
 
 from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,35 @@ from hostcore.options import parse_address
 WAIT_TIMEOUT_S = 60.0
 
 
-def serve(address_text: str, out: Path) -> None:
+@dataclass(frozen=True)
+class CollectorTls:
+    """The collector's certificate and key (PEM files), and the CA its clients need, if any."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    def arguments(self) -> list[str]:
+        files = [self.cert_file, self.key_file, self.client_ca_file]
+        return [str(path) for path in files if path is not None]
+
+    @staticmethod
+    def from_arguments(arguments: list[str]) -> CollectorTls | None:
+        if not arguments:
+            return None
+        client_ca = Path(arguments[2]) if len(arguments) > 2 else None
+        return CollectorTls(Path(arguments[0]), Path(arguments[1]), client_ca)
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        if self.client_ca_file is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.client_ca_file)
+        return context
+
+
+def serve(address_text: str, out: Path, tls: CollectorTls | None = None) -> None:
     family, address = parse_address(address_text)
     listener = socket.socket(family, socket.SOCK_STREAM)
     if family == socket.AF_UNIX:
@@ -31,31 +63,45 @@ def serve(address_text: str, out: Path) -> None:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(address)
     listener.listen(16)
+    context = tls.context() if tls is not None else None
     bound = listener.getsockname()
     shown = f"unix:{bound}" if family == socket.AF_UNIX else f"{bound[0]}:{bound[1]}"
     print("listening", shown, flush=True)
     with out.open("ab") as sink:
         while True:
             connection, _ = listener.accept()
-            unpacker = msgpack.Unpacker(raw=False)
-            while chunk := connection.recv(65536):
-                unpacker.feed(chunk)
-                for event in unpacker:
-                    sink.write(msgpack.packb(event))
-                sink.flush()
-            connection.close()
+            try:
+                if context is not None:
+                    connection = context.wrap_socket(connection, server_side=True)
+                _collect(connection, sink)
+            except ssl.SSLError as error:  # a client this collector refused
+                print("refused", error.reason, file=sys.stderr, flush=True)
+            finally:
+                connection.close()
+
+
+def _collect(connection: socket.socket, sink: Any) -> None:
+    unpacker = msgpack.Unpacker(raw=False)
+    while chunk := connection.recv(65536):
+        unpacker.feed(chunk)
+        for event in unpacker:
+            sink.write(msgpack.packb(event))
+        sink.flush()
 
 
 class Collector:
     """Runs the collector above; ``kill`` and ``start`` again keep its address."""
 
-    def __init__(self, address: str, out: Path) -> None:
+    def __init__(self, address: str, out: Path, tls: CollectorTls | None = None) -> None:
         self.address = address
         self.out = out
+        self.tls = tls
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> Collector:
         command = [sys.executable, "-m", "hostcore.testing", self.address, str(self.out)]
+        if self.tls is not None:
+            command += self.tls.arguments()
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -6,30 +6,34 @@ from collections.abc import Callable, Mapping
 
 from hostcore import OptionError, Sink, SinkSpec, SourceSpec, hookimpl
 from hostcore_nats import tail
-from hostcore_nats.bus import Bus
+from hostcore_nats.client import Connection
+from hostcore_nats.jetstream import JetStreamError, ensure_stream
+from hostcore_nats.server import OPTIONS, Server, server_from, shown
 from hostcore_nats.sink import NatsSink
-from hostcore_nats.subjects import DEFAULT_STREAM, shown
 
 
-def settings(options: Mapping[str, str]) -> tuple[str, str]:
-    """The server's URL and the stream's name."""
+def settings(options: Mapping[str, str]) -> Server:
+    """The server, how to reach it and log in, and the stream (files read, nothing opened)."""
     url = options.get("url")
     if not url:
         raise OptionError("needs url=nats://HOST:PORT, e.g. --sink nats:url=nats://127.0.0.1:4222")
-    return url, options.get("stream", DEFAULT_STREAM)
+    return server_from(url, {k: v for k, v in options.items() if k != "url"})
 
 
 def open_sink(options: Mapping[str, str]) -> Sink:
-    url, stream = settings(options)
+    server = settings(options)
+    url = options["url"]
+    connection: Connection | None = None
     try:
-        bus = Bus(url, "hostcore")
-        bus.ensure_stream(stream)
-    except Exception as error:
+        connection = Connection(server, "hostcore")
+        ensure_stream(connection, server.stream)
+    except (OSError, JetStreamError) as error:
+        if connection is not None:
+            connection.close()
         raise OptionError(
-            f"cannot use JetStream at {shown(url)} (stream {stream!r}): "
-            f"{type(error).__name__}: {error}"
+            f"cannot use JetStream at {shown(url)} (stream {server.stream!r}): {error}"
         ) from error
-    return NatsSink(bus)
+    return NatsSink(server, connection)
 
 
 @hookimpl
@@ -40,10 +44,10 @@ def hostcore_register_sinks(register: Callable[[SinkSpec], None]) -> None:
             open=open_sink,
             check=settings,
             options={
-                "url": "the NATS server, nats://HOST:PORT",
-                "stream": f"JetStream stream, created if missing (default {DEFAULT_STREAM})",
+                "url": "the NATS server, nats://HOST:PORT (tls://HOST:PORT: TLS)",
+                **OPTIONS,
             },
-            description="NATS JetStream: hostcore.<host>.<event>, acked, de-duplicated",
+            description="NATS JetStream: hostcore.<host>.<event>, acked, de-duplicated, TLS",
         )
     )
 
@@ -54,6 +58,7 @@ def hostcore_register_sources(register: Callable[[SourceSpec], None]) -> None:
         SourceSpec(
             name="nats",
             tail=tail.tail,
-            description="a JetStream stream the nats sink fills (nats://HOST:PORT[?stream=NAME])",
+            description="a JetStream stream the nats sink fills "
+            "(nats://HOST:PORT[?stream=NAME&OPTION=VALUE...], the nats sink's options)",
         )
     )

@@ -1,105 +1,242 @@
 """The ``nats`` sink: each event's msgpack to ``hostcore.<host>.<event>`` on a JetStream stream.
 
-Events are published in batches of up to ``BATCH`` without waiting in between, then
-every JetStream ack is awaited. A message that is not acked (server down, timeout) is
-published again, with its message id, until it is: the stream's de-duplication makes
-the re-sent ones that had been stored count once.
+Publishing is asynchronous with a bounded window: events go out in batches of up to
+``BATCH`` with no wait in between, while the acks of earlier ones are read, so long as
+at most ``MAX_OUTSTANDING`` are unacked; ``flush`` (when the sink's queue has emptied)
+waits until every one is acked. Each message carries a ``Nats-Msg-Id`` unique to the
+run and the event: one that is not acked in time, or was in flight when the connection
+broke, is published again with it, and the stream's de-duplication stores it once. A
+subject the server does not let this user publish to is not retried: its events are
+counted lost (``sink_errors.nats``) and the refusal is logged once, clearly.
 """
 
 from __future__ import annotations
 
-import asyncio
+import secrets
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 
-from hostcore import event_parts
-from hostcore_nats.bus import Bus
+from hostcore import EventsLost, event_parts
+from hostcore_nats import protocol
+from hostcore_nats.client import Connection, PermissionDenied, connected, server_error
+from hostcore_nats.protocol import Control, Frame, Msg
+from hostcore_nats.server import Server
 from hostcore_nats.subjects import subject
 
-BATCH = 2048  # under the client's 4,000 pending acks; larger batches gained nothing here
+BATCH = 1024
+MAX_OUTSTANDING = 16384  # unacked messages at most: about 6 MB of events in hand
 ACK_TIMEOUT_S = 5.0
-FIRST_BACKOFF_S = 0.1
-MAX_BACKOFF_S = 2.0
+UNAVAILABLE_RETRY_S = 0.5  # JetStream answered that it cannot store now (restarting)
+READ_WAIT_S = 0.05
 
 log = structlog.get_logger()
 
-Message = tuple[str, bytes, str]  # subject, payload, message id
+
+Message = tuple[bytes, bytes]  # subject, payload: an event in hand until the stream acks it
 
 
 class NatsSink:
-    def __init__(self, bus: Bus) -> None:
-        self._bus = bus
-        self._run_id = uuid.uuid4().hex  # message ids: unique across runs and hosts
+    def __init__(self, server: Server, connection: Connection) -> None:
+        self._server = server
+        self._connection: Connection | None = connection
+        self._max_payload = connection.max_payload
+        self._reply = f"{connection.inbox}.".encode()
+        # Message ids: 96 random bits for the run, then the event's number in it.
+        self._id = f"NATS/1.0\r\nNats-Msg-Id: {secrets.token_urlsafe(12)}-".encode()
         self._sequence = 0
-        self._batch: list[Message] = []
-        self._subjects: dict[tuple[str, str], str] = {}
+        self._pending: dict[int, Message] = {}  # by sequence: not acked yet
+        self._unsent: list[int] = []  # of those, the ones to publish (again)
+        # Of those, the ones published: when to publish each again if no ack has come, in
+        # the order they were published, so the first is always the next to time out.
+        self._due: dict[int, float] = {}
+        self._unavailable: dict[int, float] = {}  # JetStream could not store them: when to retry
+        self._subjects: dict[tuple[str, str], bytes] = {}
+        self._refused: dict[bytes, str] = {}  # subjects the server refused, and why
+        self._lost = 0
+        self._lost_cause = ""
+        self._timed_out = False  # a retry after a timeout was logged, this outage
         self.published = 0
         self.duplicates = 0
         self.retried = 0
+        self.disconnections = 0
 
     @property
     def held(self) -> int:
         """Events taken but not yet acked: the core counts them if the run ends first."""
-        return len(self._batch)
+        return len(self._pending)
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
-        name, host, _, _ = event_parts(event)
-        key = (host, name)
-        to = self._subjects.get(key) or self._subjects.setdefault(key, subject(*key))
+        parts = event_parts(event)
+        key = (parts.host, parts.name)
+        to = self._subjects.get(key)
+        if to is None:
+            to = self._subjects[key] = subject(*key).encode()
+        if to in self._refused:
+            self._lose(1, self._refused[to])
+            return
+        if len(packed) + 64 > self._max_payload:
+            self._lose(1, f"an event of {len(packed)} bytes is over the server's max_payload")
+            return
         self._sequence += 1
-        self._batch.append((to, packed, f"{self._run_id}-{self._sequence}"))
-        if len(self._batch) >= BATCH:
-            self.flush()
+        self._pending[self._sequence] = (to, packed)
+        self._unsent.append(self._sequence)
+        if len(self._unsent) >= BATCH:
+            self._settle(lambda: not self._unsent)
 
     def flush(self) -> None:
-        """Publish the batch, retrying what was not acked until everything is."""
-        pending = self._batch
-        backoff = FIRST_BACKOFF_S
-        while pending:
-            try:
-                pending = self._bus.run(self._publish(pending))
-            except Exception as error:  # the client's errors while it reconnects, timeouts
-                log.debug("nats publish failed", error=repr(error))
-            if pending:
-                if backoff == FIRST_BACKOFF_S:
-                    log.warning(
-                        "nats publish not acked, retrying", sink="nats", unacked=len(pending)
-                    )
-                self.retried += len(pending)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-        self._batch = []
+        """Publish what is held and wait until the stream has acked all of it."""
+        self._settle(lambda: not self._pending)
+        if self._lost:
+            lost, self._lost = self._lost, 0
+            raise EventsLost(lost, self._lost_cause)
 
-    async def _publish(self, messages: list[Message]) -> list[Message]:
-        """Publish all, await every ack; returns the messages that were not acked."""
-        jetstream = self._bus.jetstream
-        futures: list[asyncio.Future[Any]] = []
-        for to, payload, message_id in messages:
+    def _settle(self, done: Callable[[], bool]) -> None:
+        """Publish, read acks and publish again what needs it, until ``done()``."""
+        while True:
+            if self._connection is None:
+                self._reconnect()
+            room = MAX_OUTSTANDING - (len(self._pending) - len(self._unsent))
+            if self._unsent and room > 0:
+                self._transmit(room)
+            if done():
+                return
             try:
-                # No wait_stall: a batch stays under the client's limit of pending acks,
-                # and a timed wait would cost a task per message.
-                future = await jetstream.publish_async(
-                    to, payload, headers={"Nats-Msg-Id": message_id}
-                )
-            except Exception:
-                break  # not sent: it and the rest are retried
-            futures.append(future)
-        if futures:  # one wait for them all: a wait_for per ack would cost a task each
-            _, late = await asyncio.wait(futures, timeout=ACK_TIMEOUT_S)
-            for future in late:
-                future.cancel()
-        failed = messages[len(futures) :]
-        for sent, future in zip(messages, futures, strict=False):
-            if future.cancelled() or future.exception() is not None:
-                failed.append(sent)
-            else:
-                self.published += 1
-                self.duplicates += bool(future.result().duplicate)
-        return failed
+                frames = self._connection.frames(READ_WAIT_S) if self._connection else []
+            except OSError as error:
+                self._disconnected(str(error))
+                continue
+            self._take(frames)
+            self._expire()
+
+    def _transmit(self, room: int) -> None:
+        """Publish the first ``room`` of the unsent, in one write."""
+        assert self._connection is not None
+        reply, head, pending = self._reply, self._id, self._pending
+        batch, self._unsent = self._unsent[:room], self._unsent[room:]
+        parts = []
+        for sequence in batch:
+            number = b"%d" % sequence
+            to, payload = pending[sequence]
+            parts.append(
+                protocol.hpublish(to, reply + number, head + number + b"\r\n\r\n", payload)
+            )
+        try:
+            self._connection.send(b"".join(parts))
+        except OSError as error:
+            self._unsent = batch + self._unsent
+            self._disconnected(str(error))
+            return
+        self._due.update(dict.fromkeys(batch, time.monotonic() + ACK_TIMEOUT_S))
+
+    def _take(self, frames: list[Frame]) -> None:
+        """Acks (most frames: one loop with its lookups at hand), and the server's errors."""
+        reply, start = self._reply, len(self._reply)
+        pending, due = self._pending, self._due
+        published = duplicates = 0
+        for frame in frames:
+            if isinstance(frame, Control):
+                if frame.op == "-ERR":
+                    self._server_error(frame.text)
+                continue
+            if not frame.subject.startswith(reply):
+                continue
+            try:
+                sequence = int(frame.subject[start:])
+            except ValueError:
+                continue  # a late reply to a request
+            message = pending.pop(sequence, None)
+            if message is None:
+                continue  # acked already: a second ack of a message published again
+            due.pop(sequence, None)
+            payload = frame.payload
+            if frame.head or b'"error"' in payload:
+                self._not_stored(sequence, message, frame)
+                continue
+            published += 1
+            duplicates += b'"duplicate":true' in payload
+        if published:
+            self.published += published
+            self.duplicates += duplicates
+            self._timed_out = False
+
+    def _not_stored(self, sequence: int, message: Message, ack: Msg) -> None:
+        """An ack that says JetStream did not store the message: later, or never."""
+        if b'"error"' in ack.payload and b'"code":503' not in ack.payload:
+            text = ack.payload[:200].decode(errors="replace")
+            self._lose(1, f"JetStream did not store an event: {text}")
+            return
+        # No responders, or a 503: it cannot store now (restarting), so again soon.
+        self._pending[sequence] = message
+        self._unavailable[sequence] = time.monotonic() + UNAVAILABLE_RETRY_S
+
+    def _expire(self) -> None:
+        """Publish again what was not acked in time, or what JetStream could not store."""
+        now = time.monotonic()
+        again = [sequence for sequence, due in self._unavailable.items() if due <= now]
+        for sequence in again:
+            del self._unavailable[sequence]
+        timed_out = []
+        for sequence, due in self._due.items():
+            if due > now:
+                break
+            timed_out.append(sequence)
+        for sequence in timed_out:
+            del self._due[sequence]
+        if not (again or timed_out):
+            return
+        self._unsent += again + timed_out
+        self.retried += len(again) + len(timed_out)
+        if not self._timed_out:
+            self._timed_out = True
+            log.warning("nats publish not acked, retrying", sink="nats", unacked=len(self._pending))
+
+    def _server_error(self, text: str) -> None:
+        error = server_error(text)
+        if not isinstance(error, PermissionDenied):
+            self._disconnected(str(error))  # the server closes the connection after these
+            return
+        if not error.publishing:  # acks could no longer come: a new connection will say why
+            self._disconnected(str(error))
+            return
+        reason = (
+            f"{error}: is --host-name this host's own, as the server's permissions name it? "
+            "(its events are not retried)"
+        )
+        to = error.subject.encode()
+        if to not in self._refused:  # the server says so for each message: logged once
+            self._refused[to] = reason
+            log.error("nats publish refused", sink="nats", subject=error.subject, error=reason)
+        refused = [sequence for sequence, (m, _) in self._pending.items() if m == to]
+        for sequence in refused:
+            del self._pending[sequence]
+            self._due.pop(sequence, None)
+            self._unavailable.pop(sequence, None)
+        self._unsent = [sequence for sequence in self._unsent if sequence in self._pending]
+        self._lose(len(refused), reason)
+
+    def _lose(self, count: int, cause: str) -> None:
+        self._lost += count
+        self._lost_cause = cause
+
+    def _disconnected(self, why: str) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+            self.disconnections += 1
+            log.warning("nats disconnected, reconnecting", sink="nats", error=why)
+
+    def _reconnect(self) -> None:
+        """A new connection; everything unacked is published again on it."""
+        self._connection = connected(self._server, "hostcore")
+        assert self._connection is not None  # the sink retries until the run gives up on it
+        self._reply = f"{self._connection.inbox}.".encode()
+        self.retried += len(self._pending) - len(self._unsent)
+        self._unsent = list(self._pending)
+        self._due.clear()
+        self._unavailable.clear()
 
     def close(self) -> None:
         """After the core's final flush: what it could not publish is counted as held."""
@@ -110,4 +247,5 @@ class NatsSink:
             duplicates=self.duplicates,
             retried=self.retried,
         )
-        self._bus.close()
+        if self._connection is not None:
+            self._connection.close()

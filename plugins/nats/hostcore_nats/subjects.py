@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 PREFIX = "hostcore"
 DEFAULT_STREAM = "HOSTCORE"
@@ -28,13 +27,3 @@ def filter_subject(hosts: frozenset[str], events: frozenset[str]) -> str:
     host = token(next(iter(hosts))) if len(hosts) == 1 else "*"
     event = token(next(iter(events))) if len(events) == 1 else "*"
     return f"{PREFIX}.{host}.{event}"
-
-
-def shown(url: str) -> str:
-    """``url`` fit for messages and logs: a user name and password in it are left out."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
