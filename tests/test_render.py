@@ -44,9 +44,10 @@ def test_declared_events_encode_as_the_whole_map_would(
     fields = {field.name: data.draw(values) for field in spec.fields}  # declared, any value
     event = event_map(spec.name, spec.id, timestamp, "node-é", context, fields)
     for _ in range(2):  # made, then from the pieces kept
-        rendered = renderer(event)
-        assert rendered.line == expected_line(event)
-        assert msgpack.unpackb(rendered.packed, raw=False) == event
+        packed, line, rendered_event, is_marker = renderer(event)
+        assert line == expected_line(event)
+        assert msgpack.unpackb(packed, raw=False) == event
+        assert (rendered_event, is_marker) == (event, False)
 
 
 @given(extra=st.dictionaries(st.text(), values, min_size=1, max_size=3))
@@ -56,7 +57,7 @@ def test_data_not_shaped_as_declared_is_encoded_whole(extra: dict[str, Any]) -> 
     missing = {field.name: None for field in begin.SPEC.fields[1:]}  # one field short
     for data in (extra, missing, {**missing, **extra}):
         event = event_map(begin.SPEC.name, begin.SPEC.id, 1, "h", {}, data)
-        assert renderer(event).line == expected_line(event)
+        assert renderer(event)[1] == expected_line(event)
 
 
 def test_strings_and_numbers_never_share_a_text() -> None:
@@ -66,13 +67,13 @@ def test_strings_and_numbers_never_share_a_text() -> None:
     for value in (1, True, "1", 1.0, None, "true"):
         data = {field.name: value for field in begin.SPEC.fields}
         event = event_map(begin.SPEC.name, begin.SPEC.id, 1, "h", {}, data)
-        assert renderer(event).line == expected_line(event)
+        assert renderer(event)[1] == expected_line(event)
 
 
 def test_only_the_encodings_sinks_take_are_made() -> None:
     renderer = Renderer("hostcore", SPECS)
     event = event_map("lost_events", 1, 5, "h", {}, {"lost": {"x": 1}, "total": 1})
     renderer.use(["json"])
-    assert renderer(event).packed == b"" and renderer(event).line == expected_line(event)
+    assert renderer(event)[0] == b"" and renderer(event)[1] == expected_line(event)
     renderer.use(["msgpack"])
-    assert renderer(event).line == "" and msgpack.unpackb(renderer(event).packed) == event
+    assert renderer(event)[1] == "" and msgpack.unpackb(renderer(event)[0]) == event

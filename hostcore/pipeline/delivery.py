@@ -7,7 +7,6 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from hostcore.events import Emit, EventSpec, event_map
-from hostcore.packet import Packet
 from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.context import Contexts
 from hostcore.pipeline.fanout import Fanout
@@ -38,7 +37,7 @@ class Delivery:
         published: Collection[str] | None,
     ) -> None:
         self._host = host
-        self._count = accounting.count
+        self._counters = accounting.counters  # counted in place: once per event
         self._fanout = fanout
         self._scope = scope
         self._data_filters = data_filters
@@ -51,28 +50,31 @@ class Delivery:
 
     def emitter(self, spec: EventSpec, contexts: Contexts) -> Emit:
         """The ``emit`` of ``spec``'s handler: the context comes from the source packet."""
-        deliver, context_of = self.route(spec.name, spec.id), contexts.of
-
-        def emit(timestamp_ns: int, data: Mapping[str, Any], source: Packet | None = None) -> None:
-            deliver(timestamp_ns, data, context_of(source))
-
-        return emit
+        return self._deliverer(spec.name, spec.id, contexts.of)
 
     def route(self, name: str, event_id: int) -> Deliver:
         """The way events named ``name`` go: filters, counters, sinks, then consumers."""
-        host, count, send = self._host, self._count, self._fanout.send
+        return self._deliverer(name, event_id, _given)
+
+    def _deliverer(
+        self, name: str, event_id: int, context_of: Callable[[Any], Mapping[str, Any]]
+    ) -> Callable[..., None]:
+        """``deliver(timestamp_ns, data, source)``: the context is ``context_of(source)``.
+        (One function per event name, all it needs in its closure: it runs per event.)"""
+        host, counters, send = self._host, self._counters, self._fanout.send
         counter, filtered = f"events.{name}", f"events_filtered.{name}"
         scope, data_filter = self._scope, self._data_filters.get(name)
         published = self._published is None or name in self._published
         consumers = self._consumers.setdefault(name, [])  # signatures subscribe later
 
-        def deliver(timestamp_ns: int, data: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+        def deliver(timestamp_ns: int, data: Mapping[str, Any], source: Any = None) -> None:
+            context = context_of(source)
             event = None
             if published:
                 if (scope and not scope(context)) or (data_filter and not data_filter(data)):
-                    count(filtered, 1)
+                    counters[filtered] += 1
                 else:
-                    count(counter, 1)
+                    counters[counter] += 1
                     event = event_map(name, event_id, timestamp_ns, host, context, data)
                     send(event)
             if consumers:
@@ -82,3 +84,7 @@ class Delivery:
                     consume(event)
 
         return deliver
+
+
+def _given(context: Mapping[str, Any]) -> Mapping[str, Any]:
+    return context

@@ -46,7 +46,7 @@ class Fanout:
         self._sinks: dict[str, QueuedSink] = {}
         self._every_sink: list[QueuedSink] = []  # closed ones too: their counters stay
         self._stopped: list[QueuedSink] = []  # sinks that closed themselves, still closing
-        self._unflushed = False
+        self._batch: list[Rendered] = []  # sent, not yet queued for the sinks
 
     def start(self, sinks: Mapping[str, AnySink], sizes: Mapping[str, int], waits: bool) -> None:
         """Put each sink behind its queue (``sizes`` by sink name); with ``waits``, a full
@@ -58,37 +58,34 @@ class Fanout:
         self._render.use(queued.encoding for queued in self._every_sink)
 
     def send(self, event: Mapping[str, Any]) -> None:
-        """Queue ``event`` (hostcore's map) for every sink; they are woken at ``flush``."""
-        rendered = self._render(event)
-        self._unflushed = True
-        closed: list[tuple[str, SinkClosed]] | None = None
-        for sink_name, queued in self._sinks.items():
-            try:
-                queued.put(rendered)
-            except SinkClosed as gone:  # dropped once the others have the event too
-                closed = [*(closed or []), (sink_name, gone)]
-        for sink_name, cause in closed or ():
-            self._drop(sink_name, cause)
+        """Render ``event`` (hostcore's map) for the sinks; they get it at ``flush``."""
+        self._batch.append(self._render(event))
 
     def flush(self) -> None:
-        """Wake the sinks' threads if anything was queued since the last call (once a batch)."""
-        if not self._unflushed:
+        """Queue what was sent since the last call for every sink, and wake their threads
+        (once a batch)."""
+        if not self._batch:
             return
-        self._unflushed = False
-        for queued in self._sinks.values():
-            queued.wake()
+        batch, self._batch = self._batch, []
+        for sink_name, queued in list(self._sinks.items()):
+            try:
+                queued.put(batch)
+            except SinkClosed as gone:
+                self._drop(sink_name, gone)
 
     def _marker(self, data: Mapping[str, Any]) -> Rendered:
         lost = event_map(
             LOST_EVENTS_NAME, LOST_EVENTS_ID, data["interval_end"], self._host, UNKNOWN, data
         )
-        return self._render(lost)
+        packed, line, event, _ = self._render(lost)
+        return packed, line, event, True
 
     def report_losses(self, now_ns: int) -> None:
         """Tell every sink, through a ``lost_events`` event, what was lost since the last one.
 
         A sink whose queue is full gets it, merged with any later one, once it has room.
         """
+        self.flush()  # the batch's events, before the marker that covers them
         for sink_name, queued in list(self._sinks.items()):
             if queued.closed_reason:
                 self._drop(sink_name, SinkClosed(queued.closed_reason))

@@ -83,7 +83,7 @@ class Renderer:
             shown = self._tracee.render(event)
             packed = msgpack.packb(shown) if self._msgpack is not None else b""
             line = _dumps(shown) + "\n" if self._json is not None else ""
-            return Rendered(packed, line, shown)
+            return packed, line, shown, False
         packed = self._msgpack.pack(event) if self._msgpack is not None else b""
         line = self._json.line(event) if self._json is not None else ""
-        return Rendered(packed, line, event)
+        return packed, line, event, False

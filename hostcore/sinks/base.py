@@ -88,13 +88,10 @@ def encoding_of(sink: AnySink) -> str:
     return str(encoding)
 
 
-class Rendered(NamedTuple):
-    """One event as every sink gets it: its msgpack bytes and its JSON line, each empty
-    when no sink of the run takes it, and the map they encode."""
-
-    packed: bytes
-    line: str
-    event: Mapping[str, Any]
+Rendered = tuple[bytes, str, Mapping[str, Any], bool]
+"""One event as every sink gets it: its msgpack bytes and its JSON line (each empty when
+no sink of the run takes it), the map they encode, and whether it is a ``lost_events``
+marker. A plain tuple: one is made per event."""
 
 
 class BatchingSink(Sink, Protocol):

@@ -1,7 +1,7 @@
 """Each sink behind its own bounded queue and thread, so a slow or dead sink never stalls capture.
 
-The dispatch thread only appends to a deque (a length test and an append: well under a
-microsecond) and wakes the sink's thread once per batch. The sink's thread writes, then
+The dispatch thread hands over each batch's events at once (a length test and an
+extend of the deque) and wakes the sink's thread. The sink's thread writes, then
 flushes whenever its queue has emptied. What a full queue turns away is counted
 (``sink_drops.<sink>``); a ``lost_events`` marker the queue cannot take waits, merged
 with any later one, until the sink can take events again, and is never itself dropped.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -51,7 +51,7 @@ class QueuedSink:
         self.encoding = encoding_of(sink)
         self._takes_json = self.encoding == "json"
         self._build_marker = build_marker
-        self._queue: deque[tuple[bytes | str, Mapping[str, Any], bool]] = deque()
+        self._queue: deque[Rendered] = deque()
         self._wake = threading.Event()
         self._busy = False  # the sink's thread is in a pass: writing, then flushing
         self._stopping = False
@@ -71,26 +71,33 @@ class QueuedSink:
         self._thread = threading.Thread(target=self._serve, name=f"sink-{name}", daemon=True)
         self._thread.start()
 
-    def put(self, rendered: Rendered) -> None:
-        """Queue one event, or count it dropped if the queue is full (dispatch thread)."""
+    def put(self, batch: Sequence[Rendered]) -> None:
+        """Queue a batch of events and wake the sink's thread (dispatch thread); what
+        the queue has no room for is counted dropped, or waited for (``waits``)."""
         if self.closed_reason:
             raise SinkClosed(self.closed_reason)
         if self._pending:
             self._deliver_pending()
-        if len(self._queue) >= self.size and self._waits:
-            self._wait_for_room()
-        if len(self._queue) < self.size:
-            encoded = rendered.line if self._takes_json else rendered.packed
-            self._queue.append((encoded, rendered.event, False))
-        else:
-            self.drops += 1
+        taken = 0
+        while taken < len(batch):
+            room = self.size - len(self._queue)
+            if room <= 0 and self._waits and self._wait_for_room():
+                continue
+            if room <= 0:
+                self.drops += len(batch) - taken
+                break
+            self._queue.extend(batch[taken : taken + room])
+            taken += room
+        self._wake.set()
 
-    def _wait_for_room(self) -> None:
+    def _wait_for_room(self) -> bool:
+        """Let the sink's thread write until the queue has room; False if it never will."""
         while len(self._queue) >= self.size and self._thread.is_alive():
             if self.closed_reason:
                 raise SinkClosed(self.closed_reason)
             self._wake.set()
             time.sleep(IDLE_POLL_S / 10)
+        return len(self._queue) < self.size
 
     def tell(self, lost: Mapping[str, int], start_ns: int, end_ns: int) -> None:
         """Queue a ``lost_events`` marker for these losses once the queue has room."""
@@ -111,15 +118,9 @@ class QueuedSink:
             "interval_start": start_ns,
             "interval_end": end_ns,
         }
-        marker = self._build_marker(data)
-        encoded = marker.line if self._takes_json else marker.packed
-        self._queue.append((encoded, marker.event, True))
+        self._queue.append(self._build_marker(data))
         self._pending.clear()
         self._wake.set()  # markers come once a second at most, outside any batch
-
-    def wake(self) -> None:
-        """Let the sink's thread write what was queued (once per batch)."""
-        self._wake.set()
 
     def wait_idle(self, deadline: float) -> None:
         """Wait, at most until ``deadline`` (``time.monotonic()``), until the sink has
@@ -189,18 +190,19 @@ class QueuedSink:
     def _write_queued(self) -> int:
         queue = self._queue
         write: Callable[[Any, Mapping[str, Any]], None] = self._sink.write
+        encoding = 1 if self._takes_json else 0  # Rendered's line, or its packed bytes
         wrote = 0
         self._writing = True
         try:
             while queue and not self.closed_reason:
-                encoded, event, is_marker = queue.popleft()
+                rendered = queue.popleft()
                 wrote += 1
                 try:
-                    write(encoded, event)  # called here, not through _call: once per event
+                    write(rendered[encoding], rendered[2])  # not through _call: once per event
                 except Exception as error:
                     if self._failed("write", error) or self.closed_reason:
                         continue
-                    if is_marker:
+                    if rendered[3]:
                         self.markers_failed += 1  # not a loss: it would ask for a marker
                     else:
                         self.errors += 1

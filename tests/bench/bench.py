@@ -74,6 +74,7 @@ class Agent:
         stop_signal: int = signal.SIGINT,
     ) -> None:
         self.stop_signal = stop_signal
+        self.name = command[0]
         self.stderr_path = workdir / "agent.stderr"
         self.stdout_path = workdir / "agent.stdout"
         # The environment a user's shell gives it: stdout to a file is block-buffered.
@@ -84,11 +85,15 @@ class Agent:
             stderr=self.stderr_path.open("w"),
             env=environment,
         )
+        self.wait_until(lambda: ready(self._output()))
+
+    def wait_until(self, ready: Callable[[], bool]) -> None:
+        """Wait for ``ready()``; a tracer that exits or takes too long fails the bench."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not ready(self._output()):
+        while not ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"{command[0]} did not start:\n{self._output()}")
+                raise RuntimeError(f"{self.name} did not start:\n{self._output()}")
             time.sleep(0.05)
 
     def _output(self) -> str:
@@ -149,7 +154,20 @@ SETUPS: dict[str, Callable[[Path], Agent | None]] = {
 
 def tcpstates(workdir: Path) -> Agent:
     # SIGTERM: on SIGINT it first works through its backlog, which can take minutes.
-    return Agent(["tcpstates-bpfcc"], lambda out: "SKADDR" in out, workdir, signal.SIGTERM)
+    agent = Agent(["tcpstates-bpfcc"], lambda _: True, workdir, signal.SIGTERM)
+    agent.wait_until(lambda: _attached(agent.process.pid))
+    return agent
+
+
+def _attached(pid: int) -> bool:
+    """Whether process ``pid`` holds a perf event or BPF link: bcc attaches tracepoints
+    through one. (Its header line, in a block-buffered file, comes much later.)"""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        targets = [os.readlink(fd) for fd in fds.iterdir()]
+    except OSError:  # gone, or an fd closed meanwhile: asked again
+        return False
+    return any(t in ("anon_inode:[perf_event]", "anon_inode:bpf_link") for t in targets)
 
 
 def ab(port: int, connections: int, concurrency: int) -> tuple[float, int]:
