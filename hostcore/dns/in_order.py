@@ -26,7 +26,7 @@ class NamesInOrder:
 
     def names(self, address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
         """As :meth:`NameStore.names`; the list may be shared: treat it as read-only."""
-        found = self._as_of.get((address, cgroup_id, timestamp_ns))
+        found = self._as_of.get((address, cgroup_id, timestamp_ns)) if self._as_of else None
         return self._store.names(address, cgroup_id, timestamp_ns) if found is None else found
 
     def remember(self, packet: Packet) -> None:

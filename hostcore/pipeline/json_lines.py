@@ -110,10 +110,13 @@ def _compile(
         if declared.type == "string":  # a few values, repeating: looked up (``T[value]``)
             parts.append(f"{{L{position}}}{{T[{value}]}}")
             continue
-        if declared.type == "[]string":
-            encoder: Callable[[Any], str] = strings_list
-        elif declared.type.startswith(("uint", "int", "float")):
-            encoder = _number
+        if declared.type == "[]string":  # most often empty (no DNS name): made inline
+            constants[f"E{position}"] = strings_list
+            inline = f'"[]" if {value} == [] else E{position}({value})'
+            parts.append(f"{{L{position}}}{{{inline}}}")
+            continue
+        if declared.type.startswith(("uint", "int", "float")):
+            encoder: Callable[[Any], str] = _number
         else:
             encoder = _dumps
         constants[f"E{position}"] = encoder

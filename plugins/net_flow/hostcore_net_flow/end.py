@@ -19,7 +19,7 @@ from hostcore import (
     hookimpl,
 )
 from hostcore_net_flow.begin import FLOW_FIELDS, syn_ack_fields
-from hostcore_net_flow.connections import SocketKey, flow_fields, socket_key
+from hostcore_net_flow.connections import SocketKey, flow_fields
 
 # Open connections remembered (about 600 bytes each, so about 40 MB); beyond
 # that the oldest are dropped and counted: their end comes flagged "missed".
@@ -47,6 +47,11 @@ class _Open(NamedTuple):
     begin_ns: int | None  # the SYN+ACK's time, None if not seen
     isn: int | None  # the SYN+ACK's acknowledgement number, None if not seen
     syn_ack: Packet | None  # the SYN+ACK, whose socket names the begin's process
+
+
+def _open(fields: tuple[Any, ...]) -> _Open:
+    """``_Open(*fields)`` without NamedTuple's generated ``__new__``: made per connection."""
+    return tuple.__new__(_Open, fields)
 
 
 def answers_a_syn(packet: Packet) -> bool:
@@ -89,11 +94,15 @@ class TcpEnd:
     @hookimpl
     def hostcore_packets(self, packets: Sequence[Packet]) -> None:
         evictions = self._open.evictions + self._ended.evictions
+        ended, syn_ack = self._ended, PacketKind.TCP_SYN_ACK
         for packet in packets:
-            key = socket_key(packet)
-            if packet.kind is PacketKind.TCP_SYN_ACK:
+            if packet.direction is Direction.EGRESS:  # socket_key, inline: once per packet
+                key = (packet.src, packet.src_port, packet.dst, packet.dst_port)
+            else:
+                key = (packet.dst, packet.dst_port, packet.src, packet.src_port)
+            if packet.kind is syn_ack:
                 self._begin(key, packet)
-            elif key not in self._ended and not answers_a_syn(packet):
+            elif key not in ended and not answers_a_syn(packet):
                 self._end(key, packet)
         self._ended.expire(packets[-1].timestamp_ns - ENDED_WINDOW_NS)
         evictions = self._open.evictions + self._ended.evictions - evictions
@@ -108,9 +117,9 @@ class TcpEnd:
         if (opened is not None and opened.isn == isn) or self._ended.get(key) == isn:
             return
         self._ended.pop(key)
-        fields = syn_ack_fields(packet, self._names)
         timestamp_ns = packet.timestamp_ns
-        self._open.put(key, _Open(fields, "seen", timestamp_ns, isn, packet), timestamp_ns)
+        opened = _open((syn_ack_fields(packet, self._names), "seen", timestamp_ns, isn, packet))
+        self._open.put(key, opened, timestamp_ns)
 
     def _end(self, key: SocketKey, packet: Packet) -> None:
         opened = self._open.pop(key)
