@@ -130,12 +130,18 @@ domains = ["evil.test", "*.tracker.test", "ads?.cdn.test"]
 FILE_SINK = "events.msgpack"  # in the run's directory
 
 
-def hostcore(workdir: Path, events: str, options: str = "", to_stdout: bool = False) -> Agent:
+def hostcore(
+    workdir: Path,
+    events: str,
+    options: str = "",
+    to_stdout: bool = False,
+    executable: str = HOSTCORE,
+) -> Agent:
     """``hostcore run``: to the file sink, or (``to_stdout``) as `make run` runs it, JSON
     lines on stdout, which the agent's stdout file takes."""
     config = workdir / "hostcore.toml"
     config.write_text(options)
-    command = [HOSTCORE, "run", "--events", events, "--config", str(config)]
+    command = [executable, "run", "--events", events, "--config", str(config)]
     if not to_stdout:
         command += ["--sink", f"file:path={workdir / FILE_SINK}"]
     return Agent(command, lambda out: '"ready"' in out, workdir)
@@ -150,6 +156,24 @@ SETUPS: dict[str, Callable[[Path], Agent | None]] = {
         w, "flows,signatures", SIGNATURE_OPTIONS
     ),
 }
+
+
+def baseline_setups(checkout: Path) -> dict[str, Callable[[Path], Agent | None]]:
+    """The hostcore rows, run by another checkout's hostcore (its own .venv), in the same
+    rounds: a before/after comparison that machine drift cannot skew."""
+    executable = str(checkout / ".venv" / "bin" / "hostcore")
+    if not os.access(executable, os.X_OK):
+        raise SystemExit(f"bench: {executable} is missing: run `make setup` in {checkout}")
+    label = f"@{checkout.name}"
+    return {
+        f"hostcore begin (file) {label}": lambda w: hostcore(
+            w, "net_flow_tcp_begin", executable=executable
+        ),
+        f"hostcore flows (file) {label}": lambda w: hostcore(w, "flows", executable=executable),
+        f"hostcore flows (stdout JSON, make run) {label}": lambda w: hostcore(
+            w, "flows", to_stdout=True, executable=executable
+        ),
+    }
 
 
 def tcpstates(workdir: Path) -> Agent:
@@ -262,6 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout (set up) whose hostcore rows run in the same rounds",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench: run as root (the probes need it)", file=sys.stderr)
@@ -269,7 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     tracing = Path("/sys/kernel/tracing")
     if tracing.is_dir() and not any(tracing.iterdir()):  # tcpstates-bpfcc needs tracefs
         subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=True)
-    setups = [Setup(name, start) for name, start in SETUPS.items()]
+    every = dict(SETUPS)
+    for checkout in args.baseline:
+        every.update(baseline_setups(checkout.resolve()))
+    setups = [Setup(name, start) for name, start in every.items()]
     setups.append(Setup("tcpstates-bpfcc", tcpstates))
     with tempfile.TemporaryDirectory() as tmp, nginx(Path(tmp)) as port:
         for round_number in range(1, args.rounds + 1):
