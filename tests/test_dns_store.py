@@ -90,6 +90,36 @@ def test_least_recently_used_goes_first_and_live_ones_are_counted() -> None:
     assert len(store) == 2
 
 
+def test_a_repeated_lookup_sees_every_change_to_the_store() -> None:
+    """Lookups are kept made; a new answer, an expiry or an eviction is seen at once."""
+    store, counts = _store(capacity=2)
+    store.add([Chain(("a.test",), "10.0.0.1", 10)], 1, 0)
+    assert store.names("10.0.0.1", 1, 1) == ["a.test"]
+    assert store.names("10.0.0.1", 1, 2) == ["a.test"]  # kept
+    store.add([Chain(("b.test",), "10.0.0.1", 60)], 1, 3)
+    assert store.names("10.0.0.1", 1, 4) == ["b.test", "a.test"]
+    assert store.names("10.0.0.1", 1, 10 * S) == ["b.test"]  # a's TTL ran out at 10 s
+    store.add([Chain(("c.test",), "10.0.0.3", 60)], 1, 11 * S)
+    store.add([Chain(("d.test",), "10.0.0.4", 60)], 1, 12 * S)  # evicts b, the oldest
+    assert store.names("10.0.0.1", 1, 13 * S) == []
+    assert counts == Counter({"dns.lookups_hit": 4, "dns.lookups_miss": 1, "dns.evictions": 1})
+
+
+def test_lookups_answered_from_those_kept_still_keep_their_chains_in_use() -> None:
+    store, _ = _store(capacity=2)
+    store.add([Chain(("a.test",), "10.0.0.1", 60)], 1, 0)
+    store.add([Chain(("b.test",), "10.0.0.2", 60)], 1, 0)
+    store.names("10.0.0.1", 1, 1)
+    store.names("10.0.0.2", 1, 2)  # b is the most recently used
+    for second in range(1, 5):  # a is used all along, from the lookup kept
+        assert store.names("10.0.0.1", 1, second * S) == ["a.test"]
+    store.add([Chain(("c.test",), "10.0.0.3", 60)], 1, 5 * S)  # evicts b: a was used since
+    assert (store.names("10.0.0.1", 1, 6 * S), store.names("10.0.0.2", 1, 6 * S)) == (
+        ["a.test"],
+        [],
+    )
+
+
 def test_an_older_answer_never_replaces_a_newer_one() -> None:
     store, _ = _store()
     store.add([Chain(("a.test",), "10.0.0.1", 60)], 1, answered_ns=5 * S)

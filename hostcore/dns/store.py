@@ -6,6 +6,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from hostcore.bounded import BoundedCache
 from hostcore.dns.message import Chain
 
 # Chains kept per address: a lookup sorts them, and an event carries all their names.
@@ -13,6 +14,19 @@ CHAINS_PER_ADDRESS = 16
 
 # A chain's identity: (address, cgroup id of the answer's socket, names).
 _ChainKey = tuple[str, int, tuple[str, ...]]
+
+# Lookups kept made, by (address, cgroup id); and how long a kept one may skip the
+# least-recently-used bookkeeping of its chains (so an address in use is never the
+# first to go because its lookups were answered from here).
+LOOKUPS_KEPT = 65536
+LOOKUP_TOUCH_NS = 10**9
+
+
+class _Lookup(NamedTuple):
+    names: list[str]
+    generation: int  # the store's, when made: any change to the store since voids it
+    valid_until_ns: int  # the first expiry among its chains
+    touched_ns: int  # when its chains were last moved to the end of the LRU order
 
 
 class _Entry(NamedTuple):
@@ -46,6 +60,8 @@ class NameStore:
         self._counters = counters  # updated in place: lookups run twice per event
         self._entries: OrderedDict[_ChainKey, _Entry] = OrderedDict()
         self._by_address: dict[str, set[_ChainKey]] = {}
+        self._generation = 0  # counts changes to the chains
+        self._lookups: BoundedCache[tuple[str, int], _Lookup] = BoundedCache(LOOKUPS_KEPT)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -77,12 +93,32 @@ class NameStore:
         self.add(chains, to_cgroup, answered_ns)
 
     def names(self, address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
-        """Names for ``address``: own cgroup's chains first, most recent answer first."""
+        """Names for ``address``: own cgroup's chains first, most recent answer first.
+
+        The list may be shared with other lookups: treat it as read-only. A lookup made
+        before is given again while the store is unchanged and none of its chains has
+        expired (at most ``LOOKUP_TOUCH_NS`` without touching their LRU order).
+        """
         keys = self._by_address.get(address)
         if not keys:
             self._counters["dns.lookups_miss"] += 1
             return []
+        kept = self._lookups.get((address, cgroup_id))
+        if (
+            kept is not None
+            and kept.generation == self._generation
+            and timestamp_ns < kept.valid_until_ns
+            and timestamp_ns - kept.touched_ns < LOOKUP_TOUCH_NS
+        ):
+            self._counters["dns.lookups_hit"] += 1
+            return kept.names
+        return self._look_up(keys, address, cgroup_id, timestamp_ns)
+
+    def _look_up(
+        self, keys: set[_ChainKey], address: str, cgroup_id: int, timestamp_ns: int
+    ) -> list[str]:
         found = []
+        valid_until_ns = None
         for key in list(keys):
             entry = self._entries[key]
             if entry.expires_ns <= timestamp_ns:
@@ -90,14 +126,20 @@ class NameStore:
                 continue
             self._entries.move_to_end(key)
             found.append((key[1] == cgroup_id, entry.answered_ns, key[2]))
-        if not found:
+            if valid_until_ns is None or entry.expires_ns < valid_until_ns:
+                valid_until_ns = entry.expires_ns
+        if valid_until_ns is None:
             self._counters["dns.lookups_miss"] += 1
             return []
         self._counters["dns.lookups_hit"] += 1
         found.sort(reverse=True)
-        return list(dict.fromkeys(name for _, _, names in found for name in names))
+        names = list(dict.fromkeys(name for _, _, names in found for name in names))
+        lookup = _Lookup(names, self._generation, valid_until_ns, timestamp_ns)
+        self._lookups.put((address, cgroup_id), lookup)
+        return names
 
     def _put(self, key: _ChainKey, entry: _Entry, now_ns: int) -> None:
+        self._generation += 1
         known = self._entries.get(key)
         if known is not None:
             if known.answered_ns > entry.answered_ns:
@@ -126,6 +168,7 @@ class NameStore:
         self._forget(key)
 
     def _forget(self, key: _ChainKey) -> None:
+        self._generation += 1
         keys = self._by_address[key[0]]
         keys.discard(key)
         if not keys:
