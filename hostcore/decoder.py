@@ -16,6 +16,7 @@ from hostcore.packet import Direction, Owner, Packet, PacketKind, tcp_kind
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 DNS_PORT = 53
+AF_INET: int = socket.AF_INET
 _TRANSPORTS = (IPPROTO_TCP, IPPROTO_UDP)
 _IPV6_EXTENSIONS = {0, 43, 60}  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
 _IPV6_FRAGMENT = 44
@@ -23,6 +24,8 @@ _IPV6_AH = 51
 MAX_IPV6_EXT_HEADERS = 8  # the same bound as bpf/net_packet_flow_base.c
 
 _TCP = struct.Struct("!HHIIBB")
+# IPv4 (20 bytes, no options: total length, fragment field, addresses) and TCP's first 14
+_IPV4_TCP = struct.Struct("!2xH2xH4x4s4sHHIIBB")
 _UDP = struct.Struct("!HHH")
 # Packet's fields in order, without NamedTuple's generated __new__: a Python call
 # per packet that costs more than the decoding around it.
@@ -61,24 +64,20 @@ class Decoder:
         What the packet cannot tell (its socket's cgroup, cookie and owner) comes
         from the probe's record, or stays 0 and None.
         """
-        if not data:
-            raise DecodeError("empty")
-        version = data[0] >> 4
-        if version == 4:
-            family, src, dst, offset, end, protocol, first_fragment = _ipv4(data)
-        elif version == 6:
-            family, src, dst, offset, end, protocol, first_fragment = _ipv6(data)
-        else:
-            raise DecodeError("bad_ip_version")
-        transport = _tcp if protocol == IPPROTO_TCP else _udp
-        try:
-            kind, src_port, dst_port, seq, ack, flags, payload, payload_size = transport(
-                data, offset, end
+        plain = len(data) >= 40 and data[0] == 0x45 and data[9] == IPPROTO_TCP
+        if plain:  # IPv4 without options, TCP: what the probe hands up, read in one unpack
+            total, fragment, src, dst, src_port, dst_port, seq, ack, data_offset, flags = (
+                _IPV4_TCP.unpack_from(data)
             )
-        except DecodeError:
-            if first_fragment:  # the rest is in later fragments, which are not reassembled
-                raise DecodeError("ip_fragment_incomplete") from None
-            raise
+            start = 20 + (data_offset >> 4) * 4
+            end = total or len(data)  # 0: left to the NIC (TSO)
+            plain = not fragment & 0x3FFF and data_offset >= 0x50 and end >= start
+        if plain:
+            family, protocol, payload_size = AF_INET, IPPROTO_TCP, end - start
+            kind, payload = _tcp_kind(flags, src_port, payload_size), data[start:end]
+        else:  # anything else, and every malformed case, the long way
+            family, src, dst, protocol, transport = _network(data)
+            kind, src_port, dst_port, seq, ack, flags, payload, payload_size = transport
         text = self._addresses
         return _packet(
             Packet,
@@ -105,6 +104,28 @@ class Decoder:
 
 # family, packed src and dst, transport offset, end, protocol, whether it is a first fragment
 _Network = tuple[int, bytes, bytes, int, int, int, bool]
+# kind, src_port, dst_port, seq, ack, tcp_flags, payload, payload_size
+_Transport = tuple[PacketKind, int, int, int, int, int, bytes, int]
+
+
+def _network(data: bytes) -> tuple[int, bytes, bytes, int, _Transport]:
+    """Family, packed addresses, protocol and the transport's fields, from any IP packet."""
+    if not data:
+        raise DecodeError("empty")
+    version = data[0] >> 4
+    if version == 4:
+        family, src, dst, offset, end, protocol, first_fragment = _ipv4(data)
+    elif version == 6:
+        family, src, dst, offset, end, protocol, first_fragment = _ipv6(data)
+    else:
+        raise DecodeError("bad_ip_version")
+    transport = _tcp if protocol == IPPROTO_TCP else _udp
+    try:
+        return family, src, dst, protocol, transport(data, offset, end)
+    except DecodeError:
+        if first_fragment:  # the rest is in later fragments, which are not reassembled
+            raise DecodeError("ip_fragment_incomplete") from None
+        raise
 
 
 def _ipv4(data: bytes) -> _Network:
@@ -173,10 +194,6 @@ def _ipv6(data: bytes) -> _Network:
     return socket.AF_INET6, data[8:24], data[24:40], offset, end, next_header, first_fragment
 
 
-# kind, src_port, dst_port, seq, ack, tcp_flags, payload, payload_size
-_Transport = tuple[PacketKind, int, int, int, int, int, bytes, int]
-
-
 def _tcp(data: bytes, offset: int, end: int) -> _Transport:
     if len(data) < offset + 20:
         raise DecodeError("truncated_tcp")
@@ -187,10 +204,13 @@ def _tcp(data: bytes, offset: int, end: int) -> _Transport:
     payload_size = end - start
     if payload_size < 0:
         raise DecodeError("bad_tcp_header_length")
-    kind = tcp_kind(flags)
-    if src_port == DNS_PORT and payload_size:
-        kind = _WITH_DNS[kind]
+    kind = _tcp_kind(flags, src_port, payload_size)
     return kind, src_port, dst_port, seq, ack, flags, data[start:end], payload_size
+
+
+def _tcp_kind(flags: int, src_port: int, payload_size: int) -> PacketKind:
+    kind = tcp_kind(flags)
+    return _WITH_DNS[kind] if src_port == DNS_PORT and payload_size else kind
 
 
 def _udp(data: bytes, offset: int, end: int) -> _Transport:

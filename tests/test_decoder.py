@@ -6,6 +6,8 @@ import struct
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packets import ACK, FIN, RST, SYN, extension, fragment, ipv4, ipv6, tcp, udp
 
 from hostcore.decoder import DecodeError, Decoder
@@ -213,3 +215,34 @@ def test_record_captured_length_bounds_the_packet() -> None:
 def test_a_first_fragment_cut_inside_its_transport_is_a_fragment(raw: bytes) -> None:
     with pytest.raises(DecodeError, match="ip_fragment_incomplete"):
         decode(raw, 0, Direction.INGRESS)
+
+
+@settings(max_examples=500)
+@given(
+    header=st.binary(min_size=20, max_size=20),
+    tcp_header=st.binary(min_size=20, max_size=60),
+    payload=st.binary(max_size=40),
+    total=st.sampled_from(["exact", "zero", "random"]),
+    total_value=st.integers(1, 0xFFFF - 4),  # 0 is "zero"
+)
+def test_plain_ipv4_tcp_decodes_as_the_same_segment_with_ip_options(
+    header: bytes, tcp_header: bytes, payload: bytes, total: str, total_value: int
+) -> None:
+    """IPv4 without options and TCP take a shorter way through the decoder; the same
+    segment behind a 4-byte option (NOPs) takes the long one: both must agree."""
+
+    def packet(options: bytes) -> bytes:
+        length = 20 + len(options) + len(tcp_header) + len(payload)
+        sized = {"exact": length, "zero": 0, "random": total_value + len(options)}[total]
+        ip = bytes([0x45 + len(options) // 4, header[1]]) + (sized & 0xFFFF).to_bytes(2, "big")
+        ip += header[4:9] + bytes([6]) + header[10:]
+        return ip + options + tcp_header + payload
+
+    def outcome(data: bytes) -> object:
+        try:
+            decoded = decode(data, 1, Direction.EGRESS)
+        except DecodeError as error:
+            return error.reason
+        return decoded
+
+    assert outcome(packet(b"")) == outcome(packet(b"\x01" * 4))
