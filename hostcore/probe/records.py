@@ -43,7 +43,7 @@ class RecordReader:
         self, records: Iterable[bytes], offset_ns: int, errors: Counter[str]
     ) -> list[Packet]:
         """Decode ``records`` in order; each one that fails adds 1 to ``errors[reason]``."""
-        decode, owner = self._decoder.decode, self.owner
+        decode, owners = self._decoder.decode, self._owners
         decoded = []
         for record in records:
             if len(record) < HEADER.size:
@@ -51,6 +51,8 @@ class RecordReader:
                 continue
             boot_ns, cgroup_id, cookie, raw_owner, captured, direction = HEADER.unpack_from(record)
             data = record[HEADER.size : HEADER.size + captured]
+            # The cache itself, not ``self.owner``: a method call per record costs more.
+            owner = owners[raw_owner] if raw_owner in owners else self.owner(raw_owner)
             try:
                 decoded.append(
                     decode(
@@ -59,7 +61,7 @@ class RecordReader:
                         _DIRECTIONS[direction & 1],
                         cgroup_id,
                         cookie,
-                        owner(raw_owner),
+                        owner,
                     )
                 )
             except DecodeError as error:
