@@ -74,6 +74,7 @@ class DnsNames(Protocol):
         Each chain is the question name, then every CNAME target down to the
         address; chains from answers delivered into cgroup ``cgroup_id`` come
         first, then the host's others, most recent answer first; no name twice.
+        The list is shared with other lookups of the same address: read-only.
         """
 
 

@@ -14,7 +14,7 @@ from hostcore.log import FailureLog
 from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.context import UNKNOWN
 from hostcore.pipeline.render import Renderer
-from hostcore.sinks.base import AnySink, Rendered, SinkClosed
+from hostcore.sinks.base import AnySink, Rendered, SinkClosed, encoding_of
 from hostcore.sinks.queue import DEFAULT_QUEUE_SIZE, QueuedSink
 
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
@@ -51,11 +51,14 @@ class Fanout:
     def start(self, sinks: Mapping[str, AnySink], sizes: Mapping[str, int], waits: bool) -> None:
         """Put each sink behind its queue (``sizes`` by sink name); with ``waits``, a full
         queue holds up ``send`` instead of dropping (for a source that can wait)."""
+        encodings = {name: encoding_of(name, sink) for name, sink in sinks.items()}  # first
+        self._render.use(encodings.values())
         for name, sink in sinks.items():
             size = sizes.get(name, DEFAULT_QUEUE_SIZE)
-            self._sinks[name] = QueuedSink(name, sink, size, self._marker, self._failures, waits)
+            self._sinks[name] = QueuedSink(
+                name, sink, encodings[name], size, self._marker, self._failures, waits
+            )
         self._every_sink = list(self._sinks.values())
-        self._render.use(queued.encoding for queued in self._every_sink)
 
     def send(self, event: Mapping[str, Any]) -> None:
         """Render ``event`` (hostcore's map) for the sinks; they get it at ``flush``."""

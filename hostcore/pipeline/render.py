@@ -19,7 +19,7 @@ from hostcore.events import SCHEMA_VERSION, EventSpec
 from hostcore.pipeline import tracee
 from hostcore.pipeline.json_lines import CONTEXTS_LIMIT, JsonLines
 from hostcore.signatures.spec import SignatureSpec
-from hostcore.sinks.base import ENCODINGS, Rendered
+from hostcore.sinks.base import ENCODINGS, Rendered, Unencodable
 
 MSGPACK, JSON = ENCODINGS
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -35,10 +35,14 @@ class _Msgpack:
             CONTEXTS_LIMIT
         )
 
+    def whole(self, value: Any) -> bytes:
+        """``value`` packed as it is (a map other than hostcore's)."""
+        packed: bytes = self._packer.pack(value)
+        return packed
+
     def pack(self, event: Mapping[str, Any]) -> bytes:
-        if len(event) != 7:  # not the map events.event_map makes: packed as it is
-            packed: bytes = self._packer.pack(event)
-            return packed
+        if len(event) != 7:  # not the map events.event_map makes
+            return self.whole(event)
         pack = self._packer.pack
         key = (event["name"], event["id"], event["host"])
         head = self._heads.get(key)
@@ -80,10 +84,33 @@ class Renderer:
 
     def __call__(self, event: Mapping[str, Any]) -> Rendered:
         if self._tracee is not None:
-            shown = self._tracee.render(event)
-            packed = msgpack.packb(shown) if self._msgpack is not None else b""
-            line = _dumps(shown) + "\n" if self._json is not None else ""
-            return packed, line, shown, False
-        packed = self._msgpack.pack(event) if self._msgpack is not None else b""
-        line = self._json.line(event) if self._json is not None else ""
+            return self._each_alone(self._tracee.render(event))
+        try:  # hostcore's map, the common case, inline: this runs per event
+            packed = self._msgpack.pack(event) if self._msgpack is not None else b""
+            line = self._json.line(event) if self._json is not None else ""
+        except (TypeError, ValueError, OverflowError):  # a value an encoding cannot hold
+            return self._each_alone(event)
         return packed, line, event, False
+
+    def _pack(self, shown: Mapping[str, Any]) -> bytes:
+        if self._msgpack is None:
+            return b""
+        return self._msgpack.pack(shown) if self._tracee is None else self._msgpack.whole(shown)
+
+    def _line(self, shown: Mapping[str, Any]) -> str:
+        if self._json is None:
+            return ""
+        return self._json.line(shown) if self._tracee is None else _dumps(shown) + "\n"
+
+    def _each_alone(self, shown: Mapping[str, Any]) -> Rendered:
+        """Each encoding on its own: those that can be made, and for each other what
+        went wrong (a sink that takes it counts the event as its write error)."""
+        encoded: list[Any] = []
+        for encode in (self._pack, self._line):
+            try:
+                encoded.append(encode(shown))
+            except (TypeError, ValueError, OverflowError) as error:
+                unencodable = Unencodable(f"{encode.__name__[1:]}: {error}")
+                unencodable.__cause__ = error
+                encoded.append(unencodable)
+        return encoded[0], encoded[1], shown, False

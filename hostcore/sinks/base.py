@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 
 class SinkClosed(Exception):
@@ -80,18 +80,31 @@ AnySink = Sink | JsonLinesSink
 ENCODINGS = ("msgpack", "json")  # what a sink's ``encoding`` may say; msgpack if it says none
 
 
-def encoding_of(sink: AnySink) -> str:
-    """What ``sink`` takes as the first argument of ``write``."""
+def encoding_of(name: str, sink: AnySink) -> str:
+    """What sink ``name`` takes as the first argument of ``write``."""
     encoding = getattr(sink, "encoding", ENCODINGS[0])
     if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+        raise ValueError(
+            f"sink {name!r}: its encoding must be one of {', '.join(ENCODINGS)} "
+            f"(or unset: msgpack), not {encoding!r}"
+        )
     return str(encoding)
 
 
-Rendered = tuple[bytes, str, Mapping[str, Any], bool]
+class Unencodable(Exception):
+    """Stands for an event's encoding that could not be made (a value msgpack or JSON
+    cannot hold): a sink that takes that encoding fails to write the event, counted as
+    its sink error, and the run's other sinks still get it."""
+
+
+Rendered = tuple[bytes | Unencodable, str | Unencodable, Mapping[str, Any], bool]
 """One event as every sink gets it: its msgpack bytes and its JSON line (each empty when
 no sink of the run takes it), the map they encode, and whether it is a ``lost_events``
-marker. A plain tuple: one is made per event."""
+marker. A plain tuple, read by these indices: one is made per event."""
+PACKED: Final = 0
+LINE: Final = 1
+EVENT: Final = 2
+MARKER: Final = 3
 
 
 class BatchingSink(Sink, Protocol):

@@ -18,7 +18,17 @@ from typing import Any
 import structlog
 
 from hostcore.log import FailureLog
-from hostcore.sinks.base import AnySink, EventsLost, Rendered, SinkClosed, encoding_of
+from hostcore.sinks.base import (
+    EVENT,
+    LINE,
+    MARKER,
+    PACKED,
+    AnySink,
+    EventsLost,
+    Rendered,
+    SinkClosed,
+    Unencodable,
+)
 
 DEFAULT_QUEUE_SIZE = 65536
 CLOSE_GRACE_S = 0.2  # what a sink that has nothing left to write gets to close, past the deadline
@@ -37,6 +47,7 @@ class QueuedSink:
         self,
         name: str,
         sink: AnySink,
+        encoding: str,
         size: int,
         build_marker: MarkerBuilder,
         failures: FailureLog,
@@ -48,7 +59,7 @@ class QueuedSink:
         # can wait (a capture file), unlike the kernel's ring.
         self._waits = waits
         self._sink = sink
-        self.encoding = encoding_of(sink)
+        self.encoding = encoding
         self._takes_json = self.encoding == "json"
         self._build_marker = build_marker
         self._queue: deque[Rendered] = deque()
@@ -190,7 +201,7 @@ class QueuedSink:
     def _write_queued(self) -> int:
         queue = self._queue
         write: Callable[[Any, Mapping[str, Any]], None] = self._sink.write
-        encoding = 1 if self._takes_json else 0  # Rendered's line, or its packed bytes
+        encoding = LINE if self._takes_json else PACKED
         wrote = 0
         self._writing = True
         try:
@@ -198,11 +209,14 @@ class QueuedSink:
                 rendered = queue.popleft()
                 wrote += 1
                 try:
-                    write(rendered[encoding], rendered[2])  # not through _call: once per event
+                    encoded = rendered[encoding]
+                    if isinstance(encoded, Unencodable):
+                        raise encoded
+                    write(encoded, rendered[EVENT])  # not through _call: once per event
                 except Exception as error:
                     if self._failed("write", error) or self.closed_reason:
                         continue
-                    if rendered[3]:
+                    if rendered[MARKER]:
                         self.markers_failed += 1  # not a loss: it would ask for a marker
                     else:
                         self.errors += 1
@@ -223,9 +237,13 @@ class QueuedSink:
         traceback, at most once a minute per kind); True if what it lost is counted."""
         if isinstance(error, SinkClosed):
             self.closed_reason = str(error) or "the sink closed itself"
-            # The queue, and what the sink held: its batch, or the event being written.
-            self.undelivered += len(self._queue) + max(self._held(), what == "write")
-            self._queue.clear()
+            # What the sink held (its batch, or the event being written), and the queue:
+            # taken one by one, as a batch the dispatch thread is adding meanwhile is
+            # left for ``join`` to count.
+            self.undelivered += max(self._held(), what == "write")
+            while self._queue:
+                self._queue.popleft()
+                self.undelivered += 1
             return False
         if isinstance(error, EventsLost):  # a batching sink says how many events it lost
             self.errors += error.count

@@ -13,7 +13,8 @@ from hostcore.sinks.base import AnySink, SinkClosed, SinkSpec
 
 
 def json_line(event: Mapping[str, Any]) -> str:
-    """The event map as ``run`` prints it (and ``tail`` too): compact JSON and a newline."""
+    """An event map as compact JSON and a newline, as ``tail`` prints events from a bus
+    (``run`` prints the same from pieces it keeps: pipeline/json_lines.py)."""
     return json.dumps(event, separators=(",", ":")) + "\n"
 
 

@@ -159,8 +159,9 @@ SETUPS: dict[str, Callable[[Path], Agent | None]] = {
 
 
 def baseline_setups(checkout: Path) -> dict[str, Callable[[Path], Agent | None]]:
-    """The hostcore rows, run by another checkout's hostcore (its own .venv), in the same
-    rounds: a before/after comparison that machine drift cannot skew."""
+    """The begin and flows rows (file, and stdout as `make run` prints), run by another
+    checkout's hostcore (its own .venv), in the same rounds: a before/after comparison
+    that machine drift cannot skew. Rows are labelled by the checkout's folder name."""
     executable = str(checkout / ".venv" / "bin" / "hostcore")
     if not os.access(executable, os.X_OK):
         raise SystemExit(f"bench: {executable} is missing: run `make setup` in {checkout}")
@@ -302,7 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=True)
     every = dict(SETUPS)
     for checkout in args.baseline:
-        every.update(baseline_setups(checkout.resolve()))
+        rows = baseline_setups(checkout.resolve())
+        if rows.keys() & every.keys():
+            raise SystemExit(f"bench: two baselines are named {checkout.name!r}")
+        every.update(rows)
     setups = [Setup(name, start) for name, start in every.items()]
     setups.append(Setup("tcpstates-bpfcc", tcpstates))
     with tempfile.TemporaryDirectory() as tmp, nginx(Path(tmp)) as port:
