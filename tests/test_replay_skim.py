@@ -67,8 +67,8 @@ def _frames(link_type: int) -> list[bytes]:
     packets = list(_packets())
     if link_type == RAW_IP:
         return packets
-    if link_type == LINUX_SLL:  # packet type 0, "to us"; then the EtherType
-        return [b"\x00\x00" + bytes(12) + ethernet(p)[12:14] + p for p in packets]
+    if link_type == LINUX_SLL:  # packet type 4, "from us" (as no address says); the EtherType
+        return [b"\x00\x04" + bytes(12) + ethernet(p)[12:14] + p for p in packets]
     frames = [ethernet(p) for p in packets]
     frames.append(bytes(12) + b"\x08\x06" + bytes(28))  # ARP
     frames.append(bytes(12) + b"\x81\x00\x00\x0a" + ethernet(_segment(ACK))[12:])  # 802.1Q

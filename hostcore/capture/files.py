@@ -36,7 +36,7 @@ MAX_TIMESTAMP_NS = 2**63  # what the event map's uint64 holds with room to spare
 MAX_PACKET = 262144  # tcpdump's largest snap length: a longer record is corrupt
 _GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1024  # packet records at a time: how often a reader can look up (progress, a signal)
-_NO_SKIM = skim_at("<", 0, False, ())  # never used: a file without a skim skims nothing
+_NO_SKIM = skim_at("<", 0, False, (), None)  # never used: a file without a skim skims nothing
 
 
 class CaptureError(ValueError):
@@ -53,6 +53,9 @@ class Frame(NamedTuple):
     data: bytes  # what was captured: may be cut short by the snap length
     wire_length: int  # the packet's length on the wire
     direction: Direction | None  # as the capture recorded it, if it did
+    # Where the IP header starts, if the reader's skim found it there (a plain IPv4 header
+    # over TCP or UDP that it kept: see skim.py); None: not looked for.
+    ip_offset: int | None = None
 
 
 # Frame's fields in order, without NamedTuple's generated __new__ (a Python call per frame).
@@ -142,7 +145,9 @@ class CaptureFile:
         record = struct.Struct(order + "IIII")
         size = self.size
         plan = None if wanted is None else skim(order, link_type, wanted)
-        fields, shortest, ip_mask, ip_plain, whole_mask, tcp, udp, dns, unwanted = plan or _NO_SKIM
+        fields, shortest, ip_mask, ip_plain, whole_mask, tcp, udp, dns, unwanted, mark = (
+            plan or _NO_SKIM
+        )
         skim_end = size - fields.size if plan else -1  # where the skim's fields still fit
         unpack_fields = fields.unpack_from
 
@@ -157,22 +162,22 @@ class CaptureFile:
             first = last = position
             skimmed, error = 0, None
             for _ in range(CHUNK):
+                ip_at = None
                 if position <= skim_end:
                     captured, ip, whole, port, flags = unpack_fields(data, position)
                     end = position + 16 + captured
-                    if (
-                        shortest <= captured <= longest
-                        and end <= size
-                        and ip & ip_mask == ip_plain
-                        and port != dns
-                        and (
-                            (whole & whole_mask == tcp and unwanted[flags])
-                            or whole & whole_mask == udp
-                        )
-                    ):
-                        skimmed += 1
-                        last, position = position, end
-                        continue
+                    if shortest <= captured <= longest and ip & ip_mask == ip_plain:
+                        whole &= whole_mask
+                        if (
+                            end <= size
+                            and port != dns
+                            and ((whole == tcp and unwanted[flags]) or whole == udp)
+                        ):
+                            skimmed += 1
+                            last, position = position, end
+                            continue
+                        if whole in (tcp, udp):
+                            ip_at = mark
                 if position >= size:
                     break
                 self.position = position
@@ -190,7 +195,9 @@ class CaptureFile:
                     break
                 timestamp_ns = seconds * 1_000_000_000 + fraction * ns_per_unit
                 frames.append(
-                    _frame(Frame, (timestamp_ns, link_type, data[start:end], wire_length, None))
+                    _frame(
+                        Frame, (timestamp_ns, link_type, data[start:end], wire_length, None, ip_at)
+                    )
                 )
                 last, position = position, end
             self.position = position

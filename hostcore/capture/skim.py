@@ -21,6 +21,7 @@ from hostcore.packet import PacketKind, tcp_kind
 # EtherType have it in the two bytes just before the IP header.
 _IP_AT = {1: 14, 113: 16, 12: 0, 14: 0, 101: 0, 228: 0}
 _WITH_ETHERTYPE = {1, 113}
+_WITH_DIRECTION = {113}
 _RECORD_HEADER = 16
 # What the replay's check from the IP header needs captured: 40 bytes of IP and transport.
 _PLAIN_LENGTH = 40
@@ -44,6 +45,7 @@ class Skim(NamedTuple):
     whole_udp: int
     dns_port: int
     unwanted_flags: bytes  # by TCP flags byte: 1 if no enabled event wants that kind
+    mark: int | None  # the IP header's offset, for the frames it keeps; None: not marked
 
 
 def _in_order(value: int, size: int, byteorder: str) -> int:
@@ -55,10 +57,16 @@ def skim(order: str, link_type: int, wanted: tuple[PacketKind, ...]) -> Skim | N
     """The skim for pcap records of ``link_type`` in byte order ``order`` ("<" or ">"),
     or None when that link type's header has no fixed length."""
     ip = _IP_AT.get(link_type)
-    return None if ip is None else skim_at(order, ip, link_type in _WITH_ETHERTYPE, wanted)
+    if ip is None:
+        return None
+    # A cooked header records the direction: its frames are left to hostcore.capture.links.
+    mark = None if link_type in _WITH_DIRECTION else ip
+    return skim_at(order, ip, link_type in _WITH_ETHERTYPE, wanted, mark)
 
 
-def skim_at(order: str, ip: int, ethertype: bool, wanted: tuple[PacketKind, ...]) -> Skim:
+def skim_at(
+    order: str, ip: int, ethertype: bool, wanted: tuple[PacketKind, ...], mark: int | None
+) -> Skim:
     """The skim for an IP header ``ip`` bytes into the frame, after an EtherType or not."""
     # Offsets from the record's start: the EtherType (or, for raw IP, two bytes of the
     # record header, masked out) begins two bytes before the IP header.
@@ -74,4 +82,5 @@ def skim_at(order: str, ip: int, ethertype: bool, wanted: tuple[PacketKind, ...]
         whole_udp=_in_order(IPPROTO_UDP, 4, byteorder),
         dns_port=_in_order(DNS_PORT, 2, byteorder),
         unwanted_flags=bytes(tcp_kind(flags) not in wanted for flags in range(256)),
+        mark=mark,
     )
