@@ -26,10 +26,12 @@ from hostcore.run import checked_plan, pipeline_of, start_sinks
 
 BATCH = 4096
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-CHECK_EVERY = 1024  # frames between looks at the progress line and for a stop signal
 # Frames that carry nothing the events could want: skipped, not lost. (A fragment after
 # the first holds no transport header; the loss, if any, is counted on the first.)
 NOT_LOST = frozenset({"not_ip", "not_tcp_or_udp", "ip_fragment", "not_wanted"})
+
+# Packet's fields in order, without NamedTuple's generated __new__.
+_packet = tuple.__new__
 
 log = structlog.get_logger()
 
@@ -122,52 +124,65 @@ class _Replayer:
                 self._pipeline.report_losses(now_ns)
 
     def _read(self, capture: CaptureFile, progress: Progress | None) -> None:
-        wanted, batch = self._wanted, self._batch
-        frames = decoded = 0
+        records = decoded = 0
         try:
-            for frame in capture:
-                frames += 1
-                if not frames % CHECK_EVERY:
-                    if self._stop.is_set():
-                        return
-                    if progress:
-                        progress.update(capture.path.name, frames, capture.position, capture.size)
-                if frames == 1:  # this file's losses are reported over its own capture time
-                    self._accounting.start_interval(frame.timestamp_ns)
-                    if self._last_ns is not None and frame.timestamp_ns < self._last_ns:
-                        log.warning(
-                            "capture files out of time order: give them oldest first, "
-                            "DNS TTLs and duplicate windows run in capture time",
-                            file=str(capture.path),
-                        )
-                self._last_ns = frame.timestamp_ns
-                packet, recorded = self._decode(frame)
-                if packet is None:
-                    continue
-                decoded += 1
-                if packet.kind not in wanted:  # what the probe's kernel filter would drop
-                    continue
-                if not recorded:
-                    direction = self._directions.of(packet)
-                    if direction is not packet.direction:
-                        packet = packet._replace(direction=direction)
-                batch.append(packet)
-                if len(batch) >= BATCH:
-                    self._pipeline.feed(batch)
-                    batch.clear()
-                    if not self._pipeline.has_sinks:
-                        return
+            for chunk in capture.chunks(self._wanted):
+                if self._stop.is_set():
+                    return
+                if not records:  # this file's losses are reported over its own capture time
+                    self._start(capture.path, chunk.first_ns)
+                records += chunk.records
+                self._last_ns = chunk.last_ns
+                if chunk.skimmed:
+                    self._accounting.count("replay.skipped.not_wanted", chunk.skimmed)
+                decoded += self._frames(chunk.frames)
+                if not self._pipeline.has_sinks:
+                    return
+                if progress:
+                    progress.update(capture.path.name, records, capture.position, capture.size)
         finally:
-            self._accounting.count("replay.frames", frames)
+            self._accounting.count("replay.frames", records)
             self._accounting.count("replay.decoded", decoded)
+
+    def _start(self, path: Path, first_ns: int) -> None:
+        self._accounting.start_interval(first_ns)
+        if self._last_ns is not None and first_ns < self._last_ns:
+            log.warning(
+                "capture files out of time order: give them oldest first, "
+                "DNS TTLs and duplicate windows run in capture time",
+                file=str(path),
+            )
+
+    def _frames(self, frames: list[Frame]) -> int:
+        """Decode ``frames`` into the batch, feeding it when full; returns how many decoded."""
+        wanted, batch = self._wanted, self._batch
+        decoded = 0
+        for frame in frames:
+            packet, recorded = self._decode(frame)
+            if packet is None:
+                continue
+            decoded += 1
+            if packet.kind not in wanted:  # what the probe's kernel filter would drop
+                continue
+            if not recorded:
+                direction = self._directions.of(packet)
+                if direction is not packet.direction:  # _replace would cost twice as much
+                    packet = _packet(Packet, (packet[0], direction, *packet[2:]))
+            batch.append(packet)
+            if len(batch) >= BATCH:
+                self._pipeline.feed(batch)
+                batch.clear()
+        return decoded
 
     def _decode(self, frame: Frame) -> tuple[Packet | None, bool]:
         """The frame's packet, and whether the file or the link header recorded its direction."""
         try:
-            offset, direction = ip_offset(frame.link_type, frame.data)
-            if _plainly_unwanted(frame.data, offset, self._wanted):
-                self._accounting.count("replay.skipped.not_wanted")
-                return None, False
+            offset, direction = frame.ip_offset, None
+            if offset is None:  # else the reader's skim found the IP header and kept the frame
+                offset, direction = ip_offset(frame.link_type, frame.data)
+                if _plainly_unwanted(frame.data, offset, self._wanted):
+                    self._accounting.count("replay.skipped.not_wanted")
+                    return None, False
             if frame.direction is not None:  # the file's record wins over the link header's
                 direction = frame.direction
             packet = self._decoder.decode(

@@ -49,22 +49,23 @@ class LocalNets:
     def __init__(self, networks: Iterable[Network] = ()) -> None:
         self.networks = tuple(networks) or parse_networks(DEFAULT_LOCAL_NETS)
         # As integers: a mask and a compare cost far less than ipaddress per new address.
-        self._ranges = [
-            (net.version, int(net.network_address), int(net.netmask)) for net in self.networks
-        ]
+        self._ranges = {
+            family: [
+                (int(net.network_address), int(net.netmask))
+                for net in self.networks
+                if net.version == version
+            ]
+            for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6))
+        }
         self._local: BoundedCache[str, bool] = BoundedCache(_CACHE_LIMIT)
 
     def is_local(self, address: str) -> bool:
         local = self._local.get(address)
         if local is None:
-            version, family = (6, socket.AF_INET6) if ":" in address else (4, socket.AF_INET)
-            value = int.from_bytes(socket.inet_pton(family, address), "big")
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            value = int.from_bytes(socket.inet_pton(family, address))
             local = self._local.put(
-                address,
-                any(
-                    kind == version and value & mask == network
-                    for kind, network, mask in self._ranges
-                ),
+                address, any(value & mask == network for network, mask in self._ranges[family])
             )
         return local
 

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from hostcore.packet import Direction
+from hostcore.capture.skim import skim, skim_at
+from hostcore.packet import Direction, PacketKind
 
 _PCAP_MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),  # little-endian, microseconds
@@ -34,6 +35,8 @@ _FLAG_DIRECTION = {1: Direction.INGRESS, 2: Direction.EGRESS}
 MAX_TIMESTAMP_NS = 2**63  # what the event map's uint64 holds with room to spare
 MAX_PACKET = 262144  # tcpdump's largest snap length: a longer record is corrupt
 _GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1024  # packet records at a time: how often a reader can look up (progress, a signal)
+_NO_SKIM = skim_at("<", 0, False, (), None)  # never used: a file without a skim skims nothing
 
 
 class CaptureError(ValueError):
@@ -50,6 +53,27 @@ class Frame(NamedTuple):
     data: bytes  # what was captured: may be cut short by the snap length
     wire_length: int  # the packet's length on the wire
     direction: Direction | None  # as the capture recorded it, if it did
+    # Where the IP header starts, if the reader's skim found it there (a plain IPv4 header
+    # over TCP or UDP that it kept: see skim.py); None: not looked for.
+    ip_offset: int | None = None
+
+
+# Frame's fields in order, without NamedTuple's generated __new__ (a Python call per frame).
+_frame = tuple.__new__
+
+
+class Chunk(NamedTuple):
+    """Consecutive packet records of a file: how many, and the frames of those not skimmed."""
+
+    records: int  # the skimmed ones included
+    skimmed: int  # plainly of kinds not wanted: no frame made
+    frames: list[Frame]  # the others, in file order
+    first_ns: int  # capture times of the first and the last record
+    last_ns: int
+
+
+def _chunk_of(frames: list[Frame]) -> Chunk:
+    return Chunk(len(frames), 0, frames, frames[0].timestamp_ns, frames[-1].timestamp_ns)
 
 
 class _Interface(NamedTuple):
@@ -98,12 +122,21 @@ class CaptureFile:
         self._map.close()
 
     def __iter__(self) -> Iterator[Frame]:
-        return self._pcap() if self.format == "pcap" else self._pcapng()
+        for chunk in self.chunks():
+            yield from chunk.frames
+
+    def chunks(self, wanted: tuple[PacketKind, ...] | None = None) -> Iterator[Chunk]:
+        """The file's packet records, CHUNK at a time.
+
+        With ``wanted``, records of pcap files that are plainly of kinds not in it are
+        counted in ``Chunk.skimmed`` and get no frame (see ``hostcore.capture.skim``).
+        """
+        return self._pcap(wanted) if self.format == "pcap" else self._pcapng_chunks()
 
     def _broken(self, reason: str, what: str) -> CaptureError:
         return CaptureError(reason, f"{self.path}: {what} at byte {self.position}")
 
-    def _pcap(self) -> Iterator[Frame]:
+    def _pcap(self, wanted: tuple[PacketKind, ...] | None) -> Iterator[Chunk]:
         data = self._map
         order, ns_per_unit = _PCAP_MAGIC[data[:4]]
         snaplen, link_type = struct.unpack_from(order + "II", data, 16)
@@ -111,26 +144,82 @@ class CaptureFile:
         longest = max(snaplen, MAX_PACKET)
         record = struct.Struct(order + "IIII")
         size = self.size
+        plan = None if wanted is None else skim(order, link_type, wanted)
+        fields, shortest, ip_mask, ip_plain, whole_mask, tcp, udp, dns, unwanted, mark = (
+            plan or _NO_SKIM
+        )
+        skim_end = size - fields.size if plan else -1  # where the skim's fields still fit
+        unpack_fields = fields.unpack_from
+
+        def time_at(position: int) -> int:
+            seconds, fraction = record.unpack_from(data, position)[:2]
+            timestamp_ns: int = seconds * 1_000_000_000 + fraction * ns_per_unit
+            return timestamp_ns
+
         position = 24
         while position < size:
+            frames: list[Frame] = []
+            first = last = position
+            skimmed, error = 0, None
+            for _ in range(CHUNK):
+                ip_at = None
+                if position <= skim_end:
+                    captured, ip, whole, port, flags = unpack_fields(data, position)
+                    end = position + 16 + captured
+                    if shortest <= captured <= longest and ip & ip_mask == ip_plain:
+                        whole &= whole_mask
+                        if (
+                            end <= size
+                            and port != dns
+                            and ((whole == tcp and unwanted[flags]) or whole == udp)
+                        ):
+                            skimmed += 1
+                            last, position = position, end
+                            continue
+                        if whole in (tcp, udp):
+                            ip_at = mark
+                if position >= size:
+                    break
+                self.position = position
+                if position + 16 > size:
+                    error = self._broken("truncated_file", "the file ends inside a record header")
+                    break
+                seconds, fraction, captured, wire_length = record.unpack_from(data, position)
+                if captured > longest:  # no length to trust after this one: the rest is unread
+                    error = self._broken("bad_record_length", f"a record of {captured} bytes")
+                    break
+                start = position + 16
+                end = start + captured
+                if end > size:
+                    error = self._broken("truncated_file", "the file ends inside a packet")
+                    break
+                timestamp_ns = seconds * 1_000_000_000 + fraction * ns_per_unit
+                frames.append(
+                    _frame(
+                        Frame, (timestamp_ns, link_type, data[start:end], wire_length, None, ip_at)
+                    )
+                )
+                last, position = position, end
             self.position = position
-            if position + 16 > size:
-                raise self._broken("truncated_file", "the file ends inside a record header")
-            seconds, fraction, captured, wire_length = record.unpack_from(data, position)
-            if captured > longest:  # no length to trust after this one: the rest is unread
-                raise self._broken("bad_record_length", f"a record of {captured} bytes")
-            start = position + 16
-            position = start + captured
-            if position > size:
-                raise self._broken("truncated_file", "the file ends inside a packet")
-            yield Frame(
-                seconds * 1_000_000_000 + fraction * ns_per_unit,
-                link_type,
-                data[start:position],
-                wire_length,
-                None,
-            )
-        self.position = size
+            if skimmed or frames:
+                yield Chunk(skimmed + len(frames), skimmed, frames, time_at(first), time_at(last))
+            if error:
+                raise error
+
+    def _pcapng_chunks(self) -> Iterator[Chunk]:
+        frames: list[Frame] = []
+        try:
+            for frame in self._pcapng():
+                frames.append(frame)
+                if len(frames) == CHUNK:
+                    yield _chunk_of(frames)
+                    frames = []
+        except CaptureError:
+            if frames:  # what came before the break is read
+                yield _chunk_of(frames)
+            raise
+        if frames:
+            yield _chunk_of(frames)
 
     def _pcapng(self) -> Iterator[Frame]:
         data = self._map
