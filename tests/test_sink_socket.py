@@ -29,21 +29,28 @@ def seqs(events: list[dict[str, Any]]) -> Counter[int]:
     return Counter(e["data"]["seq"] for e in events if e["name"] == KIT_EVENT_NAME)
 
 
+def through_a_restart(host: SinkHost, collector: Collector, count: int) -> list[dict[str, Any]]:
+    """Emit ``count`` events: a third to the collector, a third while it is down (held in
+    the sink's queue), a third after it came back; what the collector got of them all."""
+    flows = list(synthetic_events(count))
+    third = count // 3
+    for data in flows[:third]:
+        host.emit(data)
+    collector.wait_for(third)  # read: what a killed collector had not read is lost
+    collector.kill()
+    for data in flows[third : 2 * third]:
+        host.emit(data)
+    collector.start()
+    for data in flows[2 * third :]:
+        host.emit(data)
+    return collector.wait_for(count)
+
+
 def test_restarted_collector_gets_everything_within_the_queue(
     sink_host: MakeHost, msgpack_collector: Collector
 ) -> None:
     host = sink_host({"socket": {"address": msgpack_collector.address, "queue_size": "1000"}})
-    flows = list(synthetic_events(900))
-    for data in flows[:300]:
-        host.emit(data)
-    msgpack_collector.wait_for(300)  # read: what a killed collector had not read is lost
-    msgpack_collector.kill()
-    for data in flows[300:600]:  # collector down: held in the sink's queue
-        host.emit(data)
-    msgpack_collector.start()
-    for data in flows[600:]:
-        host.emit(data)
-    events = msgpack_collector.wait_for(900)
+    events = through_a_restart(host, msgpack_collector, 900)
     totals = host.close()
     assert seqs(events) == Counter(range(900))  # each exactly once, none lost
     assert not [name for name in totals if name.startswith(("sink_drops", "sink_undelivered"))]
@@ -109,17 +116,7 @@ def test_over_mutual_tls_a_restarted_collector_gets_everything_once(
     with Collector("127.0.0.1:0", tmp_path / "collected.msgpack", tls) as collector:
         options = {"address": collector.address, **tls_options(authority, authority.issue("a"))}
         host = sink_host({"socket": {**options, "max_backoff_s": "0.1"}})
-        flows = list(synthetic_events(600))
-        for data in flows[:200]:
-            host.emit(data)
-        collector.wait_for(200)
-        collector.kill()
-        for data in flows[200:400]:
-            host.emit(data)
-        collector.start()
-        for data in flows[400:]:
-            host.emit(data)
-        events = collector.wait_for(600)
+        events = through_a_restart(host, collector, 600)
         totals = host.close()
     assert seqs(events) == Counter(range(600))
     assert not [name for name in totals if name.startswith("sink_")]

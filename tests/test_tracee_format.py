@@ -33,7 +33,7 @@ from packets import ACK, SYN, ipv4, tcp
 from runs import HOSTCORE
 from tracee_decoder import MAX_LINE, Rejected, decode_line, origin
 from tracee_sample import DOCS_NET_PACKET_TCP_2023, FINDING, NET_FLOW_TCP_BEGIN, NET_FLOW_TCP_FIELDS
-from traffic import no_syncookies
+from traffic import AcceptServer, no_syncookies
 from waiting import wait_until
 
 from hostcore.decoder import Decoder
@@ -339,31 +339,21 @@ CLIENT = (
 )
 
 
-class HeldServer:
+class HeldServer(AcceptServer):
     """Accepts connections and holds them open until ``release``: their clients live on."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=4096)
-        self.port: int = self.sock.getsockname()[1]
         self.held: dict[int, socket.socket] = {}  # by client port
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, peer = self.sock.accept()
-            except OSError:
-                return
-            self.held[peer[1]] = conn
+    def took(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        self.held[peer[1]] = conn
 
     def release(self) -> None:
         for conn in self.held.values():
             conn.sendall(b"HTTP/1.0 204 No Content\r\n\r\n")
             conn.close()
-        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close alone does not
-        self.sock.close()
-        self._thread.join()
+        self.close()
 
 
 class TraceeRun:

@@ -67,8 +67,12 @@ class AcceptServer:
                 conn, peer = self.sock.accept()
             except OSError:
                 return
-            self.peers.append((peer[0], peer[1]))
-            conn.close()
+            self.took(conn, (peer[0], peer[1]))
+
+    def took(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        """What is done with each accepted connection: recorded, then closed."""
+        self.peers.append(peer)
+        conn.close()
 
     def close(self) -> None:
         self.sock.shutdown(socket.SHUT_RDWR)

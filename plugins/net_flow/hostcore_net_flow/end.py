@@ -19,7 +19,7 @@ from hostcore import (
     hookimpl,
 )
 from hostcore_net_flow.begin import FLOW_FIELDS, syn_ack_fields
-from hostcore_net_flow.connections import SocketKey, flow_fields
+from hostcore_net_flow.connections import SocketKey, flow_fields, socket_key
 
 # Open connections remembered (about 600 bytes each, so about 40 MB); beyond
 # that the oldest are dropped and counted: their end comes flagged "missed".
@@ -96,10 +96,7 @@ class TcpEnd:
         evictions = self._open.evictions + self._ended.evictions
         ended, syn_ack = self._ended, PacketKind.TCP_SYN_ACK
         for packet in packets:
-            if packet.direction is Direction.EGRESS:  # socket_key, inline: once per packet
-                key = (packet.src, packet.src_port, packet.dst, packet.dst_port)
-            else:
-                key = (packet.dst, packet.dst_port, packet.src, packet.src_port)
+            key = socket_key(packet)
             if packet.kind is syn_ack:
                 self._begin(key, packet)
             elif key not in ended and not answers_a_syn(packet):
