@@ -62,13 +62,14 @@ def server_error(text: str) -> Exception:
 
 
 class Connection:
-    """Logged in, with ``inbox`` (``_INBOX.<random>``) subscribed as ``inbox.>`` (sid 1)."""
+    """Logged in, with ``inbox`` (``_INBOX.<random>``) subscribed as ``inbox.>`` (sid 1).
+    A plain message to ``inbox.<number>`` is read as a ``Reply`` (number, payload)."""
 
     def __init__(self, server: Server, name: str) -> None:
         self.server = server
         self.inbox = f"_INBOX.{secrets.token_hex(11)}"
         self.info: dict[str, object] = {}
-        self._reader = protocol.Reader()
+        self._reader = protocol.Reader(f"{self.inbox}.".encode())
         self._later: list[Frame] = []  # read with a reply that was waited for, not yet taken
         self._peer = f"{server.host}:{server.port}"
         self._sock = socket.create_connection((server.host, server.port), CONNECT_TIMEOUT_S)
