@@ -41,7 +41,7 @@ MODES = ("packed", "forward", "compressed")
 # while higher levels cost the agent's host far more CPU for a few percent more.
 GZIP_LEVEL = 1
 DEFAULT_TAG = "hostcore.{name}"
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 1024
 _EVENT_TIME = b"\xd7\x00"  # fixext 8, ext type 0
 _ENTRY = b"\x92"  # an array of two: time, record
 
