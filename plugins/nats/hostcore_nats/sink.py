@@ -26,8 +26,11 @@ from hostcore_nats.protocol import Control, Frame, Msg
 from hostcore_nats.server import Server
 from hostcore_nats.subjects import subject
 
-BATCH = 1024
 MAX_OUTSTANDING = 16384  # unacked messages at most: about 6 MB of events in hand
+# Half the window: one batch is in flight while the next is made. Each write of a batch
+# hands the GIL to the thread making events, which keeps it until the interpreter's
+# switch interval (5 ms) takes it back, so the sink writes seldom, to keep up.
+BATCH = MAX_OUTSTANDING // 2
 ACK_TIMEOUT_S = 5.0
 UNAVAILABLE_RETRY_S = 0.5  # JetStream answered that it cannot store now (restarting)
 READ_WAIT_S = 0.05
