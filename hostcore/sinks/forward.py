@@ -6,7 +6,8 @@ where ``bin`` is the same entries one after another, or CompressedPackedForward,
 same ``bin`` gzipped. ``time`` is an EventTime (msgpack ext type 0: seconds and
 nanoseconds, 32 bits each, big-endian); ``record`` is the event map, the core's own
 msgpack bytes, never packed again. With ``ack=true`` each message carries a ``chunk``
-id and is sent again until the receiver answers ``{"ack": chunk}``. Over TCP it may use
+id and is sent again until the receiver answers ``{"ack": chunk}``; the next message goes
+out while the receiver reads one (hostcore/sinks/socket.py: ``ACK_WINDOW``). Over TCP it may use
 TLS, and prove a shared key and a user to the receiver (hostcore/sinks/forward_auth.py).
 """
 
@@ -87,28 +88,40 @@ class ForwardSink:
         self._ack = ack
         self._batch_size = batch
         self._batches: dict[str, list[bytes]] = {}
-        self.held = 0  # events in batches not yet sent (acknowledged, with ack=true)
+        self._batched = 0  # events in the batches
+
+    @property
+    def held(self) -> int:
+        """Events not delivered yet: in batches, being sent, or (ack=true) not acknowledged."""
+        return self._batched + self._connection.held_events
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
         parts = event_parts(event)
         tag = self._tag.format(name=parts.name, host=parts.host)
         self._batches.setdefault(tag, []).append(entry(event_time(event["timestamp"]), packed))
-        self.held += 1
-        if self.held >= self._batch_size:
-            self.flush()
+        self._batched += 1
+        if self._batched >= self._batch_size:
+            self._send_batches()
 
     def flush(self) -> None:
-        for tag, entries in list(self._batches.items()):
+        """Send every batch, and wait until the receiver has acknowledged all (ack=true)."""
+        self._send_batches()
+        self._connection.settle()
+
+    def _send_batches(self) -> None:
+        while self._batches:
+            tag, entries = next(iter(self._batches.items()))
             option: dict[str, Any] = {"size": len(entries)}
             ack = chunk_id() if self._ack else None
             if ack is not None:
                 option["chunk"] = ack
-            self._connection.send(message(tag, entries, self._mode, option), ack)
-            del self._batches[tag]
-            self.held -= len(entries)
+            data = message(tag, entries, self._mode, option)
+            del self._batches[tag]  # held by the connection from here on
+            self._batched -= len(entries)
+            self._connection.send(data, ack, len(entries))
 
     def close(self) -> None:
-        self._connection.close()  # the final flush sent every batch
+        self._connection.close()  # the final flush sent every batch, and had it acknowledged
 
 
 class _Settings(NamedTuple):
