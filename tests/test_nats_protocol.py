@@ -35,11 +35,34 @@ FRAMES = [
 ]
 
 
-def test_the_reader_gives_each_frame_however_the_bytes_are_cut() -> None:
-    assert Reader().feed(STREAM) == FRAMES
+# With numbered replies to _INBOX.a.: the plain ack is a (number, payload) reply, the
+# status message stays a message (it has a header).
+NUMBERED = [FRAMES[0], (1, b'{"stream":"HOSTCORE", "seq":1}'), *FRAMES[2:]]
+
+
+@pytest.mark.parametrize(("numbered", "frames"), [(b"", FRAMES), (b"_INBOX.a.", NUMBERED)])
+def test_the_reader_gives_each_frame_however_the_bytes_are_cut(
+    numbered: bytes, frames: list[protocol.Frame]
+) -> None:
+    assert Reader(numbered).feed(STREAM) == frames
     for cut in range(1, len(STREAM)):
-        reader = Reader()
-        assert reader.feed(STREAM[:cut]) + reader.feed(STREAM[cut:]) == FRAMES, cut
+        reader = Reader(numbered)
+        assert reader.feed(STREAM[:cut]) + reader.feed(STREAM[cut:]) == frames, cut
+
+
+def test_only_a_plain_message_to_a_number_under_the_prefix_is_a_reply() -> None:
+    stream = (
+        b"MSG _INBOX.a.7 1 2\r\nok\r\n"
+        b"MSG _INBOX.a.7 1 _INBOX.r 2\r\nok\r\n"  # with a reply subject
+        b"MSG _INBOX.a.request.1f 1 2\r\nok\r\n"
+        b"MSG _INBOX.ab.7 1 2\r\nok\r\n"
+    )
+    assert Reader(b"_INBOX.a.").feed(stream) == [
+        (7, b"ok"),
+        Msg(b"_INBOX.a.7", 1, b"_INBOX.r", b"", b"ok"),
+        Msg(b"_INBOX.a.request.1f", 1, b"", b"", b"ok"),
+        Msg(b"_INBOX.ab.7", 1, b"", b"", b"ok"),
+    ]
 
 
 def test_a_status_and_header_fields_are_read_from_the_header_block() -> None:

@@ -5,17 +5,19 @@ and with the shared-key handshake, against the receiver of tests/fluent_receiver
 from __future__ import annotations
 
 import gzip
+import socket
 import ssl
 import struct
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
 from certs import Authority
 from fluent.sender import EventTime, FluentSender
-from fluent_receiver import FluentReceiver
+from fluent_receiver import FluentReceiver, decode
 
 from hostcore.plugins import PluginError
 from hostcore.sinks.forward import entry, event_time, message
@@ -98,6 +100,32 @@ def test_events_arrive_acked_once_and_decode_as_fluent_loggers_do(
         assert sender.emit_with_time(KIT_EVENT_NAME, at, record), sender.last_error
     sender.close()
     assert oracle.wait_for(len(events)) == events
+
+
+def test_two_messages_go_out_unacknowledged_and_count_as_undelivered(
+    sink_host: MakeHost,
+) -> None:
+    """The next message is sent before the first is acknowledged, not after; a receiver
+    that never answers leaves the two in flight, and the queue behind them, undelivered."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    options = {"address": f"127.0.0.1:{silent.getsockname()[1]}", "ack": "true", "batch": "64"}
+    host = sink_host({"forward": options}, drain_timeout_s=0.5)
+    connection, _ = silent.accept()
+    for data in synthetic_events(300):
+        host.emit(data)
+    assert host.close()["sink_undelivered.forward"] == 300
+    connection.settimeout(1)
+    unpacker = msgpack.Unpacker(raw=False)
+    messages: list[list[Any]] = []
+    while len(messages) < 2:  # what the sink sent before it waited for an ack
+        unpacker.feed(connection.recv(65536))
+        messages += unpacker
+    connection.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        connection.recv(1)
+    assert [len(decode(m)[1]) for m in messages] == [64, 64]
+    connection.close()
+    silent.close()
 
 
 def test_tracee_format_events_are_tagged_by_their_name(sink_host: MakeHost) -> None:

@@ -43,6 +43,7 @@ class Delivery:
         self._data_filters = data_filters
         self._published = published
         self._consumers: dict[str, list[Consumer]] = {}
+        self._routes: dict[tuple[str, int], Deliver] = {}
 
     def subscribe(self, name: str, consumer: Consumer) -> None:
         """Give ``consumer`` every event named ``name``, from now on."""
@@ -53,8 +54,12 @@ class Delivery:
         return self._deliverer(spec.name, spec.id, contexts.of)
 
     def route(self, name: str, event_id: int) -> Deliver:
-        """The way events named ``name`` go: filters, counters, sinks, then consumers."""
-        return self._deliverer(name, event_id, _given)
+        """The way events named ``name`` go: filters, counters, sinks, then consumers
+        (made once for each name and id: the kit asks for it per event)."""
+        key = (name, event_id)
+        if key not in self._routes:
+            self._routes[key] = self._deliverer(name, event_id, _given)
+        return self._routes[key]
 
     def _deliverer(
         self, name: str, event_id: int, context_of: Callable[[Any], Mapping[str, Any]]

@@ -6,7 +6,8 @@ where ``bin`` is the same entries one after another, or CompressedPackedForward,
 same ``bin`` gzipped. ``time`` is an EventTime (msgpack ext type 0: seconds and
 nanoseconds, 32 bits each, big-endian); ``record`` is the event map, the core's own
 msgpack bytes, never packed again. With ``ack=true`` each message carries a ``chunk``
-id and is sent again until the receiver answers ``{"ack": chunk}``. Over TCP it may use
+id and is sent again until the receiver answers ``{"ack": chunk}``; the next message goes
+out while the receiver reads one (hostcore/sinks/socket.py: ``ACK_WINDOW``). Over TCP it may use
 TLS, and prove a shared key and a user to the receiver (hostcore/sinks/forward_auth.py).
 """
 
@@ -38,10 +39,12 @@ from hostcore.sinks.tls import Tls
 
 MODES = ("packed", "forward", "compressed")
 # zlib's fastest level: events are alike, so it already shrinks them several times over,
-# while higher levels cost the agent's host far more CPU for a few percent more.
+# while higher levels cost the agent's host far more CPU for a few percent more. The
+# header's mtime is 0 (none): so gzip is one zlib call, where a time costs a crc32 of
+# its own, and each call gives up the GIL, which the sink's thread waits to get back.
 GZIP_LEVEL = 1
 DEFAULT_TAG = "hostcore.{name}"
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 1024
 _EVENT_TIME = b"\xd7\x00"  # fixext 8, ext type 0
 _ENTRY = b"\x92"  # an array of two: time, record
 
@@ -65,7 +68,7 @@ def message(tag: str, entries: list[bytes], mode: str, option: Mapping[str, Any]
     if mode == "forward":
         body = packer.pack_array_header(len(entries)) + b"".join(entries)
     elif mode == "compressed":
-        body = packer.pack(gzip.compress(b"".join(entries), GZIP_LEVEL))
+        body = packer.pack(gzip.compress(b"".join(entries), GZIP_LEVEL, mtime=0))
         option = {**option, "compressed": "gzip"}
     else:
         body = packer.pack(b"".join(entries))  # bin: the entries one after another
@@ -85,28 +88,40 @@ class ForwardSink:
         self._ack = ack
         self._batch_size = batch
         self._batches: dict[str, list[bytes]] = {}
-        self.held = 0  # events in batches not yet sent (acknowledged, with ack=true)
+        self._batched = 0  # events in the batches
+
+    @property
+    def held(self) -> int:
+        """Events not delivered yet: in batches, being sent, or (ack=true) not acknowledged."""
+        return self._batched + self._connection.held_events
 
     def write(self, packed: bytes, event: Mapping[str, Any]) -> None:
         parts = event_parts(event)
         tag = self._tag.format(name=parts.name, host=parts.host)
         self._batches.setdefault(tag, []).append(entry(event_time(event["timestamp"]), packed))
-        self.held += 1
-        if self.held >= self._batch_size:
-            self.flush()
+        self._batched += 1
+        if self._batched >= self._batch_size:
+            self._send_batches()
 
     def flush(self) -> None:
-        for tag, entries in list(self._batches.items()):
+        """Send every batch, and wait until the receiver has acknowledged all (ack=true)."""
+        self._send_batches()
+        self._connection.settle()
+
+    def _send_batches(self) -> None:
+        while self._batches:
+            tag, entries = next(iter(self._batches.items()))
             option: dict[str, Any] = {"size": len(entries)}
             ack = chunk_id() if self._ack else None
             if ack is not None:
                 option["chunk"] = ack
-            self._connection.send(message(tag, entries, self._mode, option), ack)
-            del self._batches[tag]
-            self.held -= len(entries)
+            data = message(tag, entries, self._mode, option)
+            del self._batches[tag]  # held by the connection from here on
+            self._batched -= len(entries)
+            self._connection.send(data, ack, len(entries))
 
     def close(self) -> None:
-        self._connection.close()  # the final flush sent every batch
+        self._connection.close()  # the final flush sent every batch, and had it acknowledged
 
 
 class _Settings(NamedTuple):

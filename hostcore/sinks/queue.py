@@ -99,7 +99,8 @@ class QueuedSink:
                 break
             self._queue.extend(batch[taken : taken + room])
             taken += room
-        self._wake.set()
+        if not self._wake.is_set():  # set already while the sink's thread has yet to start its pass
+            self._wake.set()
 
     def _wait_for_room(self) -> bool:
         """Let the sink's thread write until the queue has room; False if it never will."""

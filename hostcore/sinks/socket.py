@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,8 +29,12 @@ FIRST_BACKOFF_S = 0.05
 MIN_BACKOFF_S = 0.001  # the longest wait between reconnects may not be shorter
 DEFAULT_MAX_BACKOFF_S = 5.0
 ACK_TIMEOUT_S = 10.0
+# Messages sent with an ack and not yet acknowledged, at most: the collector reads one
+# while the next is made and sent, rather than the sink waiting for each ack in turn.
+ACK_WINDOW = 2
 CONNECT_TIMEOUT_S = 10.0  # connecting and any handshake: a peer that never answers is retried
-# Readable or hung up: the collector sends nothing unasked, so either means it has gone.
+# Readable or hung up: the collector sends nothing but acks, so either means it has gone
+# when none is awaited.
 _GONE = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP
 
 log = structlog.get_logger()
@@ -44,7 +49,9 @@ class Connection:
     A send that fails is sent again, whole, on the next connection: the collector
     discards the cut-off start of it with the connection that broke. A send may ask
     for an acknowledgement (a msgpack map ``{"ack": ID}``, as Fluent Forward has it):
-    without one in time, it is sent again.
+    it is kept until one comes, and sent again on each new connection after the
+    others still unacknowledged (all of them, when one is not acknowledged in time);
+    ``ACK_WINDOW`` of them at most are in flight.
     """
 
     def __init__(
@@ -62,6 +69,12 @@ class Connection:
         self._handshake = handshake
         self._sock: socket.socket | None = None
         self._poll = select.poll()
+        # Messages sent with an ack id and not acknowledged yet, in the order sent, with
+        # the events each holds; those this connection has carried; the replies read.
+        self._unacked: dict[str, tuple[bytes, int]] = {}
+        self._sending = 0  # the events of a message without ack, while it is being sent
+        self._sent: set[str] = set()
+        self._replies = msgpack.Unpacker(raw=False)
 
     @property
     def _host(self) -> str:
@@ -86,11 +99,37 @@ class Connection:
                 "sink not connected yet", sink=self._name, address=self._peer, error=str(error)
             )
 
-    def send(self, data: bytes, ack: str | None = None) -> None:
+    @property
+    def held_events(self) -> int:
+        """Events in the messages not delivered yet: the one being sent, and those that
+        wait for their ack."""
+        return self._sending + sum(events for _, events in self._unacked.values())
+
+    def send(self, data: bytes, ack: str | None = None, events: int = 0) -> None:
+        """Send ``data`` (which holds ``events`` events) until it goes through. With ``ack``,
+        it is kept until the collector acknowledges it, and sent again on each new
+        connection; past ``ACK_WINDOW`` unacknowledged messages, wait for an ack."""
+        if ack is not None:
+            self._unacked[ack] = (data, events)
+            self._retried(lambda: self._send_once(b"", ACK_WINDOW - 1))
+            return
+        self._sending = events
+        try:
+            self._retried(lambda: self._send_once(data, 0))
+        finally:
+            self._sending = 0
+
+    def settle(self) -> None:
+        """Wait until every message sent with an ack has been acknowledged."""
+        if self._unacked:
+            self._retried(lambda: self._send_once(b"", 0))
+
+    def _retried(self, attempt: Callable[[], None]) -> None:
+        """``attempt()`` until it raises no OSError, reconnecting with backoff."""
         backoff = FIRST_BACKOFF_S
         while True:
             try:
-                self._send_once(data, ack)
+                attempt()
                 return
             except OSError as error:
                 self._disconnect()
@@ -105,32 +144,45 @@ class Connection:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
 
-    def _send_once(self, data: bytes, ack: str | None) -> None:
+    def _send_once(self, data: bytes, unacked: int) -> None:
+        """Send what this connection has not carried yet (the messages that wait for an ack,
+        then ``data``), then read acks until at most ``unacked`` messages wait."""
         if self._sock is None:
             self._connect()
         assert self._sock is not None
         if self._poll.poll(0):  # checked before sending: a send to a closed TCP peer succeeds
-            check_idle(self._sock, self._peer, self._tls, self._host)
-        self._sock.sendall(data)
-        if ack is not None:
-            self._await_ack(self._sock, ack)
+            if self._sent:
+                self._read_acks(self._sock, 0.0)  # acks of what is in flight, or a hang-up
+            else:
+                check_idle(self._sock, self._peer, self._tls, self._host)
+        for ack, (message, _) in self._unacked.items():
+            if ack not in self._sent:
+                self._sock.sendall(message)
+                self._sent.add(ack)
+        if data:
+            self._sock.sendall(data)
+        while len(self._unacked) > unacked:
+            self._read_acks(self._sock, ACK_TIMEOUT_S)
 
-    @staticmethod
-    def _await_ack(sock: socket.socket, ack: str) -> None:
-        sock.settimeout(ACK_TIMEOUT_S)  # a TimeoutError is an OSError: sent again
+    def _read_acks(self, sock: socket.socket, timeout_s: float) -> None:
+        """Take the acks that come within ``timeout_s`` (0: those here already); each must be
+        of a message in flight. No ack in time is a TimeoutError (an OSError: sent again)."""
+        sock.settimeout(timeout_s)
         try:
-            replies = msgpack.Unpacker(raw=False)
-            while True:
-                received = sock.recv(4096)
-                if not received:
-                    raise ConnectionResetError("the collector closed before acknowledging")
-                replies.feed(received)
-                for reply in replies:
-                    if not isinstance(reply, dict) or reply.get("ack") != ack:
-                        raise ConnectionError(f"expected ack {ack!r}, got {reply!r}")
-                    return
+            received = sock.recv(4096)
+        except (BlockingIOError, ssl.SSLWantReadError):  # with 0: none yet, or TLS's own
+            return
         finally:
             sock.settimeout(None)
+        if not received:
+            raise ConnectionResetError("the collector closed before acknowledging")
+        self._replies.feed(received)
+        for reply in self._replies:
+            ack = reply.get("ack") if isinstance(reply, dict) else None
+            if ack not in self._sent:
+                raise ConnectionError(f"expected an ack of {sorted(self._sent)}, got {reply!r}")
+            self._sent.discard(ack)
+            del self._unacked[ack]
 
     def _connect(self) -> None:
         sock = socket.socket(self._family, socket.SOCK_STREAM)
@@ -152,6 +204,8 @@ class Connection:
             raise
         sock.settimeout(None)
         self._sock = sock
+        self._sent.clear()
+        self._replies = msgpack.Unpacker(raw=False)
         self._poll.register(sock, _GONE)
         log.info("sink connected", sink=self._name, address=self._peer, tls=self._tls is not None)
 

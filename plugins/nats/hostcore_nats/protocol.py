@@ -4,7 +4,8 @@ Only what hostcore speaks: ``CONNECT``, ``PUB``/``HPUB``, ``SUB``, ``UNSUB``, ``
 and ``PONG`` out; ``INFO``, ``MSG``/``HMSG``, ``PING``, ``PONG``, ``+OK`` and ``-ERR``
 in (https://docs.nats.io/reference/reference-protocols/nats-protocol). The reader is
 written for a stream of small messages (JetStream's acks): one scan per line, no copy
-of the buffer per message.
+of the buffer per message, and for the replies to numbered reply subjects (the acks of
+what the sink published) one regex and a tuple each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ PING = b"PING\r\n"
 PONG = b"PONG\r\n"
 MAX_CONTROL_LINE = 4096  # the server's default: a longer line without CRLF is not NATS
 # MSG subject sid [reply] size
-_PLAIN_MSG = re.compile(rb"MSG (\S+) +(\d+) +(?:(\S+) +)?(\d+)\r\n")  # the server may double spaces
+_PLAIN_MSG = re.compile(
+    rb"MSG (\S+) +(\d+) +(?:(\S+) +)?(?P<size>\d+)\r\n"
+)  # the server may double spaces
 
 
 class ProtocolError(ConnectionError):
@@ -93,27 +96,47 @@ class Control:
     info: Mapping[str, Any] = field(default_factory=dict)
 
 
-Frame = Msg | Control
+Reply = tuple[int, bytes]
+"""A MSG without header or reply to a numbered subject (``<numbered><number>``): the number
+and the payload."""
+
+Frame = Msg | Control | Reply
 
 
 class Reader:
-    """Turns bytes from the server into frames; keeps an incomplete frame for the next feed."""
+    """Turns bytes from the server into frames; keeps an incomplete frame for the next feed.
 
-    def __init__(self) -> None:
+    With ``numbered`` (a subject prefix such as ``_INBOX.x.``), a plain MSG to that prefix
+    and a number comes as a :data:`Reply`: JetStream's acks, most of what a publisher reads.
+    """
+
+    def __init__(self, numbered: bytes = b"") -> None:
         self._buffer = b""
+        # A MSG to numbered + digits with a sid and a size, no reply: never a match otherwise.
+        self._numbered = re.compile(
+            b"MSG " + re.escape(numbered) + rb"(\d+) +\d+ +(?P<size>\d+)\r\n"
+            if numbered
+            else rb"(?!)"
+        )
 
     def feed(self, data: bytes) -> list[Frame]:
         buffer = self._buffer + data if self._buffer else data
         frames: list[Frame] = []
         start = 0
-        plain = _PLAIN_MSG.match
+        replies, plain = self._numbered, _PLAIN_MSG
         while True:
-            if found := plain(buffer, start):  # the common case, acks: one regex, in C
+            # The common cases, acks and other small messages: one regex or two, in C.
+            if found := replies.match(buffer, start) or plain.match(buffer, start):
                 body = found.end()
-                end = body + int(found[4])
+                end = body + int(found["size"])
                 if len(buffer) < end + 2:
                     break
-                frames.append(Msg(found[1], int(found[2]), found[3] or b"", b"", buffer[body:end]))
+                if found.re is replies:
+                    frames.append((int(found[1]), buffer[body:end]))
+                else:
+                    frames.append(
+                        Msg(found[1], int(found[2]), found[3] or b"", b"", buffer[body:end])
+                    )
                 start = end + 2
                 continue
             end = buffer.find(CRLF, start)

@@ -26,8 +26,11 @@ from hostcore_nats.protocol import Control, Frame, Msg
 from hostcore_nats.server import Server
 from hostcore_nats.subjects import subject
 
-BATCH = 1024
 MAX_OUTSTANDING = 16384  # unacked messages at most: about 6 MB of events in hand
+# Half the window: one batch is in flight while the next is made. Each write of a batch
+# hands the GIL to the thread making events, which keeps it until the interpreter's
+# switch interval (5 ms) takes it back, so the sink writes seldom, to keep up.
+BATCH = MAX_OUTSTANDING // 2
 ACK_TIMEOUT_S = 5.0
 UNAVAILABLE_RETRY_S = 0.5  # JetStream answered that it cannot store now (restarting)
 READ_WAIT_S = 0.05
@@ -133,27 +136,19 @@ class NatsSink:
 
     def _take(self, frames: list[Frame]) -> None:
         """Acks (most frames: one loop with its lookups at hand), and the server's errors."""
-        reply, start = self._reply, len(self._reply)
         pending, due = self._pending, self._due
         published = duplicates = 0
         for frame in frames:
-            if isinstance(frame, Control):
-                if frame.op == "-ERR":
-                    self._server_error(frame.text)
+            if not isinstance(frame, tuple):
+                self._take_other(frame)
                 continue
-            if not frame.subject.startswith(reply):
-                continue
-            try:
-                sequence = int(frame.subject[start:])
-            except ValueError:
-                continue  # a late reply to a request
+            sequence, payload = frame
             message = pending.pop(sequence, None)
             if message is None:
                 continue  # acked already: a second ack of a message published again
             due.pop(sequence, None)
-            payload = frame.payload
-            if frame.head or b'"error"' in payload:
-                self._not_stored(sequence, message, frame)
+            if b'"error"' in payload:
+                self._not_stored(sequence, message, payload)
                 continue
             published += 1
             duplicates += b'"duplicate":true' in payload
@@ -162,10 +157,28 @@ class NatsSink:
             self.duplicates += duplicates
             self._timed_out = False
 
-    def _not_stored(self, sequence: int, message: Message, ack: Msg) -> None:
+    def _take_other(self, frame: Msg | Control) -> None:
+        """A ``-ERR``, or an answer with a status header: no JetStream to store (yet). (The
+        acks, plain messages to the inbox, come as replies.)"""
+        if isinstance(frame, Control):
+            if frame.op == "-ERR":
+                self._server_error(frame.text)
+            return
+        if not (frame.head and frame.subject.startswith(self._reply)):
+            return
+        try:
+            sequence = int(frame.subject[len(self._reply) :])
+        except ValueError:
+            return  # a late reply to a request
+        message = self._pending.pop(sequence, None)
+        if message is not None:
+            self._due.pop(sequence, None)
+            self._not_stored(sequence, message, frame.payload)
+
+    def _not_stored(self, sequence: int, message: Message, payload: bytes) -> None:
         """An ack that says JetStream did not store the message: later, or never."""
-        if b'"error"' in ack.payload and b'"code":503' not in ack.payload:
-            text = ack.payload[:200].decode(errors="replace")
+        if b'"error"' in payload and b'"code":503' not in payload:
+            text = payload[:200].decode(errors="replace")
             self._lose(1, f"JetStream did not store an event: {text}")
             return
         # No responders, or a 503: it cannot store now (restarting), so again soon.

@@ -145,7 +145,7 @@ class Follower:
             if frame.op == "-ERR":
                 raise SourceError(f"{self._server.url}: {server_error(frame.text)}")
             return True
-        if frame.sid != self._sid:
+        if isinstance(frame, tuple) or frame.sid != self._sid:
             return True  # a late reply, or from a consumer replaced since
         if frame.status == CONTROL_STATUS:
             self._answer_control(frame)
