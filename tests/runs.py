@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import communityid
 import msgpack
 from bpf_programs import attached_programs, program_ids
 from traffic import AcceptServer, connect_once, no_syncookies
@@ -25,6 +26,7 @@ BIN = Path(sys.executable).parent
 HOSTCORE = str(BIN / "hostcore")
 
 Flow = tuple[str, str, str, int, int]  # direction, src, dst, src_port, dst_port
+COMMUNITY_ID = communityid.CommunityID()
 
 
 def plain_ip(text: str) -> str:
@@ -42,6 +44,12 @@ def both_ends(client: str, client_port: int, server: str, server_port: int) -> l
         ("outgoing", src, dst, client_port, server_port),
         ("incoming", src, dst, client_port, server_port),
     ]
+
+
+def with_community_id(flow: Flow) -> tuple[Any, ...]:
+    """``flow`` followed by its Community ID, from the communityid package (not hostcore's)."""
+    _, src, dst, src_port, dst_port = flow
+    return (*flow, COMMUNITY_ID.calc(communityid.FlowTuple.make_tcp(src, dst, src_port, dst_port)))
 
 
 def flows(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import communityid
 from packets import ipv4, tcp
 
 from hostcore.decoder import Decoder
@@ -12,7 +13,8 @@ decode = Decoder().decode
 
 CLIENT, SERVER = ("192.0.2.10", 40000), ("203.0.113.5", 443)
 
-# The seven flow fields of 192.0.2.10:40000 connecting out to 203.0.113.5:443.
+# The flow fields of 192.0.2.10:40000 connecting out to 203.0.113.5:443; its Community ID
+# from an independent implementation (the communityid package).
 OUTGOING = {
     "conn_direction": "outgoing",
     "src": "192.0.2.10",
@@ -21,6 +23,9 @@ OUTGOING = {
     "dst_port": 443,
     "src_dns": [],
     "dst_dns": [],
+    "community_id": communityid.CommunityID().calc(
+        communityid.FlowTuple.make_tcp(CLIENT[0], SERVER[0], CLIENT[1], SERVER[1])
+    ),
 }
 
 

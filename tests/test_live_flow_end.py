@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import Hostcore, both_ends, flows
+from runs import Hostcore, both_ends, flows, with_community_id
 from traffic import (
     TOOLS,
     AcceptServer,
@@ -82,6 +82,11 @@ def test_curl_closing_first_to_nginx_over_ipv4_and_ipv6(tmp_path: Path) -> None:
     ends = flows(events, {port}, END, CLOSE)
     assert ends == ends_of_begins(events, {port}, client_first=True)
     assert sum(ends.values()) == 12
+    # Both sockets' begins and ends carry the connection's one Community ID, as an
+    # independent implementation computes it from what curl reported.
+    identified = Counter(with_community_id(f) for c in clients for f in both_ends(*c))
+    assert flows(events, {port}, extra=("community_id",)) == identified
+    assert flows(events, {port}, END, ("community_id",)) == identified
 
 
 class HeldConnection:

@@ -116,6 +116,7 @@ def test_event_map_shape(tmp_path: Path) -> None:
             "dst_port",
             "src_dns",
             "dst_dns",
+            "community_id",
         ]
 
 

@@ -327,7 +327,11 @@ def test_every_event_and_finding_of_the_corpus_reads_as_tracee(tmp_path: Path) -
             assert detected["name"] in {"net_flow_tcp_begin", "net_flow_tcp_failed"}
     begins = [e for e in read if e["eventName"] == "net_flow_tcp_begin"]
     assert {e["eventId"] for e in begins} == {2013}
-    assert [(a["name"], a["type"]) for a in begins[0]["args"]] == NET_FLOW_TCP_FIELDS
+    # Tracee's own seven args, then hostcore's own as extra args
+    assert [(a["name"], a["type"]) for a in begins[0]["args"]] == [
+        *NET_FLOW_TCP_FIELDS,
+        ("community_id", "string"),
+    ]
 
 
 # Live: curl on the host, and Python clients in a container's cgroup, one in pid, UTS and

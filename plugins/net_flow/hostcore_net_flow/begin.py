@@ -36,6 +36,7 @@ FLOW_FIELDS = (
     Field("dst_port", "uint16"),
     Field("src_dns", "[]string"),
     Field("dst_dns", "[]string"),
+    Field("community_id", "string"),
 )
 
 

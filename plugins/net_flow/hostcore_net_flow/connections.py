@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hostcore import Direction, Packet
+from hostcore_net_flow.community_id import community_id
 
 # One local socket's connection: (local ip, local port, remote ip, remote port).
 # On loopback both sockets of a connection share the 4-tuple; the local end keeps them apart.
@@ -29,7 +30,7 @@ def flow_fields(
     cgroup_id: int,
     timestamp_ns: int,
 ) -> dict[str, Any]:
-    """The seven fields every flow event starts with; ``src`` is the initiator."""
+    """The eight fields every flow event starts with; ``src`` is the initiator."""
     return {
         "conn_direction": direction,
         "src": initiator[0],
@@ -38,4 +39,5 @@ def flow_fields(
         "dst_port": responder[1],
         "src_dns": names(initiator[0], cgroup_id, timestamp_ns),
         "dst_dns": names(responder[0], cgroup_id, timestamp_ns),
+        "community_id": community_id(initiator[0], responder[0], initiator[1], responder[1]),
     }
