@@ -56,24 +56,32 @@ struct owner {
     char comm[16];  // the thread's name
 };
 
-// Socket storage holding each TCP socket's owner; BPF_F_CLONE copies a
-// listener's owner to the sockets it accepts. (bcc's BPF_SK_STORAGE, plus the flag.)
+// What the probe keeps of each TCP socket: its owner first (a record copies it),
+// then when it called connect().
+struct socket_state {
+    struct owner owner;
+    u64 connect_ns;  // bpf_ktime_get_boot_ns() at its last connect(); 0 if none seen
+};
+
+// Socket storage holding each TCP socket's state; BPF_F_CLONE copies a
+// listener's to the sockets it accepts. (bcc's BPF_SK_STORAGE, plus the flag.)
 struct owners_table_t {
     int key;
-    struct owner leaf;
+    struct socket_state leaf;
     void *(*sk_storage_get)(void *, void *, int);
     int (*sk_storage_delete)(void *);
     u32 flags;
 };
 __attribute__((section("maps/sk_storage")))
 struct owners_table_t owners = {.flags = BPF_F_NO_PREALLOC | BPF_F_CLONE};
-BPF_ANNOTATE_KV_PAIR(owners, int, struct owner);
+BPF_ANNOTATE_KV_PAIR(owners, int, struct socket_state);
 
 // A record is this header followed by the packet's first `captured` bytes.
 struct header {
     u64 boot_ns;     // bpf_ktime_get_boot_ns() when the packet passed the hook
     u64 cgroup_id;   // cgroup v2 id of the socket the packet was sent from or delivered to
     u64 cookie;      // socket cookie of that socket (0 if none)
+    u64 connect_ns;  // when that socket called connect(), as boot_ns; 0 if not seen
     struct owner owner;  // its owner, how = OWNER_UNKNOWN if not recorded
     u16 captured;    // packet bytes after the header, from the IP header on
     u8 direction;    // DIRECTION_*
@@ -200,7 +208,7 @@ static __always_inline struct bpf_sock *full_socket(struct __sk_buff *skb)
     return sk ? bpf_sk_fullsock(sk) : 0;
 }
 
-static __always_inline struct owner *socket_owner(struct __sk_buff *skb, u64 flags)
+static __always_inline struct socket_state *socket_state(struct __sk_buff *skb, u64 flags)
 {
     struct bpf_sock *sk = full_socket(skb);
     return sk ? owners.sk_storage_get(sk, 0, flags) : 0;
@@ -238,7 +246,7 @@ static __always_inline bool in_scope(struct __sk_buff *skb, struct owner *owner)
 // of `bytes` (a power of two). Inlined with a constant `bytes`, so the size the
 // verifier sees at each reserve is a constant, as it must be.
 static __always_inline bool submit_in(struct __sk_buff *skb, u8 direction, u32 length, u32 bytes,
-                                      struct owner *owner)
+                                      struct socket_state *state)
 {
     struct header *rec = records.ringbuf_reserve(sizeof(struct header) + bytes);
     if (!rec) {
@@ -254,10 +262,13 @@ static __always_inline bool submit_in(struct __sk_buff *skb, u8 direction, u32 l
     rec->boot_ns = bpf_ktime_get_boot_ns();
     rec->cgroup_id = bpf_skb_cgroup_id(skb);
     rec->cookie = bpf_get_socket_cookie(skb);
-    if (owner)
-        __builtin_memcpy(&rec->owner, owner, sizeof(rec->owner));
-    else
+    if (state) {
+        __builtin_memcpy(&rec->owner, &state->owner, sizeof(rec->owner));
+        rec->connect_ns = state->connect_ns;
+    } else {
         __builtin_memset(&rec->owner, 0, sizeof(rec->owner));
+        rec->connect_ns = 0;
+    }
     rec->direction = direction;
     rec->captured = captured;
     __builtin_memset(rec->pad, 0, sizeof(rec->pad));
@@ -268,21 +279,21 @@ static __always_inline bool submit_in(struct __sk_buff *skb, u8 direction, u32 l
 // The smallest slot that holds `length` bytes (at most 2048), so that a TCP
 // header or a short DNS answer does not take a 2 KiB slot of the ring buffer.
 static __always_inline bool submit(struct __sk_buff *skb, u8 direction, u32 length,
-                                   struct owner *owner)
+                                   struct socket_state *state)
 {
     if (length > skb->len)
         length = skb->len;
     if (length == 0)
         return false;
     if (length <= 128)
-        return submit_in(skb, direction, length, 128, owner);
+        return submit_in(skb, direction, length, 128, state);
     if (length <= 256)
-        return submit_in(skb, direction, length, 256, owner);
+        return submit_in(skb, direction, length, 256, state);
     if (length <= 512)
-        return submit_in(skb, direction, length, 512, owner);
+        return submit_in(skb, direction, length, 512, state);
     if (length <= 1024)
-        return submit_in(skb, direction, length, 1024, owner);
-    return submit_in(skb, direction, length, 2048, owner);
+        return submit_in(skb, direction, length, 1024, state);
+    return submit_in(skb, direction, length, 2048, state);
 }
 
 static __always_inline int observe(struct __sk_buff *skb, u8 direction)
@@ -300,16 +311,16 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     if (is_dns_answer(skb, protocol, l4, l4hdr)) {
         // Every answer, in scope or not: the DNS store needs them all. Over 2048
         // bytes, the record is cut; user space counts it as truncated.
-        submit(skb, direction, skb->len, socket_owner(skb, 0));
+        submit(skb, direction, skb->len, socket_state(skb, 0));
         return 1;
     }
     u8 kind = protocol == IPPROTO_TCP ? tcp_kind(l4hdr[13]) : 0;
     if (!wanted(kind))
         return 1;
     if (kind != KIND_TCP_FIN_RST) {
-        struct owner *owner = socket_owner(skb, 0);
-        if (in_scope(skb, owner))
-            submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner);
+        struct socket_state *state = socket_state(skb, 0);
+        if (in_scope(skb, state ? &state->owner : 0))
+            submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, state);
         return 1;
     }
     // Only a connection's first FIN or RST through its socket is passed up: the
@@ -317,12 +328,13 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     // a connected socket here (a listener's, the control socket's) pass every one.
     struct bpf_sock *sk = full_socket(skb);
     bool marks = sk && owns_connection(sk);
-    struct owner *owner = sk ? owners.sk_storage_get(sk, 0, marks ? BPF_SK_STORAGE_GET_F_CREATE : 0) : 0;
-    if (marks && owner && owner->fin_rst)
+    struct socket_state *state =
+        sk ? owners.sk_storage_get(sk, 0, marks ? BPF_SK_STORAGE_GET_F_CREATE : 0) : 0;
+    if (marks && state && state->owner.fin_rst)
         return 1;
-    if (in_scope(skb, owner && owner->how != OWNER_UNKNOWN ? owner : 0) &&
-        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, owner) && marks && owner)
-        owner->fin_rst = 1;
+    if (in_scope(skb, state && state->owner.how != OWNER_UNKNOWN ? &state->owner : 0) &&
+        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, state) && marks && state)
+        state->owner.fin_rst = 1;
     return 1;
 }
 
@@ -338,9 +350,13 @@ int hc_flow_egress(struct __sk_buff *skb)
 
 static __always_inline void record_owner(struct bpf_sock *sk, u8 how)
 {
-    struct owner *owner = owners.sk_storage_get(sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-    if (!owner)
+    struct socket_state *state = owners.sk_storage_get(sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!state)
         return;
+    // The handshake's start, for an outgoing connection's begin (its SYN+ACK's
+    // record carries it); a socket() or bind() after a connect() starts none.
+    state->connect_ns = how == OWNER_CONNECTED ? bpf_ktime_get_boot_ns() : 0;
+    struct owner *owner = &state->owner;
     u64 pid_tgid = bpf_get_current_pid_tgid();
     owner->pid = pid_tgid >> 32;
     owner->tid = (u32)pid_tgid;

@@ -58,11 +58,12 @@ class Decoder:
         cgroup_id: int = 0,
         socket_cookie: int = 0,
         owner: Owner | None = None,
+        connect_ns: int = 0,
     ) -> Packet:
         """Decode one TCP segment or UDP datagram from its IP header on.
 
-        What the packet cannot tell (its socket's cgroup, cookie and owner) comes
-        from the probe's record, or stays 0 and None.
+        What the packet cannot tell (its socket's cgroup, cookie, owner and when it
+        called connect()) comes from the probe's record, or stays 0 and None.
         """
         plain = len(data) >= 40 and data[0] == 0x45 and data[9] == IPPROTO_TCP
         if plain:  # IPv4 without options, TCP: what the probe hands up, read in one unpack
@@ -98,6 +99,7 @@ class Decoder:
                 protocol,
                 payload,
                 payload_size,
+                connect_ns,
             ),
         )
 

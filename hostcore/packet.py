@@ -100,6 +100,7 @@ class Packet(NamedTuple):
     protocol: int  # IPPROTO_TCP or IPPROTO_UDP
     payload: bytes  # what was captured after the TCP/UDP header (none for TCP kinds)
     payload_size: int  # what the packet carried; more than len(payload) means truncated
+    connect_ns: int = 0  # when the local socket called connect() (ns since the epoch); 0: unknown
 
 
 class OpenSocket(NamedTuple):

@@ -122,7 +122,7 @@ def test_bad_tcp_data_offset() -> None:
 def _record(
     data: bytes, boot_ns: int = 5, direction: int = 1, cgroup_id: int = 0, owner: bytes = bytes(32)
 ) -> bytes:
-    return records.HEADER.pack(boot_ns, cgroup_id, 99, owner, len(data), direction) + data
+    return records.HEADER.pack(boot_ns, cgroup_id, 99, 0, owner, len(data), direction) + data
 
 
 def test_record_carries_the_socket_owner() -> None:
@@ -195,7 +195,7 @@ def test_records_are_decoded_in_order_and_failures_counted() -> None:
 
 def test_record_captured_length_bounds_the_packet() -> None:
     raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
-    record = records.HEADER.pack(1, 0, 0, bytes(32), 30, 0) + raw + bytes(200)
+    record = records.HEADER.pack(1, 0, 0, 0, bytes(32), 30, 0) + raw + bytes(200)
     errors: Counter[str] = Counter()
     assert records.RecordReader().packets([record], 0, errors) == []
     assert errors == Counter({"truncated_tcp": 1})

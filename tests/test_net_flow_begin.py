@@ -24,9 +24,10 @@ def syn_ack(
     client: str,
     client_port: int,
     client_isn: int = 1000,
+    connect_ns: int = 0,
 ) -> Packet:
     raw = ipv4(server, client, tcp(server_port, client_port, SYN | ACK, seq=5, ack=client_isn + 1))
-    return decode(raw, 42, direction)
+    return decode(raw, 42, direction, connect_ns=connect_ns)
 
 
 def run(packets: list[Packet]) -> tuple[list[Mapping[str, Any]], Counter[str]]:
@@ -44,8 +45,15 @@ def run(packets: list[Packet]) -> tuple[list[Mapping[str, Any]], Counter[str]]:
 
 def test_syn_ack_arriving_means_this_host_connected_out() -> None:
     [event], _ = run([syn_ack(Direction.INGRESS, "203.0.113.5", 443, "192.0.2.10", 40000)])
-    assert event == OUTGOING
+    assert event == {**OUTGOING, "handshake_ns": None}  # no connect() seen
     assert list(event) == [field.name for field in begin.SPEC.fields]  # declared == emitted
+
+
+def test_handshake_is_from_connect_to_the_syn_ack_of_an_outgoing_connection() -> None:
+    outgoing = syn_ack(Direction.INGRESS, "203.0.113.5", 443, "192.0.2.10", 40000, connect_ns=30)
+    incoming = syn_ack(Direction.EGRESS, "192.0.2.10", 22, "198.51.100.7", 51111, connect_ns=30)
+    events, _ = run([outgoing, incoming])
+    assert [event["handshake_ns"] for event in events] == [42 - 30, None]
 
 
 def test_syn_ack_leaving_means_a_peer_connected_in() -> None:

@@ -10,9 +10,9 @@ from hostcore.bounded import BoundedCache
 from hostcore.decoder import DecodeError, Decoder
 from hostcore.packet import Direction, Owner, OwnerSource, Packet
 
-# struct header: u64 boot_ns, u64 cgroup_id, u64 cookie, struct owner (32 bytes),
-# u16 captured, u8 direction, u8 pad[5]
-HEADER = struct.Struct("<QQQ32sHB5x")
+# struct header: u64 boot_ns, u64 cgroup_id, u64 cookie, u64 connect_ns, struct owner
+# (32 bytes), u16 captured, u8 direction, u8 pad[5]
+HEADER = struct.Struct("<QQQQ32sHB5x")
 # struct owner: u32 pid, u32 tid, u32 uid, u8 how, u8 fin_rst, u16 cpu, char comm[16]
 OWNER = struct.Struct("<IIIBxH16s")
 _DIRECTIONS = (Direction.INGRESS, Direction.EGRESS)
@@ -49,7 +49,9 @@ class RecordReader:
             if len(record) < HEADER.size:
                 errors["short_record"] += 1
                 continue
-            boot_ns, cgroup_id, cookie, raw_owner, captured, direction = HEADER.unpack_from(record)
+            boot_ns, cgroup_id, cookie, connect_ns, raw_owner, captured, direction = (
+                HEADER.unpack_from(record)
+            )
             data = record[HEADER.size : HEADER.size + captured]
             # The cache itself, not ``self.owner``: a method call per record costs more.
             owner = owners[raw_owner] if raw_owner in owners else self.owner(raw_owner)
@@ -62,6 +64,7 @@ class RecordReader:
                         cgroup_id,
                         cookie,
                         owner,
+                        connect_ns + offset_ns if connect_ns else 0,
                     )
                 )
             except DecodeError as error:

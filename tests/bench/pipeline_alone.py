@@ -46,8 +46,8 @@ def mix() -> list[bytes]:
     client_owner = records.OWNER.pack(4242, 4242, 1000, 2, 0, b"curl")
     server_owner = records.OWNER.pack(77, 77, 33, 3, 1, b"nginx")
 
-    def record(data: bytes, direction: int, owner: bytes) -> bytes:
-        header = records.HEADER.pack(1, root_cgroup, 7, owner, len(data), direction)
+    def record(data: bytes, direction: int, owner: bytes, connect_ns: int = 0) -> bytes:
+        header = records.HEADER.pack(1, root_cgroup, 7, connect_ns, owner, len(data), direction)
         return header + data
 
     made: list[bytes] = []
@@ -57,7 +57,7 @@ def mix() -> list[bytes]:
             client_port = 30000 + (3 * group + n) % 30000
             syn_ack = ipv4(server, "10.0.0.1", tcp(443, client_port, SYN | ACK, ack=group))
             made.append(record(syn_ack, EGRESS, server_owner))
-            made.append(record(syn_ack, INGRESS, client_owner))
+            made.append(record(syn_ack, INGRESS, client_owner, connect_ns=1))
         for n in range(3):  # the client sockets of the group before end
             client_port = 30000 + (3 * (group - 1) + n) % 30000
             flags = FIN | ACK if n < 2 else RST

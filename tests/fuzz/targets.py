@@ -95,7 +95,7 @@ def seeds(target: str) -> Iterator[bytes]:
         "fd00::1", "fd00::2", extension(44) + fragment(6, 0, False) + tcp(80, 9, SYN | ACK), 0
     )
     yield ipv4("10.0.0.53", "10.0.0.1", udp(53, 40000, dns_answer), proto=17)
-    yield HEADER.pack(1, 2, 3, bytes(32), len(syn_ack), 1) + syn_ack  # a ring-buffer record
+    yield HEADER.pack(1, 2, 3, 0, bytes(32), len(syn_ack), 1) + syn_ack  # a ring-buffer record
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

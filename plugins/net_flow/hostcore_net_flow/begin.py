@@ -52,6 +52,15 @@ def syn_ack_fields(packet: Packet, names: Names) -> dict[str, Any]:
     )
 
 
+def handshake_ns(syn_ack: Packet) -> int | None:
+    """From this host's connect() to the SYN+ACK answering it; None for an incoming
+    connection (its handshake ends with a bare ACK, which the probe does not pass up)
+    or a socket whose connect() the probe did not see."""
+    if syn_ack.direction is Direction.INGRESS and syn_ack.connect_ns:
+        return syn_ack.timestamp_ns - syn_ack.connect_ns
+    return None
+
+
 class TcpBegin:
     """SYN+ACK on ingress: this host connected out; on egress: a peer connected in.
 
@@ -84,11 +93,10 @@ class TcpBegin:
             if not seen.add(key, timestamp_ns):
                 self._count("net_flow_tcp_begin.duplicate_syn_acks", 1)
                 continue
-            emit(
-                timestamp_ns,
-                syn_ack_fields(packet, self._names),
-                packet,  # its socket: the client's arriving, the listener's leaving
-            )
+            data = syn_ack_fields(packet, self._names)
+            data["handshake_ns"] = handshake_ns(packet)
+            # Its socket: the client's arriving, the listener's leaving.
+            emit(timestamp_ns, data, packet)
         if seen.evictions > evicted:
             self._count("net_flow_tcp_begin.identities_forgotten", seen.evictions - evicted)
 
@@ -96,7 +104,7 @@ class TcpBegin:
 SPEC = EventSpec(
     name="net_flow_tcp_begin",
     id=2012,
-    fields=FLOW_FIELDS,
+    fields=(*FLOW_FIELDS, Field("handshake_ns", "uint64")),
     sets=("network_events", "flows"),
     depends_on="net_packet_flow_base",
     needs=PacketKind.TCP_SYN_ACK,

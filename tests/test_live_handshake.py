@@ -1,0 +1,91 @@
+"""net_flow_tcp_begin's handshake_ns from the real probe, across a delay line of known delay
+between two network namespaces (tests/tools/delay_line.py), against the client's own
+measure of its connect()."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from runs import Hostcore
+from traffic import TOOLS, http_server, no_syncookies
+
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
+
+# From 198.18.0.0/15, the range set aside for benchmark test hosts.
+CLIENT_ADDRESS, SERVER_ADDRESS = "198.18.1.1", "198.18.1.2"
+CONNECTIONS = 3
+# What the delay line's own scheduling and the client's connect() may add to the delay.
+SLACK_NS = 15_000_000
+# Connects once and prints its port and how long connect() took, by its own clock.
+CONNECT = (
+    "import socket, sys, time; s = socket.socket(); started = time.monotonic_ns(); "
+    "s.connect((sys.argv[1], int(sys.argv[2]))); "
+    "print(s.getsockname()[1], time.monotonic_ns() - started)"
+)
+
+
+@pytest.fixture
+def delay_line(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, int]]:
+    """Client and server namespaces joined by a delay line of ``request.param`` ms each way:
+    (client ns, server ns, delay in ns)."""
+    delay_ms = request.param
+    client, server = f"hc-dcli-{os.getpid()}", f"hc-dsrv-{os.getpid()}"
+    line = None
+    try:
+        for name in (client, server):
+            subprocess.run(["ip", "netns", "add", name], check=True)
+            subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        command = [sys.executable, str(TOOLS / "delay_line.py"), client, CLIENT_ADDRESS]
+        command += [server, SERVER_ADDRESS, str(delay_ms)]
+        line = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert line.stdout is not None and line.stdout.readline() == "ready\n"
+        yield client, server, delay_ms * 1_000_000
+    finally:
+        if line is not None:
+            assert line.stdin is not None
+            line.stdin.close()  # it stops at the end of its input
+            line.wait(timeout=30)
+        for name in (client, server):
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def connect_from(netns: str, port: int) -> tuple[int, int]:
+    """One connection from ``netns`` to the server: the client's port, its connect() in ns."""
+    command = ["ip", "netns", "exec", netns, sys.executable, "-c", CONNECT]
+    out = subprocess.run([*command, SERVER_ADDRESS, str(port)], check=True, capture_output=True)
+    local_port, took_ns = out.stdout.split()
+    return int(local_port), int(took_ns)
+
+
+@pytest.mark.parametrize("delay_line", [20, 50], indirect=True)
+def test_outgoing_handshake_is_the_round_trip_the_client_waited(
+    tmp_path: Path, delay_line: tuple[str, str, int]
+) -> None:
+    client_ns, server_ns, delay_ns = delay_line
+    with (
+        http_server(SERVER_ADDRESS, netns=server_ns) as port,
+        no_syncookies(server_ns),
+        Hostcore(tmp_path) as hostcore,
+    ):
+        connects = dict(connect_from(client_ns, port) for _ in range(CONNECTIONS))
+        events = hostcore.stop()
+    handshakes = Counter(
+        (event["data"]["conn_direction"], event["data"]["src_port"], event["data"]["handshake_ns"])
+        for event in events
+        if event["name"] == "net_flow_tcp_begin" and event["data"]["dst_port"] == port
+    )
+    assert sorted(handshakes.values()) == [1] * 2 * CONNECTIONS  # one begin per socket
+    # An incoming connection's handshake ends with a bare ACK, which the probe does not see.
+    assert {(d, p) for d, p, ns in handshakes if ns is None} == {("incoming", p) for p in connects}
+    outgoing = {p: ns for d, p, ns in handshakes if d == "outgoing"}
+    assert outgoing.keys() == connects.keys()
+    for local_port, took_ns in connects.items():
+        # The SYN and the SYN+ACK each crossed the delay line once; the client's connect()
+        # began before the probe's stamp and returned after the SYN+ACK was handled.
+        assert 2 * delay_ns <= outgoing[local_port] <= took_ns <= 2 * delay_ns + SLACK_NS
