@@ -117,7 +117,12 @@ def test_event_map_shape(tmp_path: Path) -> None:
             "src_dns",
             "dst_dns",
             "community_id",
+            "handshake_ns",
         ]
+    # The client's connect() lies within the test's own clock readings around it.
+    handshakes = {e["data"]["conn_direction"]: e["data"]["handshake_ns"] for e in ours}
+    assert handshakes["incoming"] is None
+    assert 0 < handshakes["outgoing"] < after_ns - before_ns
 
 
 def test_between_two_network_namespaces(tmp_path: Path, netns_pair: tuple[str, str, str]) -> None:

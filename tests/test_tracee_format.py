@@ -331,6 +331,7 @@ def test_every_event_and_finding_of_the_corpus_reads_as_tracee(tmp_path: Path) -
     assert [(a["name"], a["type"]) for a in begins[0]["args"]] == [
         *NET_FLOW_TCP_FIELDS,
         ("community_id", "string"),
+        ("handshake_ns", "uint64"),
     ]
 
 
