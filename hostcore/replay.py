@@ -17,6 +17,7 @@ from hostcore.capture.links import LinkError, ip_offset
 from hostcore.capture.progress import Progress
 from hostcore.config import Config
 from hostcore.decoder import DNS_PORT, IPPROTO_TCP, IPPROTO_UDP, DecodeError, Decoder
+from hostcore.gc_tuning import streaming_collection
 from hostcore.packet import Direction, Packet, PacketKind, kinds_wanted, tcp_kind
 from hostcore.pipeline.accounting import Accounting
 from hostcore.pipeline.pipeline import Pipeline
@@ -64,10 +65,11 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
     replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs), stop)
     try:
-        for path in paths:
-            if stop.is_set() or not pipeline.has_sinks:  # no sinks: `| head` has exited
-                break
-            replayer.file(path)
+        with streaming_collection():
+            for path in paths:
+                if stop.is_set() or not pipeline.has_sinks:  # no sinks: `| head` has exited
+                    break
+                replayer.file(path)
     finally:
         pipeline.close()
         for signum, handler in previous.items():

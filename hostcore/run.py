@@ -12,6 +12,7 @@ import structlog
 
 from hostcore import probe
 from hostcore.config import Config
+from hostcore.gc_tuning import streaming_collection
 from hostcore.monitors import Monitor
 from hostcore.packet import OpenSocket, Owner, PacketKind
 from hostcore.pipeline import filters
@@ -122,7 +123,8 @@ def run(config: Config, plugins: Plugins) -> int:
             cgroup=str(flow_probe.cgroup) if flow_probe else None,
             kinds=[kind.name for kind in PacketKind if kind in the_plan.needs],
         )
-        _Loop(flow_probe, pipeline, accounting, config).run(stop)
+        with streaming_collection():
+            _Loop(flow_probe, pipeline, accounting, config).run(stop)
     finally:
         if flow_probe is not None:
             flow_probe.close()
