@@ -17,8 +17,9 @@
 //
 // Who owns a socket is recorded in process context, where the current task is
 // the one acting on the socket: at socket() (hc_sock_create), then at bind()
-// (hc_post_bind4/6) and connect() (hc_connect4/6), each overwriting the last. The packet programs run in softirq and
-// never read the current task; they copy the owner of the packet's socket.
+// (hc_post_bind4/6) and connect() (hc_connect4/6), each overwriting the last;
+// connect() also stamps the time. The packet programs run in softirq and never
+// read the current task; they copy the owner and the stamp of the packet's socket.
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/ip.h>
@@ -87,6 +88,8 @@ struct header {
     u8 direction;    // DIRECTION_*
     u8 pad[5];
 };
+
+_Static_assert(sizeof(struct header) == 72, "HEADER in hostcore/probe/records.py");
 
 BPF_RINGBUF_OUTPUT(records, RING_PAGES);
 BPF_PERCPU_ARRAY(reserve_failures, u64, 1);
@@ -199,15 +202,15 @@ static __always_inline bool is_dns_answer(struct __sk_buff *skb, u8 protocol, u3
 #endif
 }
 
-// The owner of the packet's socket (for a SYN+ACK leaving, the listener), or 0.
-// `flags` BPF_SK_STORAGE_GET_F_CREATE gives a socket older than the probe an
-// empty record (how = OWNER_UNKNOWN).
 static __always_inline struct bpf_sock *full_socket(struct __sk_buff *skb)
 {
     struct bpf_sock *sk = skb->sk;
     return sk ? bpf_sk_fullsock(sk) : 0;
 }
 
+// The state of the packet's socket (for a SYN+ACK leaving, the listener's), or 0.
+// `flags` BPF_SK_STORAGE_GET_F_CREATE gives a socket older than the probe an
+// empty record (how = OWNER_UNKNOWN, connect_ns = 0).
 static __always_inline struct socket_state *socket_state(struct __sk_buff *skb, u64 flags)
 {
     struct bpf_sock *sk = full_socket(skb);
@@ -354,7 +357,7 @@ static __always_inline void record_owner(struct bpf_sock *sk, u8 how)
     if (!state)
         return;
     // The handshake's start, for an outgoing connection's begin (its SYN+ACK's
-    // record carries it); a socket() or bind() after a connect() starts none.
+    // record carries it); a bind() after a failed connect() clears the old one.
     state->connect_ns = how == OWNER_CONNECTED ? bpf_ktime_get_boot_ns() : 0;
     struct owner *owner = &state->owner;
     u64 pid_tgid = bpf_get_current_pid_tgid();

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 # those) the collector keeps walking the bounded tables of open connections: about
 # a tenth of a `flows` run's CPU under load (interleaved runs, ab -c 32). Collected
 # rarely instead: a young collection every 50,000 allocations, a full one about
-# every 2.5 billion, which reference counting leaves little to find.
+# every 2.5 billion, which reference counting leaves little to find. (Thresholds as
+# CPython 3.11 to 3.13 read them; Debian 12 has 3.11.)
 STREAMING_THRESHOLDS = (50_000, 50, 1000)
 
 

@@ -66,3 +66,19 @@ def test_every_flow_event_of_the_corpus_agrees_with_an_independent_implementatio
         checked[event["name"]] += 1
     assert set(checked) == set(FLOW_EVENTS)
     assert sum(checked.values()) > 500, checked
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "src_port", "dst_port"),
+    [
+        ("127.0.0.1", "127.0.0.1", 55182, 35813),  # one address: the ports decide the order
+        ("127.0.0.1", "127.0.0.1", 35813, 55182),
+        ("::1", "::1", 40000, 443),
+        ("::ffff:192.0.2.1", "2001:db8::1", 1, 65535),
+    ],
+)
+def test_endpoints_on_one_address_and_mixed_forms_agree_with_the_package(
+    src: str, dst: str, src_port: int, dst_port: int
+) -> None:
+    flow = communityid.FlowTuple.make_tcp(src, dst, src_port, dst_port)
+    assert community_id(src, dst, src_port, dst_port) == communityid.CommunityID().calc(flow)

@@ -120,9 +120,25 @@ def test_bad_tcp_data_offset() -> None:
 
 
 def _record(
-    data: bytes, boot_ns: int = 5, direction: int = 1, cgroup_id: int = 0, owner: bytes = bytes(32)
+    data: bytes,
+    boot_ns: int = 5,
+    direction: int = 1,
+    cgroup_id: int = 0,
+    owner: bytes = bytes(32),
+    connect_ns: int = 0,
 ) -> bytes:
-    return records.HEADER.pack(boot_ns, cgroup_id, 99, 0, owner, len(data), direction) + data
+    header = records.HEADER.pack(boot_ns, cgroup_id, 99, connect_ns, owner, len(data), direction)
+    return header + data
+
+
+def test_record_carries_its_socket_s_connect_time_on_the_packets_clock() -> None:
+    raw = ipv4("1.1.1.1", "2.2.2.2", tcp(1, 2, SYN | ACK))
+    stamped, unstamped = records.RecordReader().packets(
+        [_record(raw, boot_ns=50, connect_ns=7, cgroup_id=3), _record(raw)], 1000, Counter()
+    )
+    assert (stamped.timestamp_ns, stamped.connect_ns) == (1050, 1007)
+    assert (stamped.cgroup_id, stamped.socket_cookie) == (3, 99)
+    assert unstamped.connect_ns == 0  # not seen: no offset added to it
 
 
 def test_record_carries_the_socket_owner() -> None:

@@ -20,8 +20,9 @@ pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 # From 198.18.0.0/15, the range set aside for benchmark test hosts.
 CLIENT_ADDRESS, SERVER_ADDRESS = "198.18.1.1", "198.18.1.2"
 CONNECTIONS = 3
-# What the delay line's own scheduling and the client's connect() may add to the delay.
-SLACK_NS = 15_000_000
+# What the delay line's own scheduling and the client's connect() may add to the delay
+# (generous: it bounds the test's tools, not hostcore).
+SLACK_NS = 50_000_000
 # Connects once and prints its port and how long connect() took, by its own clock.
 CONNECT = (
     "import socket, sys, time; s = socket.socket(); started = time.monotonic_ns(); "
@@ -43,8 +44,16 @@ def delay_line(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, int]]
             subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
         command = [sys.executable, str(TOOLS / "delay_line.py"), client, CLIENT_ADDRESS]
         command += [server, SERVER_ADDRESS, str(delay_ms)]
-        line = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert line.stdout is not None and line.stdout.readline() == "ready\n"
+        line = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert line.stdout is not None and line.stderr is not None
+        if line.stdout.readline() != "ready\n":  # it exited: say why
+            pytest.fail(f"the delay line did not start: {line.stderr.read()}")
         yield client, server, delay_ms * 1_000_000
     finally:
         if line is not None:

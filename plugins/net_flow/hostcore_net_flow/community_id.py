@@ -16,7 +16,7 @@ SEED = 0  # the specification's default, which every tool above uses unless told
 # loopback, or a begin and an end) share one hash, computed once.
 IDS_KEPT = 65536
 
-_SEED = struct.Struct("!H")
+_SEED_BYTES = struct.pack("!H", SEED)
 _PORTS = struct.Struct("!HH")
 
 
@@ -34,6 +34,6 @@ def community_id(
     if low > high:
         low, high = high, low
     digest = hashlib.sha1(
-        _SEED.pack(SEED) + low[0] + high[0] + bytes((protocol, 0)) + _PORTS.pack(low[1], high[1])
+        _SEED_BYTES + low[0] + high[0] + bytes((protocol, 0)) + _PORTS.pack(low[1], high[1])
     ).digest()
     return "1:" + base64.b64encode(digest).decode("ascii")
