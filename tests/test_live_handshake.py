@@ -23,6 +23,7 @@ CONNECTIONS = 3
 # What the delay line's own scheduling and the client's connect() may add to the delay
 # (generous: it bounds the test's tools, not hostcore).
 SLACK_NS = 50_000_000
+INITIAL_RTO_NS = 1_000_000_000  # TCP_TIMEOUT_INIT: when a SYN with no answer is sent again
 # Connects once and prints its port and how long connect() took, by its own clock.
 CONNECT = (
     "import socket, sys, time; s = socket.socket(); started = time.monotonic_ns(); "
@@ -33,9 +34,9 @@ CONNECT = (
 
 @pytest.fixture
 def delay_line(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, int]]:
-    """Client and server namespaces joined by a delay line of ``request.param`` ms each way:
-    (client ns, server ns, delay in ns)."""
-    delay_ms = request.param
+    """Client and server namespaces joined by a delay line: ``request.param`` is its delay
+    each way in ms, then its options; yields (client ns, server ns, delay in ns)."""
+    delay_ms, *options = request.param
     client, server = f"hc-dcli-{os.getpid()}", f"hc-dsrv-{os.getpid()}"
     line = None
     try:
@@ -43,7 +44,7 @@ def delay_line(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, int]]
             subprocess.run(["ip", "netns", "add", name], check=True)
             subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
         command = [sys.executable, str(TOOLS / "delay_line.py"), client, CLIENT_ADDRESS]
-        command += [server, SERVER_ADDRESS, str(delay_ms)]
+        command += [server, SERVER_ADDRESS, str(delay_ms), *options]
         line = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -72,29 +73,51 @@ def connect_from(netns: str, port: int) -> tuple[int, int]:
     return int(local_port), int(took_ns)
 
 
-@pytest.mark.parametrize("delay_line", [20, 50], indirect=True)
-def test_outgoing_handshake_is_the_round_trip_the_client_waited(
-    tmp_path: Path, delay_line: tuple[str, str, int]
-) -> None:
-    client_ns, server_ns, delay_ns = delay_line
+def outgoing_handshakes(
+    tmp_path: Path, client_ns: str, server_ns: str, connections: int
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Connections from the client namespace under a run of hostcore: each client port's
+    connect() as the client timed it, and the handshake_ns of its outgoing begin."""
     with (
         http_server(SERVER_ADDRESS, netns=server_ns) as port,
         no_syncookies(server_ns),
         Hostcore(tmp_path) as hostcore,
     ):
-        connects = dict(connect_from(client_ns, port) for _ in range(CONNECTIONS))
+        connects = dict(connect_from(client_ns, port) for _ in range(connections))
         events = hostcore.stop()
     handshakes = Counter(
         (event["data"]["conn_direction"], event["data"]["src_port"], event["data"]["handshake_ns"])
         for event in events
         if event["name"] == "net_flow_tcp_begin" and event["data"]["dst_port"] == port
     )
-    assert sorted(handshakes.values()) == [1] * 2 * CONNECTIONS  # one begin per socket
+    assert sorted(handshakes.values()) == [1] * 2 * connections  # one begin per socket
     # An incoming connection's handshake ends with a bare ACK, which the probe does not see.
     assert {(d, p) for d, p, ns in handshakes if ns is None} == {("incoming", p) for p in connects}
     outgoing = {p: ns for d, p, ns in handshakes if d == "outgoing"}
     assert outgoing.keys() == connects.keys()
+    return connects, outgoing
+
+
+@pytest.mark.parametrize("delay_line", [(20,), (50,)], indirect=True, ids=["20ms", "50ms"])
+def test_outgoing_handshake_is_the_round_trip_the_client_waited(
+    tmp_path: Path, delay_line: tuple[str, str, int]
+) -> None:
+    client_ns, server_ns, delay_ns = delay_line
+    connects, outgoing = outgoing_handshakes(tmp_path, client_ns, server_ns, CONNECTIONS)
     for local_port, took_ns in connects.items():
         # The SYN and the SYN+ACK each crossed the delay line once; the client's connect()
         # began before the probe's stamp and returned after the SYN+ACK was handled.
         assert 2 * delay_ns <= outgoing[local_port] <= took_ns <= 2 * delay_ns + SLACK_NS
+
+
+@pytest.mark.parametrize("delay_line", [(20, "drop-first-syn")], indirect=True, ids=["20ms"])
+def test_a_syn_sent_again_is_in_the_handshake(
+    tmp_path: Path, delay_line: tuple[str, str, int]
+) -> None:
+    """The first SYN of each connection is lost: the kernel sends it again after its initial
+    retransmission timeout (1 s), and the handshake counts from connect() all the same."""
+    client_ns, server_ns, delay_ns = delay_line
+    connects, outgoing = outgoing_handshakes(tmp_path, client_ns, server_ns, 2)
+    for local_port, took_ns in connects.items():
+        assert INITIAL_RTO_NS + 2 * delay_ns <= outgoing[local_port] <= took_ns
+        assert took_ns <= INITIAL_RTO_NS + 2 * delay_ns + SLACK_NS
