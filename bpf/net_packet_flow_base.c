@@ -6,6 +6,9 @@
 //   WANT_TCP_FIN_RST  TCP segments with FIN or RST set, the first of each socket
 //   WANT_TCP_SYN      TCP segments with SYN set and ACK clear
 //   WANT_DNS_ANSWER   UDP datagrams and TCP segments with data from source port 53
+//   WANT_TCP_TOTALS   with WANT_TCP_FIN_RST: a socket seen established holds its first
+//                     FIN or RST until it closes, then passes it up with its totals
+//   HELD_ENDS         with WANT_TCP_TOTALS: how many such records may wait at once
 //   RING_PAGES        ring buffer size in pages (a power of two)
 //   SCOPE_OWNER(o)    if defined, a test on a socket's owner (struct owner *) that
 //                     TCP records of sockets with a recorded owner must pass
@@ -20,6 +23,14 @@
 // (hc_post_bind4/6) and connect() (hc_connect4/6), each overwriting the last;
 // connect() also stamps the time. The packet programs run in softirq and never
 // read the current task; they copy the owner and the stamp of the packet's socket.
+//
+// Totals (WANT_TCP_TOTALS) are read where the kernel's TCP state machine says the
+// socket is done: a sock_ops program asks for state callbacks when a socket is
+// established, and at its TCP_CLOSE passes up the first FIN or RST it held,
+// followed by the socket's counters. A FIN or RST that cannot be held (no room,
+// a socket established before the probe, headers over HELD_PACKET bytes) is
+// passed up at once without totals; ends still held when the probe stops are
+// read from the map by user space.
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/ip.h>
@@ -47,12 +58,21 @@
 #define OWNER_CONNECTED 2   // the task that called connect()
 #define OWNER_BOUND 3       // the task that called bind()
 
+#define MARK_FIN_RST 1  // the socket's first FIN or RST was passed up or held
+#define MARK_TOTALS 2   // the socket was seen established: its close will be called back
+#define MARK_ACTIVE 4   // established by connect(): its SYN counts in bytes_acked
+#define MARK_FIN_OUT 8  // a FIN left; fin_out_next holds the sequence number after it
+#define MARK_FIN_IN 16  // a FIN arrived; fin_in_next holds the sequence number after it
+
+#define DIRECTION_MASK 1
+#define TOTALS_FOLLOW 2  // in header.direction: struct totals follows the header
+
 struct owner {
     u32 pid;        // thread group id
     u32 tid;
     u32 uid;        // real uid
     u8 how;         // OWNER_*
-    u8 fin_rst;     // 1 once a FIN or RST of this socket was passed up (not an owner field)
+    u8 marks;       // MARK_* of the socket (not an owner field; user space ignores it)
     u16 cpu;        // the CPU the task ran on as it acted on the socket
     char comm[16];  // the thread's name
 };
@@ -62,6 +82,8 @@ struct owner {
 struct socket_state {
     struct owner owner;
     u64 connect_ns;  // bpf_ktime_get_boot_ns() at its last connect(); 0 if none seen
+    u32 fin_out_next;  // with MARK_FIN_OUT (WANT_TCP_TOTALS only)
+    u32 fin_in_next;   // with MARK_FIN_IN
 };
 
 // Socket storage holding each TCP socket's state; BPF_F_CLONE copies a
@@ -85,7 +107,7 @@ struct header {
     u64 connect_ns;  // when that socket called connect(), as boot_ns; 0 if not seen
     struct owner owner;  // its owner, how = OWNER_UNKNOWN if not recorded
     u16 captured;    // packet bytes after the header, from the IP header on
-    u8 direction;    // DIRECTION_*
+    u8 direction;    // DIRECTION_*, | TOTALS_FOLLOW when struct totals follows
     u8 pad[5];
 };
 
@@ -93,6 +115,33 @@ _Static_assert(sizeof(struct header) == 72, "HEADER in hostcore/probe/records.py
 
 BPF_RINGBUF_OUTPUT(records, RING_PAGES);
 BPF_PERCPU_ARRAY(reserve_failures, u64, 1);
+
+#ifdef WANT_TCP_TOTALS
+#define HELD_PACKET 128  // IPv6 and a TCP header with every option take 100
+
+// A socket's counters at its close, from struct bpf_sock_ops (tcp_info's).
+struct totals {
+    u64 bytes_acked;     // data bytes sent that the peer acknowledged
+    u64 bytes_received;  // data bytes received in order
+    u32 segs_out;        // segments sent, retransmissions included
+    u32 segs_in;
+    u32 total_retrans;   // segments retransmitted
+    u32 srtt_us;         // smoothed RTT in microseconds, << 3 (as the kernel keeps it)
+    u32 rtt_min;         // minimum RTT in microseconds
+    u32 pad;
+};
+
+_Static_assert(sizeof(struct totals) == 40, "TOTALS in hostcore/probe/records.py");
+
+// A held FIN or RST: the record it would have been, its packet cut at HELD_PACKET.
+struct held_end {
+    struct header header;
+    u8 packet[HELD_PACKET];
+};
+
+BPF_HASH(held_ends, u64, struct held_end, HELD_ENDS);  // by socket cookie
+BPF_PERCPU_ARRAY(held_scratch, struct held_end, 1);    // too large for the stack
+#endif
 
 // Offset of the TCP or UDP header, with its protocol in *protocol; 0 when the
 // packet is neither, or is a non-first fragment (which carries no such header).
@@ -245,6 +294,24 @@ static __always_inline bool in_scope(struct __sk_buff *skb, struct owner *owner)
 // the same value for 1..bytes.
 #define CAPPED(length, bytes) (((((length) > (bytes) ? (bytes) : (length)) - 1) & ((bytes) - 1)) + 1)
 
+static __always_inline void fill_header(struct header *rec, struct __sk_buff *skb, u8 direction,
+                                        u32 captured, struct socket_state *state)
+{
+    rec->boot_ns = bpf_ktime_get_boot_ns();
+    rec->cgroup_id = bpf_skb_cgroup_id(skb);
+    rec->cookie = bpf_get_socket_cookie(skb);
+    if (state) {
+        __builtin_memcpy(&rec->owner, &state->owner, sizeof(rec->owner));
+        rec->connect_ns = state->connect_ns;
+    } else {
+        __builtin_memset(&rec->owner, 0, sizeof(rec->owner));
+        rec->connect_ns = 0;
+    }
+    rec->direction = direction;
+    rec->captured = captured;
+    __builtin_memset(rec->pad, 0, sizeof(rec->pad));
+}
+
 // Queue a record: the header, then the packet's first `length` bytes in a slot
 // of `bytes` (a power of two). Inlined with a constant `bytes`, so the size the
 // verifier sees at each reserve is a constant, as it must be.
@@ -262,19 +329,7 @@ static __always_inline bool submit_in(struct __sk_buff *skb, u8 direction, u32 l
     u32 captured = CAPPED(length, bytes);
     if (bpf_skb_load_bytes(skb, 0, (u8 *)(rec + 1), captured) < 0)
         captured = 0;
-    rec->boot_ns = bpf_ktime_get_boot_ns();
-    rec->cgroup_id = bpf_skb_cgroup_id(skb);
-    rec->cookie = bpf_get_socket_cookie(skb);
-    if (state) {
-        __builtin_memcpy(&rec->owner, &state->owner, sizeof(rec->owner));
-        rec->connect_ns = state->connect_ns;
-    } else {
-        __builtin_memset(&rec->owner, 0, sizeof(rec->owner));
-        rec->connect_ns = 0;
-    }
-    rec->direction = direction;
-    rec->captured = captured;
-    __builtin_memset(rec->pad, 0, sizeof(rec->pad));
+    fill_header(rec, skb, direction, captured, state);
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
     return true;
 }
@@ -297,6 +352,49 @@ static __always_inline bool submit(struct __sk_buff *skb, u8 direction, u32 leng
     if (length <= 1024)
         return submit_in(skb, direction, length, 1024, state);
     return submit_in(skb, direction, length, 2048, state);
+}
+
+#ifdef WANT_TCP_TOTALS
+// Where a FIN ends in sequence space, so that the close can tell whether the
+// kernel counted it in bytes_acked or bytes_received (a FIN counts as one byte).
+static __always_inline void note_fin(struct __sk_buff *skb, u8 direction, u32 l4, u8 *l4hdr,
+                                     struct socket_state *state)
+{
+    u32 seq = (u32)l4hdr[4] << 24 | (u32)l4hdr[5] << 16 | (u32)l4hdr[6] << 8 | l4hdr[7];
+    u32 next = seq + (skb->len - l4 - (l4hdr[12] >> 4) * 4) + 1;
+    if (direction == DIRECTION_EGRESS) {
+        state->fin_out_next = next;
+        state->owner.marks |= MARK_FIN_OUT;
+    } else {
+        state->fin_in_next = next;
+        state->owner.marks |= MARK_FIN_IN;
+    }
+}
+#endif
+
+// Hold a socket's first FIN or RST (`length` bytes of headers) until it closes,
+// if its close will be called back; false if it is to be passed up now.
+static __always_inline bool hold(struct __sk_buff *skb, u8 direction, u32 length,
+                                 struct socket_state *state)
+{
+#ifdef WANT_TCP_TOTALS
+    if (!(state->owner.marks & MARK_TOTALS) || length > HELD_PACKET || length > skb->len ||
+        length == 0)
+        return false;
+    int zero = 0;
+    struct held_end *held = held_scratch.lookup(&zero);
+    if (!held)
+        return false;
+    asm volatile("" : "+r"(length));  // as in submit_in: keep the cap the verifier sees
+    u32 captured = CAPPED(length, HELD_PACKET);
+    if (bpf_skb_load_bytes(skb, 0, held->packet, captured) < 0)
+        return false;
+    fill_header(&held->header, skb, direction, captured, state);
+    u64 cookie = held->header.cookie;
+    return held_ends.update(&cookie, held) == 0;  // full: passed up now, without totals
+#else
+    return false;
+#endif
 }
 
 static __always_inline int observe(struct __sk_buff *skb, u8 direction)
@@ -333,11 +431,19 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     bool marks = sk && owns_connection(sk);
     struct socket_state *state =
         sk ? owners.sk_storage_get(sk, 0, marks ? BPF_SK_STORAGE_GET_F_CREATE : 0) : 0;
-    if (marks && state && state->owner.fin_rst)
+#ifdef WANT_TCP_TOTALS
+    if (marks && state && (l4hdr[13] & TCP_FIN))
+        note_fin(skb, direction, l4, l4hdr, state);
+#endif
+    if (marks && state && (state->owner.marks & MARK_FIN_RST))
         return 1;
-    if (in_scope(skb, state && state->owner.how != OWNER_UNKNOWN ? &state->owner : 0) &&
-        submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, state) && marks && state)
-        state->owner.fin_rst = 1;
+    if (!in_scope(skb, state && state->owner.how != OWNER_UNKNOWN ? &state->owner : 0))
+        return 1;
+    u32 length = l4 + (l4hdr[12] >> 4) * 4;
+    bool passed = (marks && state && hold(skb, direction, length, state)) ||
+                  submit(skb, direction, length, state);
+    if (passed && marks && state)
+        state->owner.marks |= MARK_FIN_RST;
     return 1;
 }
 
@@ -366,7 +472,7 @@ static __always_inline void record_owner(struct bpf_sock *sk, u8 how)
     owner->uid = (u32)bpf_get_current_uid_gid();
     owner->how = how;
     owner->cpu = bpf_get_smp_processor_id();
-    owner->fin_rst = 0;  // a socket that connects again starts a new connection
+    owner->marks = 0;  // a socket that connects again starts a new connection
     bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 }
 
@@ -411,3 +517,74 @@ int hc_connect6(struct bpf_sock_addr *ctx)
 {
     return on_connect(ctx);
 }
+
+#ifdef WANT_TCP_TOTALS
+// What a held end becomes at the socket's close: its record, then the totals.
+struct closed_end {
+    struct header header;
+    struct totals totals;
+    u8 packet[HELD_PACKET];
+};
+
+// The socket closed: pass up its held FIN or RST, if any, with its counters now.
+static __always_inline void release(struct bpf_sock_ops *ops, struct bpf_sock *sk)
+{
+    u64 cookie = bpf_get_socket_cookie(ops);
+    struct held_end *held = held_ends.lookup(&cookie);
+    if (!held)
+        return;
+    struct closed_end *rec = records.ringbuf_reserve(sizeof(struct closed_end));
+    if (!rec) {
+        count_reserve_failure();
+        held_ends.delete(&cookie);
+        return;
+    }
+    __builtin_memcpy(rec, held, sizeof(struct header));
+    __builtin_memcpy(rec->packet, held->packet, HELD_PACKET);
+    rec->header.direction |= TOTALS_FOLLOW;
+    // Data bytes: the counters count the SYN of connect() and each FIN as one byte.
+    struct socket_state *state = owners.sk_storage_get(sk, 0, 0);
+    u64 acked = ops->bytes_acked, received = ops->bytes_received;
+    if (state) {
+        u8 marks = state->owner.marks;
+        if ((marks & MARK_ACTIVE) && acked)
+            acked -= 1;
+        if ((marks & MARK_FIN_OUT) && ops->snd_una == state->fin_out_next && acked)
+            acked -= 1;
+        if ((marks & MARK_FIN_IN) && ops->rcv_nxt == state->fin_in_next && received)
+            received -= 1;
+    }
+    rec->totals.bytes_acked = acked;
+    rec->totals.bytes_received = received;
+    rec->totals.segs_out = ops->segs_out;
+    rec->totals.segs_in = ops->segs_in;
+    rec->totals.total_retrans = ops->total_retrans;
+    rec->totals.srtt_us = ops->srtt_us;
+    rec->totals.rtt_min = ops->rtt_min;
+    rec->totals.pad = 0;
+    // Deleted before the record is submitted: user space, reading the map after the
+    // ring when it stops, then never finds an end both here and in the ring.
+    held_ends.delete(&cookie);
+    records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+// Established sockets ask for state callbacks, so that their close is seen.
+int hc_sock_ops(struct bpf_sock_ops *ops)
+{
+    struct bpf_sock *sk = ops->sk;
+    if (!sk)
+        return 1;
+    if (ops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
+        ops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+        struct socket_state *state = owners.sk_storage_get(sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+        if (state && bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags |
+                                                        BPF_SOCK_OPS_STATE_CB_FLAG) == 0)
+            state->owner.marks |= ops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB
+                                      ? MARK_TOTALS | MARK_ACTIVE
+                                      : MARK_TOTALS;
+    } else if (ops->op == BPF_SOCK_OPS_STATE_CB && ops->args[1] == BPF_TCP_CLOSE) {
+        release(ops, sk);
+    }
+    return 1;
+}
+#endif

@@ -31,6 +31,7 @@ from hostcore.packet import (
     OwnerSource,
     Packet,
     PacketKind,
+    TcpTotals,
 )
 from hostcore.signatures.spec import Report, Signature, SignatureContext, SignatureSpec
 from hostcore.sinks.base import (
@@ -95,6 +96,7 @@ __all__ = [
     "SourceError",
     "SourceSpec",
     "TailQuery",
+    "TcpTotals",
     "Tls",
     "event_parts",
     "flag_option",

@@ -11,7 +11,7 @@ import socket
 import struct
 
 from hostcore.bounded import BoundedCache
-from hostcore.packet import Direction, Owner, Packet, PacketKind, tcp_kind
+from hostcore.packet import Direction, Owner, Packet, PacketKind, TcpTotals, tcp_kind
 
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
@@ -59,11 +59,12 @@ class Decoder:
         socket_cookie: int = 0,
         owner: Owner | None = None,
         connect_ns: int = 0,
+        totals: TcpTotals | None = None,
     ) -> Packet:
         """Decode one TCP segment or UDP datagram from its IP header on.
 
-        What the packet cannot tell (its socket's cgroup, cookie, owner and when it
-        called connect()) comes from the probe's record, or stays 0 and None.
+        What the packet cannot tell (its socket's cgroup, cookie, owner, when it
+        called connect() and its totals) comes from the probe's record, or stays 0 and None.
         """
         plain = len(data) >= 40 and data[0] == 0x45 and data[9] == IPPROTO_TCP
         if plain:  # IPv4 without options, TCP: what the probe hands up, read in one unpack
@@ -100,6 +101,7 @@ class Decoder:
                 payload,
                 payload_size,
                 connect_ns,
+                totals,
             ),
         )
 

@@ -21,6 +21,9 @@ class PacketKind(enum.IntFlag):
     TCP_FIN_RST = enum.auto()
     TCP_SYN = enum.auto()
     DNS_ANSWER = enum.auto()  # UDP, or TCP with data, from port 53; may combine with a TCP kind
+    # Not a kind of packet: asks that TCP_FIN_RST records of sockets seen established
+    # come when the socket closes, with its totals (Packet.totals).
+    TCP_TOTALS = enum.auto()
 
 
 TCP_FIN = 0x01
@@ -53,7 +56,7 @@ def kinds_wanted(needs: PacketKind) -> tuple[PacketKind, ...]:
     Testing membership in this tuple compares by identity: IntFlag arithmetic
     per packet costs about 0.2 us.
     """
-    every = [PacketKind.NONE, *PacketKind]
+    every = [PacketKind.NONE, *(kind for kind in PacketKind if kind is not PacketKind.TCP_TOTALS)]
     combined = {kind | dns for kind in every for dns in (PacketKind.NONE, PacketKind.DNS_ANSWER)}
     return tuple(kind for kind in combined if kind & needs)
 
@@ -76,6 +79,18 @@ class Owner(NamedTuple):
     comm: str
     source: OwnerSource
     cpu: int | None = None  # the CPU it ran on as it acted; None when matched through /proc
+
+
+class TcpTotals(NamedTuple):
+    """A TCP socket's counters at its close, from the kernel (struct tcp_info's)."""
+
+    bytes_sent: int  # bytes the peer acknowledged (tcp_info bytes_acked)
+    bytes_received: int
+    segments_sent: int  # segments sent, retransmissions included (segs_out)
+    segments_received: int  # segs_in
+    retransmits: int  # segments retransmitted (total_retrans)
+    srtt_us: int  # smoothed round-trip time, microseconds
+    min_rtt_us: int  # the smallest round-trip time measured, microseconds
 
 
 class Packet(NamedTuple):
@@ -101,6 +116,7 @@ class Packet(NamedTuple):
     payload: bytes  # what was captured after the TCP/UDP header (none for TCP kinds)
     payload_size: int  # what the packet carried; more than len(payload) means truncated
     connect_ns: int = 0  # when the local socket called connect() (ns since the epoch); 0: unknown
+    totals: TcpTotals | None = None  # for a TCP_TOTALS end: its socket's counters at close
 
 
 class OpenSocket(NamedTuple):

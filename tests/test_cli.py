@@ -293,7 +293,11 @@ def test_without_capabilities_run_names_the_missing_ones() -> None:
     ("events", "wanted"),
     [
         ("net_flow_tcp_begin", "-DWANT_TCP_SYN_ACK -DWANT_DNS_ANSWER"),
-        ("flows", "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_DNS_ANSWER"),
+        (
+            "flows",
+            "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_DNS_ANSWER -DWANT_TCP_TOTALS"
+            " -DHELD_ENDS=65536",
+        ),
         (
             "net_flow_tcp_failed",
             "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_TCP_SYN -DWANT_DNS_ANSWER",

@@ -11,7 +11,7 @@ from hostcore_net_flow import end
 from packets import ACK, FIN, RST, SYN
 from sample_connection import CLIENT, OUTGOING, SERVER, segment
 
-from hostcore import EventContext, OpenSocket
+from hostcore import EventContext, OpenSocket, TcpTotals
 from hostcore.packet import Direction, Packet
 
 
@@ -46,8 +46,29 @@ def test_client_side_connection_ended_by_the_server() -> None:
         "closed_with": "fin",
         "begin": "seen",
         "duration_ns": 50_000,
+        **end.NO_TOTALS,  # the packets carry none
     }
     assert list(event) == [field.name for field in end.SPEC.fields]  # declared == emitted
+
+
+def test_the_closed_sockets_totals_are_the_ends() -> None:
+    totals = TcpTotals(120, 4_000, 7, 9, 1, 250, 180)
+    [event], _ = run(
+        [
+            segment(Direction.INGRESS, SERVER, CLIENT, SYN | ACK, ns=1_000),
+            segment(Direction.EGRESS, CLIENT, SERVER, FIN | ACK, ns=9_000)._replace(totals=totals),
+        ]
+    )
+    assert {name: event[name] for name in end.NO_TOTALS} == {
+        "bytes_sent": 120,
+        "bytes_received": 4_000,
+        "segments_sent": 7,
+        "segments_received": 9,
+        "retransmits": 1,
+        "srtt_us": 250,
+        "min_rtt_us": 180,
+    }
+    assert (event["closed_by"], event["duration_ns"]) == ("local", 8_000)
 
 
 def test_server_side_connection_reset_by_this_host() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from hostcore.packet import PacketKind
 from hostcore.probe.link import AttachType, link_cgroup
+from hostcore.probe.records import HEADER, TOTALS_FOLLOW
 from hostcore.probe.ring import RingError, RingReader
 
 NAME = "net_packet_flow_base"
@@ -23,7 +24,12 @@ _DEFINES = {
     PacketKind.TCP_FIN_RST: "WANT_TCP_FIN_RST",
     PacketKind.TCP_SYN: "WANT_TCP_SYN",
     PacketKind.DNS_ANSWER: "WANT_DNS_ANSWER",
+    PacketKind.TCP_TOTALS: "WANT_TCP_TOTALS",
 }
+# Ends held in the kernel until their socket closes (struct held_end, 200 bytes each);
+# beyond that a FIN or RST is passed up at once, without totals.
+HELD_ENDS = 65536
+HELD_END_BYTES = 72 + 128
 # name: (program type, attach type); bcc's program type numbers, the kernel's attach types
 _PROGRAMS = {
     b"hc_flow_ingress": ("CGROUP_SKB", AttachType.CGROUP_INET_INGRESS),
@@ -34,6 +40,14 @@ _PROGRAMS = {
     b"hc_post_bind4": ("CGROUP_SOCK", AttachType.CGROUP_INET4_POST_BIND),
     b"hc_post_bind6": ("CGROUP_SOCK", AttachType.CGROUP_INET6_POST_BIND),
 }
+_TOTALS_PROGRAM = {b"hc_sock_ops": ("SOCK_OPS", AttachType.CGROUP_SOCK_OPS)}
+
+
+def _not_closed_in(held: list[bytes], records: list[bytes]) -> list[bytes]:
+    """The held ends whose socket's closed record (with totals) is not among ``records``."""
+    headers = (HEADER.unpack_from(record) for record in records if len(record) >= HEADER.size)
+    closed = {header[2] for header in headers if header[6] & TOTALS_FOLLOW}
+    return [record for record in held if HEADER.unpack_from(record)[2] not in closed]
 
 
 class ProbeError(RuntimeError):
@@ -43,7 +57,13 @@ class ProbeError(RuntimeError):
 def cflags(needs: PacketKind, ring_buffer_kib: int, scope: Sequence[str] = ()) -> list[str]:
     """The compile flags that select the packet kinds ``needs`` asks for, then ``scope``'s."""
     wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in needs]
+    if _holds_ends(needs):
+        wanted.append(f"-DHELD_ENDS={HELD_ENDS}")
     return [*wanted, f"-DRING_PAGES={max(1, ring_buffer_kib // PAGE_KIB)}", *scope]
+
+
+def _holds_ends(needs: PacketKind) -> bool:
+    return PacketKind.TCP_TOTALS | PacketKind.TCP_FIN_RST in needs
 
 
 class FlowProbe:
@@ -55,6 +75,7 @@ class FlowProbe:
         self.needs = needs
         self.cgroup = cgroup
         self.cflags = cflags(needs, ring_buffer_kib, scope)
+        self._programs = {**_PROGRAMS, **(_TOTALS_PROGRAM if _holds_ends(needs) else {})}
         self._bpf: Any = None
         self._links: list[int] = []
         self._ring: RingReader | None = None
@@ -72,7 +93,7 @@ class FlowProbe:
             self._bpf = BPF(src_file=str(SOURCE).encode(), cflags=self.cflags)
             programs = {
                 name: self._bpf.load_func(name, getattr(BPF, kind), attach_type=int(attach_type))
-                for name, (kind, attach_type) in _PROGRAMS.items()
+                for name, (kind, attach_type) in self._programs.items()
             }
             records = self._bpf[b"records"]
             self._ring = RingReader(records.map_fd, records.max_entries)
@@ -88,7 +109,7 @@ class FlowProbe:
         except OSError as error:
             raise ProbeError(f"cannot open cgroup {self.cgroup}: {error.strerror}") from error
         try:
-            for name, (_, attach_type) in _PROGRAMS.items():
+            for name, (_, attach_type) in self._programs.items():
                 self._links.append(link_cgroup(programs[name].fd, cgroup_fd, attach_type))
         except OSError as error:
             self.detach()
@@ -104,14 +125,26 @@ class FlowProbe:
         if timeout_ms:
             time.sleep(timeout_ms / 1000)
             return self._ring.read()
-        # The last read: give a record still being written a moment to be submitted.
+        # The last read: ends still held (see _held_ends), then whatever the ring
+        # holds, giving a record still being written a moment to be submitted.
+        held = self._held_ends()
         records = self._ring.read()
         for _ in range(FINAL_READ_RETRIES):
             if not self._ring.blocked:
                 break
             time.sleep(0.001)
             records += self._ring.read()
-        return records
+        return records + _not_closed_in(held, records)
+
+    def _held_ends(self) -> list[bytes]:
+        """The FINs and RSTs held for sockets not closed yet, as records without totals.
+
+        Read before the ring: the kernel reserves a closed socket's record before it
+        deletes the held end, so an end missing here is in the ring by then.
+        """
+        if not _holds_ends(self.needs):
+            return []
+        return [bytes(value)[:HELD_END_BYTES] for value in self._bpf[b"held_ends"].values()]
 
     def reserve_failures(self) -> int:
         """Records the kernel dropped because the ring buffer was full, over all CPUs."""

@@ -8,13 +8,17 @@ from collections.abc import Iterable
 
 from hostcore.bounded import BoundedCache
 from hostcore.decoder import DecodeError, Decoder
-from hostcore.packet import Direction, Owner, OwnerSource, Packet
+from hostcore.packet import Direction, Owner, OwnerSource, Packet, TcpTotals
 
 # struct header: u64 boot_ns, u64 cgroup_id, u64 cookie, u64 connect_ns, struct owner
 # (32 bytes), u16 captured, u8 direction, u8 pad[5]
 HEADER = struct.Struct("<QQQQ32sHB5x")
-# struct owner: u32 pid, u32 tid, u32 uid, u8 how, u8 fin_rst, u16 cpu, char comm[16]
+# struct owner: u32 pid, u32 tid, u32 uid, u8 how, u8 marks, u16 cpu, char comm[16]
 OWNER = struct.Struct("<IIIBxH16s")
+# struct totals, after the header when direction has TOTALS_FOLLOW: u64 bytes_acked,
+# u64 bytes_received, u32 segs_out, segs_in, total_retrans, srtt_us (<< 3), rtt_min, pad
+TOTALS = struct.Struct("<QQIIIII4x")
+TOTALS_FOLLOW = 2
 _DIRECTIONS = (Direction.INGRESS, Direction.EGRESS)
 _SOURCES = {int(source): source for source in OwnerSource}
 
@@ -52,7 +56,13 @@ class RecordReader:
             boot_ns, cgroup_id, cookie, connect_ns, raw_owner, captured, direction = (
                 HEADER.unpack_from(record)
             )
-            data = record[HEADER.size : HEADER.size + captured]
+            if direction & TOTALS_FOLLOW:
+                if len(record) < _DATA_AFTER_TOTALS:
+                    errors["short_record"] += 1
+                    continue
+                totals, data = _totals(record), record[_DATA_AFTER_TOTALS : _DATA_AFTER_TOTALS + captured]
+            else:
+                totals, data = None, record[HEADER.size : HEADER.size + captured]
             # The cache itself, not ``self.owner``: a method call per record costs more.
             owner = owners[raw_owner] if raw_owner in owners else self.owner(raw_owner)
             try:
@@ -65,11 +75,22 @@ class RecordReader:
                         cookie,
                         owner,
                         connect_ns + offset_ns if connect_ns else 0,
+                        totals,
                     )
                 )
             except DecodeError as error:
                 errors[error.reason] += 1
         return decoded
+
+
+_DATA_AFTER_TOTALS = HEADER.size + TOTALS.size
+
+
+def _totals(record: bytes) -> TcpTotals:
+    sent, received, segs_out, segs_in, retransmits, srtt_x8, min_rtt = TOTALS.unpack_from(
+        record, HEADER.size
+    )
+    return TcpTotals(sent, received, segs_out, segs_in, retransmits, srtt_x8 >> 3, min_rtt)
 
 
 def _owner(raw: bytes) -> Owner | None:

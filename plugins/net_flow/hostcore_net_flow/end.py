@@ -1,4 +1,8 @@
-"""net_flow_tcp_end: one event per TCP connection end, seen at its first FIN or RST."""
+"""net_flow_tcp_end: one event per TCP connection end, seen at its first FIN or RST.
+
+For a socket the probe saw established, the FIN or RST arrives when the socket
+closes, with the socket's totals then (``Packet.totals``); for others, at once.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from hostcore import (
     OpenSocket,
     Packet,
     PacketKind,
+    TcpTotals,
     hookimpl,
 )
 from hostcore_net_flow.begin import FLOW_FIELDS, syn_ack_fields
@@ -39,6 +44,17 @@ END_FIELDS = (
     ("begin", "string"),
     ("duration_ns", "uint64"),
 )
+# The socket's counters at its close (TcpTotals, in order); null where not known.
+TOTALS_FIELDS = (
+    ("bytes_sent", "uint64"),
+    ("bytes_received", "uint64"),
+    ("segments_sent", "uint32"),
+    ("segments_received", "uint32"),
+    ("retransmits", "uint32"),
+    ("srtt_us", "uint32"),
+    ("min_rtt_us", "uint32"),
+)
+NO_TOTALS = dict.fromkeys(name for name, _ in TOTALS_FIELDS)
 
 
 class _Open(NamedTuple):
@@ -136,11 +152,16 @@ class TcpEnd:
                 "closed_with": "rst" if packet.tcp_flags & TCP_RST else "fin",
                 "begin": opened.begin,
                 "duration_ns": None if opened.begin_ns is None else timestamp_ns - opened.begin_ns,
+                **(NO_TOTALS if packet.totals is None else _totals(packet.totals)),
             },
             # The local socket: the client's, or the accepted one, which has an owner only
             # if its listener is younger than the probe; if not, the listener's, from the begin.
             packet if packet.owner is not None or opened.syn_ack is None else opened.syn_ack,
         )
+
+
+def _totals(totals: TcpTotals) -> dict[str, int]:
+    return dict(zip(NO_TOTALS, totals, strict=True))
 
 
 def _no_names(address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
@@ -150,10 +171,10 @@ def _no_names(address: str, cgroup_id: int, timestamp_ns: int) -> list[str]:
 SPEC = EventSpec(
     name="net_flow_tcp_end",
     id=2013,
-    fields=(*FLOW_FIELDS, *(Field(name, kind) for name, kind in END_FIELDS)),
+    fields=(*FLOW_FIELDS, *(Field(name, kind) for name, kind in END_FIELDS + TOTALS_FIELDS)),
     sets=("network_events", "flows"),
     depends_on="net_packet_flow_base",
-    needs=PacketKind.TCP_SYN_ACK | PacketKind.TCP_FIN_RST,
+    needs=PacketKind.TCP_SYN_ACK | PacketKind.TCP_FIN_RST | PacketKind.TCP_TOTALS,
     handler=TcpEnd,
     description="TCP connection end (first FIN or RST of a connection); src is the initiator",
     uses_dns=True,
