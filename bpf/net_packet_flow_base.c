@@ -372,15 +372,79 @@ static __always_inline void note_fin(struct __sk_buff *skb, u8 direction, u32 l4
 }
 #endif
 
+#ifdef WANT_TCP_TOTALS
+// A closed socket's end record: its header, the totals, then its packet.
+struct closed_end {
+    struct header header;
+    struct totals totals;
+    u8 packet[HELD_PACKET];
+};
+
+// The counters of struct bpf_sock_ops and struct bpf_tcp_sock, which share their names.
+#define COUNTERS(c)                                                                       \
+    (c)->bytes_acked, (c)->bytes_received, (c)->segs_out, (c)->segs_in, (c)->total_retrans, \
+        (c)->srtt_us, (c)->rtt_min, (c)->snd_una, (c)->rcv_nxt
+
+// Totals in data bytes: the kernel counts the SYN of connect() and each FIN as a byte.
+static __always_inline void fill_totals(struct totals *t, u64 acked, u64 received, u32 segs_out,
+                                        u32 segs_in, u32 retrans, u32 srtt_us, u32 rtt_min,
+                                        u32 snd_una, u32 rcv_nxt, struct socket_state *state)
+{
+    if (state) {
+        u8 marks = state->owner.marks;
+        if ((marks & MARK_ACTIVE) && acked)
+            acked -= 1;
+        if ((marks & MARK_FIN_OUT) && snd_una == state->fin_out_next && acked)
+            acked -= 1;
+        if ((marks & MARK_FIN_IN) && rcv_nxt == state->fin_in_next && received)
+            received -= 1;
+    }
+    t->bytes_acked = acked;
+    t->bytes_received = received;
+    t->segs_out = segs_out;
+    t->segs_in = segs_in;
+    t->total_retrans = retrans;
+    t->srtt_us = srtt_us;
+    t->rtt_min = rtt_min;
+    t->pad = 0;
+}
+
+// The first FIN or RST of a socket already closed (an RST sent as close() drops
+// unread data comes after the socket's TCP_CLOSE): passed up at once, with totals.
+static __always_inline bool submit_closed(struct __sk_buff *skb, struct bpf_sock *sk, u8 direction,
+                                          u32 length, struct socket_state *state)
+{
+    struct bpf_tcp_sock *tcp = bpf_tcp_sock(sk);
+    if (!tcp)
+        return false;
+    struct closed_end *rec = records.ringbuf_reserve(sizeof(struct closed_end));
+    if (!rec) {
+        count_reserve_failure();
+        return true;  // lost and counted: not to be counted again by submit()
+    }
+    asm volatile("" : "+r"(length));  // as in submit_in: keep the cap the verifier sees
+    u32 captured = CAPPED(length, HELD_PACKET);
+    if (bpf_skb_load_bytes(skb, 0, rec->packet, captured) < 0)
+        captured = 0;
+    fill_header(&rec->header, skb, direction | TOTALS_FOLLOW, captured, state);
+    fill_totals(&rec->totals, COUNTERS(tcp), state);
+    records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+    return true;
+}
+#endif
+
 // Hold a socket's first FIN or RST (`length` bytes of headers) until it closes,
-// if its close will be called back; false if it is to be passed up now.
-static __always_inline bool hold(struct __sk_buff *skb, u8 direction, u32 length,
-                                 struct socket_state *state)
+// if its close will be called back, or pass it up with totals if it is closed
+// already; false if it is to be passed up now, without.
+static __always_inline bool hold(struct __sk_buff *skb, struct bpf_sock *sk, u8 direction,
+                                 u32 length, struct socket_state *state)
 {
 #ifdef WANT_TCP_TOTALS
     if (!(state->owner.marks & MARK_TOTALS) || length > HELD_PACKET || length > skb->len ||
         length == 0)
         return false;
+    if (sk->state == BPF_TCP_CLOSE)
+        return submit_closed(skb, sk, direction, length, state);
     int zero = 0;
     struct held_end *held = held_scratch.lookup(&zero);
     if (!held)
@@ -440,7 +504,7 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
     if (!in_scope(skb, state && state->owner.how != OWNER_UNKNOWN ? &state->owner : 0))
         return 1;
     u32 length = l4 + (l4hdr[12] >> 4) * 4;
-    bool passed = (marks && state && hold(skb, direction, length, state)) ||
+    bool passed = (marks && state && hold(skb, sk, direction, length, state)) ||
                   submit(skb, direction, length, state);
     if (passed && marks && state)
         state->owner.marks |= MARK_FIN_RST;
@@ -519,13 +583,6 @@ int hc_connect6(struct bpf_sock_addr *ctx)
 }
 
 #ifdef WANT_TCP_TOTALS
-// What a held end becomes at the socket's close: its record, then the totals.
-struct closed_end {
-    struct header header;
-    struct totals totals;
-    u8 packet[HELD_PACKET];
-};
-
 // The socket closed: pass up its held FIN or RST, if any, with its counters now.
 static __always_inline void release(struct bpf_sock_ops *ops, struct bpf_sock *sk)
 {
@@ -542,28 +599,9 @@ static __always_inline void release(struct bpf_sock_ops *ops, struct bpf_sock *s
     __builtin_memcpy(rec, held, sizeof(struct header));
     __builtin_memcpy(rec->packet, held->packet, HELD_PACKET);
     rec->header.direction |= TOTALS_FOLLOW;
-    // Data bytes: the counters count the SYN of connect() and each FIN as one byte.
-    struct socket_state *state = owners.sk_storage_get(sk, 0, 0);
-    u64 acked = ops->bytes_acked, received = ops->bytes_received;
-    if (state) {
-        u8 marks = state->owner.marks;
-        if ((marks & MARK_ACTIVE) && acked)
-            acked -= 1;
-        if ((marks & MARK_FIN_OUT) && ops->snd_una == state->fin_out_next && acked)
-            acked -= 1;
-        if ((marks & MARK_FIN_IN) && ops->rcv_nxt == state->fin_in_next && received)
-            received -= 1;
-    }
-    rec->totals.bytes_acked = acked;
-    rec->totals.bytes_received = received;
-    rec->totals.segs_out = ops->segs_out;
-    rec->totals.segs_in = ops->segs_in;
-    rec->totals.total_retrans = ops->total_retrans;
-    rec->totals.srtt_us = ops->srtt_us;
-    rec->totals.rtt_min = ops->rtt_min;
-    rec->totals.pad = 0;
-    // Deleted before the record is submitted: user space, reading the map after the
-    // ring when it stops, then never finds an end both here and in the ring.
+    fill_totals(&rec->totals, COUNTERS(ops), owners.sk_storage_get(sk, 0, 0));
+    // Deleted once reserved: user space, reading the map before the ring when it stops,
+    // finds this end in one or the other (in both, it keeps the ring's).
     held_ends.delete(&cookie);
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }

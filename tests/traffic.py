@@ -203,8 +203,11 @@ def in_place(command: list[str], netns: str | None, cgroup: Path | None) -> list
 
 
 @contextlib.contextmanager
-def nginx(workdir: Path) -> Iterator[int]:
+def nginx(workdir: Path, files: Path | None = None) -> Iterator[int]:
     """A real nginx on 127.0.0.1 and [::1] with a large backlog; yields its port.
+
+    It answers "ok" to every path; with ``files``, it serves that folder's files under /files/
+    (its workers then run as root, so that they may read a test's temporary folder).
 
     Ready once its pid file exists: nginx writes it after opening its listening sockets.
     """
@@ -213,6 +216,7 @@ def nginx(workdir: Path) -> Iterator[int]:
     pid = workdir / "nginx.pid"
     conf.write_text(
         f"""
+        {"user root;" if files else ""}
         pid {pid};
         error_log {workdir}/error.log;
         events {{ worker_connections 1024; }}
@@ -224,6 +228,7 @@ def nginx(workdir: Path) -> Iterator[int]:
                 listen 127.0.0.1:{port} backlog={BACKLOG};
                 listen [::1]:{port} backlog={BACKLOG};
                 location / {{ return 200 "ok\\n"; }}
+                {f"location /files/ {{ alias {files}/; }}" if files else ""}
             }}
         }}
         """

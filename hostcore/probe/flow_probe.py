@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Sequence
@@ -113,7 +114,12 @@ class FlowProbe:
                 self._links.append(link_cgroup(programs[name].fd, cgroup_fd, attach_type))
         except OSError as error:
             self.detach()
-            raise ProbeError(f"cannot attach to cgroup {self.cgroup}: {error}") from error
+            hint = (
+                f" (another program may hold this hook alone: 'bpftool cgroup show {self.cgroup}')"
+                if error.errno == errno.EPERM and os.geteuid() == 0
+                else ""
+            )
+            raise ProbeError(f"cannot attach to cgroup {self.cgroup}: {error}{hint}") from error
         finally:
             os.close(cgroup_fd)
 
