@@ -9,11 +9,14 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runs import Hostcore
 from traffic import TOOLS, http_server, no_syncookies
+from waiting import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
 
@@ -73,18 +76,72 @@ def connect_from(netns: str, port: int) -> tuple[int, int]:
     return int(local_port), int(took_ns)
 
 
+def retransmitted_segments(netns: str) -> int:
+    """Tcp RetransSegs of ``netns``: the kernel's own count of segments it sent again."""
+    command = ["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"]
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    names, values = (line.split() for line in lines if line.startswith("Tcp:"))
+    return int(dict(zip(names, values, strict=True))["RetransSegs"])
+
+
+# States of a socket not closed yet (FIN-WAIT-2 is not among them: a socket whose
+# program closed it waits there as a timewait socket, closed for its counters).
+OPEN_STATES = (
+    "established",
+    "syn-sent",
+    "syn-recv",
+    "fin-wait-1",
+    "close-wait",
+    "last-ack",
+    "closing",
+)
+
+
+def closing_sockets(netns: str, port: int) -> list[str]:
+    """Sockets of connections to ``port`` in ``netns`` not closed yet (ss)."""
+    states = [word for state in OPEN_STATES for word in ("state", state)]
+    command = ["ip", "netns", "exec", netns, "ss", "-Htn", *states]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if f":{port} " in f"{line} "]
+
+
+@dataclass
+class Handshakes:
+    """What one run across the delay line saw, by client port."""
+
+    connects: dict[int, int]  # connect() as the client timed it
+    outgoing: dict[int, int]  # handshake_ns of its outgoing begin
+    ends: dict[tuple[str, int], dict[str, Any]]  # each socket's end by (direction, port)
+    retransmitted: dict[str, int]  # RetransSegs during the run, by side
+
+
 def outgoing_handshakes(
     tmp_path: Path, client_ns: str, server_ns: str, connections: int
-) -> tuple[dict[int, int], dict[int, int]]:
-    """Connections from the client namespace under a run of hostcore: each client port's
-    connect() as the client timed it, and the handshake_ns of its outgoing begin."""
+) -> Handshakes:
+    """Connections from the client namespace under a run of hostcore."""
+    namespaces = {"client": client_ns, "server": server_ns}
     with (
         http_server(SERVER_ADDRESS, netns=server_ns) as port,
         no_syncookies(server_ns),
         Hostcore(tmp_path) as hostcore,
     ):
+        before = {side: retransmitted_segments(ns) for side, ns in namespaces.items()}
         connects = dict(connect_from(client_ns, port) for _ in range(connections))
+        # The ends come as the sockets close.
+        wait_until(
+            lambda: not any(closing_sockets(ns, port) for ns in namespaces.values()),
+            f"sockets on port {port} closed",
+        )
         events = hostcore.stop()
+    retransmitted = {
+        side: retransmitted_segments(ns) - before[side] for side, ns in namespaces.items()
+    }
+    ends = {
+        (event["data"]["conn_direction"], event["data"]["src_port"]): event["data"]
+        for event in events
+        if event["name"] == "net_flow_tcp_end" and event["data"]["dst_port"] == port
+    }
+    assert len(ends) == 2 * connections  # every socket closed, each once
     handshakes = Counter(
         (event["data"]["conn_direction"], event["data"]["src_port"], event["data"]["handshake_ns"])
         for event in events
@@ -95,7 +152,7 @@ def outgoing_handshakes(
     assert {(d, p) for d, p, ns in handshakes if ns is None} == {("incoming", p) for p in connects}
     outgoing = {p: ns for d, p, ns in handshakes if d == "outgoing"}
     assert outgoing.keys() == connects.keys()
-    return connects, outgoing
+    return Handshakes(connects, outgoing, ends, retransmitted)
 
 
 @pytest.mark.parametrize("delay_line", [(20,), (50,)], indirect=True, ids=["20ms", "50ms"])
@@ -103,11 +160,18 @@ def test_outgoing_handshake_is_the_round_trip_the_client_waited(
     tmp_path: Path, delay_line: tuple[str, str, int]
 ) -> None:
     client_ns, server_ns, delay_ns = delay_line
-    connects, outgoing = outgoing_handshakes(tmp_path, client_ns, server_ns, CONNECTIONS)
-    for local_port, took_ns in connects.items():
+    seen = outgoing_handshakes(tmp_path, client_ns, server_ns, CONNECTIONS)
+    for local_port, took_ns in seen.connects.items():
         # The SYN and the SYN+ACK each crossed the delay line once; the client's connect()
         # began before the probe's stamp and returned after the SYN+ACK was handled.
-        assert 2 * delay_ns <= outgoing[local_port] <= took_ns <= 2 * delay_ns + SLACK_NS
+        assert 2 * delay_ns <= seen.outgoing[local_port] <= took_ns <= 2 * delay_ns + SLACK_NS
+    # Every round trip crossed the line twice: both sockets' RTTs are the line's, and
+    # nothing was sent again, as the kernel's own counters agree.
+    low, high = 2 * delay_ns // 1000, (2 * delay_ns + SLACK_NS) // 1000
+    for end in seen.ends.values():
+        assert low <= end["min_rtt_us"] <= end["srtt_us"] <= high
+        assert end["retransmits"] == 0
+    assert seen.retransmitted == {"client": 0, "server": 0}
 
 
 @pytest.mark.parametrize("delay_line", [(20, "drop-first-syn")], indirect=True, ids=["20ms"])
@@ -117,7 +181,14 @@ def test_a_syn_sent_again_is_in_the_handshake(
     """The first SYN of each connection is lost: the kernel sends it again after its initial
     retransmission timeout (1 s), and the handshake counts from connect() all the same."""
     client_ns, server_ns, delay_ns = delay_line
-    connects, outgoing = outgoing_handshakes(tmp_path, client_ns, server_ns, 2)
-    for local_port, took_ns in connects.items():
-        assert INITIAL_RTO_NS + 2 * delay_ns <= outgoing[local_port] <= took_ns
+    seen = outgoing_handshakes(tmp_path, client_ns, server_ns, 2)
+    for local_port, took_ns in seen.connects.items():
+        assert INITIAL_RTO_NS + 2 * delay_ns <= seen.outgoing[local_port] <= took_ns
         assert took_ns <= INITIAL_RTO_NS + 2 * delay_ns + SLACK_NS
+    # Each client socket sent its SYN twice; the kernel counted the same retransmissions.
+    retransmits = {key: end["retransmits"] for key, end in seen.ends.items()}
+    assert retransmits == {
+        **{("outgoing", port): 1 for port in seen.connects},
+        **{("incoming", port): 0 for port in seen.connects},
+    }
+    assert seen.retransmitted == {"client": 2, "server": 0}

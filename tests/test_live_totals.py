@@ -39,8 +39,11 @@ CHUNK = 65536
 def ends(events: list[dict[str, Any]], port: int, *fields: str) -> Counter[tuple[Any, ...]]:
     """The multiset of ends on ``port``'s connections: direction, client port, then ``fields``."""
     return Counter(
-        (event["data"]["conn_direction"], event["data"]["src_port"])
-        + tuple(event["data"][name] for name in fields)
+        (
+            event["data"]["conn_direction"],
+            event["data"]["src_port"],
+            *(event["data"][name] for name in fields),
+        )
         for event in events
         if event["name"] == END and event["data"]["dst_port"] == port
     )
@@ -252,14 +255,14 @@ def test_a_socket_closed_with_data_unread_ends_with_rst_and_exact_bytes(
         accepted, _ = server.sock.accept()
         with client:
             client.sendall(b"u" * 20_000)
-            wait_until(
-                lambda: len(accepted.recv(CHUNK, socket.MSG_PEEK)) == 20_000, "data arrived"
-            )
+            wait_until(lambda: len(accepted.recv(CHUNK, socket.MSG_PEEK)) == 20_000, "data arrived")
             accepted.close()
             with pytest.raises(ConnectionResetError):
                 read_to_end(client)
         events = hostcore.stop()
-    assert ends(events, server.port, "closed_by", "closed_with", "bytes_sent", "bytes_received") == (
+    assert ends(
+        events, server.port, "closed_by", "closed_with", "bytes_sent", "bytes_received"
+    ) == (
         Counter(
             {
                 ("outgoing", port, "remote", "rst", 20_000, 0): 1,
@@ -278,6 +281,9 @@ def test_round_trip_times_are_those_of_loopback(tmp_path: Path) -> None:
         transfer(server, "127.0.0.1", socket.AF_INET, 1000, 1000, True)
         lived_us = (time.monotonic_ns() - started) // 1000
         events = hostcore.stop()
-    rtts = [(srtt, low) for _, _, srtt, low in ends(events, server.port, "srtt_us", "min_rtt_us").elements()]
+    rtts = [
+        (srtt, low)
+        for _, _, srtt, low in ends(events, server.port, "srtt_us", "min_rtt_us").elements()
+    ]
     assert len(rtts) == 2
     assert all(0 < low <= srtt <= lived_us for srtt, low in rtts)

@@ -60,7 +60,10 @@ class RecordReader:
                 if len(record) < _DATA_AFTER_TOTALS:
                     errors["short_record"] += 1
                     continue
-                totals, data = _totals(record), record[_DATA_AFTER_TOTALS : _DATA_AFTER_TOTALS + captured]
+                totals, data = (
+                    _totals(record),
+                    record[_DATA_AFTER_TOTALS : _DATA_AFTER_TOTALS + captured],
+                )
             else:
                 totals, data = None, record[HEADER.size : HEADER.size + captured]
             # The cache itself, not ``self.owner``: a method call per record costs more.
