@@ -296,7 +296,7 @@ def test_without_capabilities_run_names_the_missing_ones() -> None:
         (
             "flows",
             "-DWANT_TCP_SYN_ACK -DWANT_TCP_FIN_RST -DWANT_DNS_ANSWER -DWANT_TCP_TOTALS"
-            " -DHELD_ENDS=65536",
+            " -DHELD_ENDS=16384",
         ),
         (
             "net_flow_tcp_failed",

@@ -29,7 +29,7 @@ _DEFINES = {
 }
 # Ends held in the kernel until their socket closes (struct held_end, 200 bytes each);
 # beyond that a FIN or RST is passed up at once, without totals.
-HELD_ENDS = 65536
+HELD_ENDS = 16384
 HELD_END_BYTES = 72 + 128
 # name: (program type, attach type); bcc's program type numbers, the kernel's attach types
 _PROGRAMS = {
