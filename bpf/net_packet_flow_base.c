@@ -27,10 +27,12 @@
 // Totals (WANT_TCP_TOTALS) are read where the kernel's TCP state machine says the
 // socket is done: a sock_ops program asks for state callbacks when a socket is
 // established, and at its TCP_CLOSE passes up the first FIN or RST it held,
-// followed by the socket's counters. A FIN or RST that cannot be held (no room,
-// a socket established before the probe, headers over HELD_PACKET bytes) is
-// passed up at once without totals; ends still held when the probe stops are
-// read from the map by user space.
+// followed by the socket's counters. A FIN or RST of a socket closed already
+// (an RST after close() dropped unread data) is passed up at once with the
+// counters then, from bpf_tcp_sock(); one that cannot be held (no room, a
+// socket established before the probe, headers over HELD_PACKET bytes) at
+// once without totals. Ends still held when the probe stops are read from the
+// map by user space.
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/ip.h>
@@ -64,7 +66,6 @@
 #define MARK_FIN_OUT 8  // a FIN left; fin_out_next holds the sequence number after it
 #define MARK_FIN_IN 16  // a FIN arrived; fin_in_next holds the sequence number after it
 
-#define DIRECTION_MASK 1
 #define TOTALS_FOLLOW 2  // in header.direction: struct totals follows the header
 
 struct owner {
@@ -119,7 +120,7 @@ BPF_PERCPU_ARRAY(reserve_failures, u64, 1);
 #ifdef WANT_TCP_TOTALS
 #define HELD_PACKET 128  // IPv6 and a TCP header with every option take 100
 
-// A socket's counters at its close, from struct bpf_sock_ops (tcp_info's).
+// A socket's counters at its close, from struct bpf_sock_ops or bpf_tcp_sock (tcp_info's).
 struct totals {
     u64 bytes_acked;     // data bytes sent that the peer acknowledged
     u64 bytes_received;  // data bytes received in order
@@ -140,7 +141,6 @@ struct held_end {
 };
 
 BPF_HASH(held_ends, u64, struct held_end, HELD_ENDS);  // by socket cookie
-BPF_PERCPU_ARRAY(held_scratch, struct held_end, 1);    // too large for the stack
 #endif
 
 // Offset of the TCP or UDP header, with its protocol in *protocol; 0 when the
@@ -302,6 +302,7 @@ static __always_inline void fill_header(struct header *rec, struct __sk_buff *sk
     rec->cookie = bpf_get_socket_cookie(skb);
     if (state) {
         __builtin_memcpy(&rec->owner, &state->owner, sizeof(rec->owner));
+        rec->owner.marks = 0;  // the socket's, not its owner's: records of one owner stay alike
         rec->connect_ns = state->connect_ns;
     } else {
         __builtin_memset(&rec->owner, 0, sizeof(rec->owner));
@@ -445,17 +446,17 @@ static __always_inline bool hold(struct __sk_buff *skb, struct bpf_sock *sk, u8 
         return false;
     if (sk->state == BPF_TCP_CLOSE)
         return submit_closed(skb, sk, direction, length, state);
-    int zero = 0;
-    struct held_end *held = held_scratch.lookup(&zero);
-    if (!held)
-        return false;
+    // On the stack, not in a per-CPU buffer: a softirq may run this for another
+    // socket on the same CPU while a program's close() is here.
+    struct held_end held;
+    __builtin_memset(&held, 0, sizeof(held));
     asm volatile("" : "+r"(length));  // as in submit_in: keep the cap the verifier sees
     u32 captured = CAPPED(length, HELD_PACKET);
-    if (bpf_skb_load_bytes(skb, 0, held->packet, captured) < 0)
+    if (bpf_skb_load_bytes(skb, 0, held.packet, captured) < 0)
         return false;
-    fill_header(&held->header, skb, direction, captured, state);
-    u64 cookie = held->header.cookie;
-    return held_ends.update(&cookie, held) == 0;  // full: passed up now, without totals
+    fill_header(&held.header, skb, direction, captured, state);
+    u64 cookie = held.header.cookie;
+    return held_ends.update(&cookie, &held) == 0;  // full: passed up now, without totals
 #else
     return false;
 #endif
@@ -488,7 +489,7 @@ static __always_inline int observe(struct __sk_buff *skb, u8 direction)
             submit(skb, direction, l4 + (l4hdr[12] >> 4) * 4, state);
         return 1;
     }
-    // Only a connection's first FIN or RST through its socket is passed up: the
+    // Only a connection's first FIN or RST through its socket is passed up (or held): the
     // one that ends it (half of a loopback connection's four). Segments without
     // a connected socket here (a listener's, the control socket's) pass every one.
     struct bpf_sock *sk = full_socket(skb);

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from runs import Hostcore
-from traffic import TOOLS, http_server, no_syncookies
+from traffic import TOOLS, closing_sockets, http_server, no_syncookies
 from waiting import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
@@ -84,27 +84,6 @@ def retransmitted_segments(netns: str) -> int:
     return int(dict(zip(names, values, strict=True))["RetransSegs"])
 
 
-# States of a socket not closed yet (FIN-WAIT-2 is not among them: a socket whose
-# program closed it waits there as a timewait socket, closed for its counters).
-OPEN_STATES = (
-    "established",
-    "syn-sent",
-    "syn-recv",
-    "fin-wait-1",
-    "close-wait",
-    "last-ack",
-    "closing",
-)
-
-
-def closing_sockets(netns: str, port: int) -> list[str]:
-    """Sockets of connections to ``port`` in ``netns`` not closed yet (ss)."""
-    states = [word for state in OPEN_STATES for word in ("state", state)]
-    command = ["ip", "netns", "exec", netns, "ss", "-Htn", *states]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if f":{port} " in f"{line} "]
-
-
 @dataclass
 class Handshakes:
     """What one run across the delay line saw, by client port."""
@@ -129,7 +108,7 @@ def outgoing_handshakes(
         connects = dict(connect_from(client_ns, port) for _ in range(connections))
         # The ends come as the sockets close.
         wait_until(
-            lambda: not any(closing_sockets(ns, port) for ns in namespaces.values()),
+            lambda: not any(closing_sockets(port, ns) for ns in namespaces.values()),
             f"sockets on port {port} closed",
         )
         events = hostcore.stop()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from runs import Hostcore
-from traffic import BACKLOG, nginx, no_syncookies
+from traffic import BACKLOG, closing_sockets, nginx, no_syncookies
 from waiting import READY_TIMEOUT_S, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("root")]
@@ -125,6 +125,7 @@ def test_data_bytes_each_way_are_what_the_programs_moved(
             for up, down in SIZES
             for client_first in (True, False)
         ]
+        wait_until(lambda: not closing_sockets(server.port), "sockets closed")
         events = hostcore.stop()
     expected: Counter[tuple[Any, ...]] = Counter()
     for (port, read_by_server, read_by_client), up, down, client_first in moved:
@@ -152,6 +153,7 @@ def test_curl_against_nginx_files_of_known_sizes(tmp_path: Path) -> None:
         requests = [["-o", "/dev/null", f"http://127.0.0.1:{port}/files/{n}.bin"] for n in sizes]
         requests.append(["-o", "/dev/null", "--data-binary", f"@{upload}", f"http://[::1]:{port}/"])
         counted = [curl_counts(arguments) for arguments in requests]
+        wait_until(lambda: not closing_sockets(port), "nginx's sockets closed")  # then the ends
         events = hostcore.stop()
     expected: Counter[tuple[Any, ...]] = Counter()
     for local_port, sent, received, _ in counted:
@@ -214,6 +216,7 @@ def test_segments_are_those_a_capture_sees(tmp_path: Path) -> None:
             for up, down in [(0, 0), (1000, 2000), (5, 30_000)]
             for client_first in (True, False)
         ]
+        wait_until(lambda: not closing_sockets(server.port), "sockets closed")
         events = hostcore.stop()
     segments = captured_segments(capture)
     expected: Counter[tuple[Any, ...]] = Counter()
@@ -259,6 +262,7 @@ def test_a_socket_closed_with_data_unread_ends_with_rst_and_exact_bytes(
             accepted.close()
             with pytest.raises(ConnectionResetError):
                 read_to_end(client)
+        wait_until(lambda: not closing_sockets(server.port), "sockets closed")
         events = hostcore.stop()
     assert ends(
         events, server.port, "closed_by", "closed_with", "bytes_sent", "bytes_received"
@@ -280,6 +284,7 @@ def test_round_trip_times_are_those_of_loopback(tmp_path: Path) -> None:
         started = time.monotonic_ns()
         transfer(server, "127.0.0.1", socket.AF_INET, 1000, 1000, True)
         lived_us = (time.monotonic_ns() - started) // 1000
+        wait_until(lambda: not closing_sockets(server.port), "sockets closed")
         events = hostcore.stop()
     rtts = [
         (srtt, low)

@@ -260,3 +260,24 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
+
+
+# States of a socket not closed yet (FIN-WAIT-2 is not among them: a socket whose
+# program closed it waits there as a timewait socket, closed for its counters).
+OPEN_STATES = (
+    "established",
+    "syn-sent",
+    "syn-recv",
+    "fin-wait-1",
+    "close-wait",
+    "last-ack",
+    "closing",
+)
+
+
+def closing_sockets(port: int, netns: str | None = None) -> list[str]:
+    """Sockets of connections on ``port`` in ``netns`` (default: this one) not closed yet (ss)."""
+    states = [word for state in OPEN_STATES for word in ("state", state)]
+    command = in_place(["ss", "-Htn", *states], netns, None)
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if f":{port} " in f"{line} "]

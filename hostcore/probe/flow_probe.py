@@ -57,7 +57,8 @@ class ProbeError(RuntimeError):
 
 def cflags(needs: PacketKind, ring_buffer_kib: int, scope: Sequence[str] = ()) -> list[str]:
     """The compile flags that select the packet kinds ``needs`` asks for, then ``scope``'s."""
-    wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in needs]
+    kinds = needs if _holds_ends(needs) else needs & ~PacketKind.TCP_TOTALS
+    wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in kinds]
     if _holds_ends(needs):
         wanted.append(f"-DHELD_ENDS={HELD_ENDS}")
     return [*wanted, f"-DRING_PAGES={max(1, ring_buffer_kib // PAGE_KIB)}", *scope]
