@@ -27,13 +27,12 @@ def replay(workdir: Path, *args: str) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def tcpdump(path: Path, netns: str, interface: str = "any") -> Iterator[None]:
-    """tcpdump writing TCP packets to ``path`` inside ``netns`` until the block ends."""
+def tcpdump(
+    path: Path, netns: str | None, interface: str = "any", expression: str = "tcp"
+) -> Iterator[None]:
+    """tcpdump writing the packets ``expression`` selects to ``path`` inside ``netns``
+    (None: this namespace) until the block ends."""
     command = [
-        "ip",
-        "netns",
-        "exec",
-        netns,
         "tcpdump",
         "-i",
         interface,
@@ -42,8 +41,11 @@ def tcpdump(path: Path, netns: str, interface: str = "any") -> Iterator[None]:
         "-n",
         "-w",
         str(path),
+        expression,
     ]
-    process = subprocess.Popen([*command, "tcp"], stderr=subprocess.PIPE, text=True)
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         said = []

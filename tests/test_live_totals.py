@@ -5,18 +5,16 @@ capture of the same traffic, and ends still waiting for their socket's close at 
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import socket
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from capture_tools import tcpdump
 from runs import Hostcore
 from traffic import BACKLOG, closing_sockets, nginx, no_syncookies
 from waiting import READY_TIMEOUT_S, wait_until
@@ -172,26 +170,6 @@ def curl_counts(arguments: list[str]) -> tuple[int, int, int, int]:
     return local_port, request + uploaded, header + body, body
 
 
-@contextlib.contextmanager
-def loopback_capture(path: Path, port: int) -> Iterator[None]:
-    """tcpdump of ``port``'s TCP segments on lo until the block ends."""
-    command = ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w", str(path)]
-    process = subprocess.Popen([*command, f"tcp port {port}"], stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stderr is not None
-        said = []
-        for line in process.stderr:  # it says "listening on" once it captures
-            said.append(line)
-            if "listening on" in line:
-                break
-        else:
-            raise AssertionError(f"tcpdump did not start: {''.join(said)}")
-        yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-
-
 def captured_segments(path: Path) -> Counter[tuple[int, int]]:
     """Segments in a capture, by (source port, destination port), as tshark reads them."""
     fields = ["-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"]
@@ -208,7 +186,7 @@ def test_segments_are_those_a_capture_sees(tmp_path: Path) -> None:
     with (
         Listener() as server,
         no_syncookies(),
-        loopback_capture(capture, server.port),
+        tcpdump(capture, None, "lo", f"tcp port {server.port}"),
         Hostcore(tmp_path) as hostcore,
     ):
         ports = [
