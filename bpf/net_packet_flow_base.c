@@ -63,8 +63,6 @@
 #define MARK_FIN_RST 1  // the socket's first FIN or RST was passed up or held
 #define MARK_TOTALS 2   // the socket was seen established: its close will be called back
 #define MARK_ACTIVE 4   // established by connect(): its SYN counts in bytes_acked
-#define MARK_FIN_OUT 8  // a FIN left; fin_out_next holds the sequence number after it
-#define MARK_FIN_IN 16  // a FIN arrived; fin_in_next holds the sequence number after it
 
 #define TOTALS_FOLLOW 2  // in header.direction: struct totals follows the header
 
@@ -83,8 +81,15 @@ struct owner {
 struct socket_state {
     struct owner owner;
     u64 connect_ns;  // bpf_ktime_get_boot_ns() at its last connect(); 0 if none seen
-    u32 fin_out_next;  // with MARK_FIN_OUT (WANT_TCP_TOTALS only)
-    u32 fin_in_next;   // with MARK_FIN_IN
+    // WANT_TCP_TOTALS only. Each field has one writer at a time: leaving and
+    // arriving packets may run at once on two CPUs, so they keep apart.
+    u32 fin_out_next;  // the sequence number after the FIN that left, if fin_out
+    u32 fin_in_next;   // the sequence number after the FIN that arrived, if fin_in
+    u8 fin_out;
+    u8 fin_in;
+    u8 pad[2];
+    u32 held;     // ends held for the socket (changed atomically: see hold)
+    u32 closing;  // not 0 once its close callback began (changed atomically)
 };
 
 // Socket storage holding each TCP socket's state; BPF_F_CLONE copies a
@@ -365,10 +370,10 @@ static __always_inline void note_fin(struct __sk_buff *skb, u8 direction, u32 l4
     u32 next = seq + (skb->len - l4 - (l4hdr[12] >> 4) * 4) + 1;
     if (direction == DIRECTION_EGRESS) {
         state->fin_out_next = next;
-        state->owner.marks |= MARK_FIN_OUT;
+        state->fin_out = 1;
     } else {
         state->fin_in_next = next;
-        state->owner.marks |= MARK_FIN_IN;
+        state->fin_in = 1;
     }
 }
 #endif
@@ -392,12 +397,11 @@ static __always_inline void fill_totals(struct totals *t, u64 acked, u64 receive
                                         u32 snd_una, u32 rcv_nxt, struct socket_state *state)
 {
     if (state) {
-        u8 marks = state->owner.marks;
-        if ((marks & MARK_ACTIVE) && acked)
+        if ((state->owner.marks & MARK_ACTIVE) && acked)
             acked -= 1;
-        if ((marks & MARK_FIN_OUT) && snd_una == state->fin_out_next && acked)
+        if (state->fin_out && snd_una == state->fin_out_next && acked)
             acked -= 1;
-        if ((marks & MARK_FIN_IN) && rcv_nxt == state->fin_in_next && received)
+        if (state->fin_in && rcv_nxt == state->fin_in_next && received)
             received -= 1;
     }
     t->bytes_acked = acked;
@@ -456,7 +460,16 @@ static __always_inline bool hold(struct __sk_buff *skb, struct bpf_sock *sk, u8 
         return false;
     fill_header(&held.header, skb, direction, captured, state);
     u64 cookie = held.header.cookie;
-    return held_ends.update(&cookie, &held) == 0;  // full: passed up now, without totals
+    if (held_ends.update(&cookie, &held) != 0)
+        return false;  // full: passed up now, without totals
+    // The close callback may have begun meanwhile and looked for this end before
+    // it was there. It marks `closing` before it looks, as this marks `held`
+    // before it looks at `closing` (atomic adds: full barriers), so one of the two
+    // sees the other's; whichever deletes the end passes it up.
+    __sync_fetch_and_add(&state->held, 1);
+    if (state->closing && held_ends.delete(&cookie) == 0)
+        return submit_closed(skb, sk, direction, length, state);
+    return true;
 #else
     return false;
 #endif
@@ -538,6 +551,8 @@ static __always_inline void record_owner(struct bpf_sock *sk, u8 how)
     owner->how = how;
     owner->cpu = bpf_get_smp_processor_id();
     owner->marks = 0;  // a socket that connects again starts a new connection
+    state->fin_out = state->fin_in = 0;
+    state->held = state->closing = 0;
     bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 }
 
@@ -593,8 +608,8 @@ static __always_inline void release(struct bpf_sock_ops *ops, struct bpf_sock *s
         return;
     struct closed_end *rec = records.ringbuf_reserve(sizeof(struct closed_end));
     if (!rec) {
-        count_reserve_failure();
-        held_ends.delete(&cookie);
+        if (held_ends.delete(&cookie) == 0)
+            count_reserve_failure();
         return;
     }
     __builtin_memcpy(rec, held, sizeof(struct header));
@@ -602,8 +617,12 @@ static __always_inline void release(struct bpf_sock_ops *ops, struct bpf_sock *s
     rec->header.direction |= TOTALS_FOLLOW;
     fill_totals(&rec->totals, COUNTERS(ops), owners.sk_storage_get(sk, 0, 0));
     // Deleted once reserved: user space, reading the map before the ring when it stops,
-    // finds this end in one or the other (in both, it keeps the ring's).
-    held_ends.delete(&cookie);
+    // finds this end in one or the other (in both, it keeps the ring's). A packet's
+    // program that deleted it first passes it up itself (see hold).
+    if (held_ends.delete(&cookie) != 0) {
+        records.ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+        return;
+    }
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
@@ -622,6 +641,9 @@ int hc_sock_ops(struct bpf_sock_ops *ops)
                                       ? MARK_TOTALS | MARK_ACTIVE
                                       : MARK_TOTALS;
     } else if (ops->op == BPF_SOCK_OPS_STATE_CB && ops->args[1] == BPF_TCP_CLOSE) {
+        struct socket_state *state = owners.sk_storage_get(sk, 0, 0);
+        if (state)
+            __sync_fetch_and_add(&state->closing, 1);  // before release() looks (see hold)
         release(ops, sk);
     }
     return 1;
