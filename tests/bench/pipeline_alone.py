@@ -3,7 +3,8 @@ handlers (with DNS names) -> event maps -> packed -> a sink that drops them.
 
 The documented mix, per 10 records as the probe passes them up for loopback traffic:
 6 SYN+ACKs (3 connections, seen leaving the server and arriving at the client), 3
-FIN/RSTs ending sockets begun earlier, and 1 DNS answer naming a server connected to
+FIN/RSTs ending sockets begun earlier (with their totals, as a socket's close passes
+them up), and 1 DNS answer naming a server connected to
 soon after; batches of 100 records, as a 10 ms poll brings them at 10k records/s.
 Also what the pluggy hook calls cost: the calls a batch takes, against its time.
 Run: `.venv/bin/python tests/bench/pipeline_alone.py` (make bench runs it).
@@ -47,9 +48,17 @@ def mix() -> list[bytes]:
     client_owner = records.OWNER.pack(4242, 4242, 1000, 2, 0, b"curl")
     server_owner = records.OWNER.pack(77, 77, 33, 3, 1, b"nginx")
 
-    def record(data: bytes, direction: int, owner: bytes, connect_ns: int = 0) -> bytes:
-        header = records.HEADER.pack(1, root_cgroup, 7, connect_ns, owner, len(data), direction)
-        return header + data
+    def record(
+        data: bytes, direction: int, owner: bytes, connect_ns: int = 0, totals: bytes = b""
+    ) -> bytes:
+        flag = records.TOTALS_FOLLOW if totals else 0
+        header = records.HEADER.pack(
+            1, root_cgroup, 7, connect_ns, owner, len(data), direction | flag
+        )
+        return header + totals + data
+
+    # What a socket's close passes up with its FIN or RST (struct totals).
+    totals = records.TOTALS.pack(120, 4_000, 7, 9, 0, 250 << 3, 180)
 
     made: list[bytes] = []
     for group in range(RECORDS // 10):
@@ -63,7 +72,7 @@ def mix() -> list[bytes]:
             client_port = 30000 + (3 * (group - 1) + n) % 30000
             flags = FIN | ACK if n < 2 else RST
             fin = ipv4("10.0.0.1", server, tcp(client_port, 443, flags))
-            made.append(record(fin, EGRESS, client_owner))
+            made.append(record(fin, EGRESS, client_owner, totals=totals))
         name = f"n{group}.example."
         message = answer(name, (name, 60, "A", f"198.51.100.{(group + 1) % 250}"))
         dns = ipv4("127.0.0.53", "127.0.0.1", udp(53, 40000, message), proto=17)
