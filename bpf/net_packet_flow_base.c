@@ -376,9 +376,7 @@ static __always_inline void note_fin(struct __sk_buff *skb, u8 direction, u32 l4
         state->fin_in = 1;
     }
 }
-#endif
 
-#ifdef WANT_TCP_TOTALS
 // A closed socket's end record: its header, the totals, then its packet.
 struct closed_end {
     struct header header;
@@ -414,26 +412,42 @@ static __always_inline void fill_totals(struct totals *t, u64 acked, u64 receive
     t->pad = 0;
 }
 
-// The first FIN or RST of a socket already closed (an RST sent as close() drops
-// unread data comes after the socket's TCP_CLOSE): passed up at once, with totals.
-static __always_inline bool submit_closed(struct __sk_buff *skb, struct bpf_sock *sk, u8 direction,
-                                          u32 length, struct socket_state *state)
+// Pass up a held end with its socket's counters (COUNTERS(c) after `state`). With
+// `cookie`, only if this deletes the map's copy: the close callback and a packet's
+// program may both reach one end (see hold), and the one that deletes it passes it up.
+static __always_inline void pass_closed(const struct held_end *held, u64 *cookie,
+                                        struct socket_state *state, u64 acked, u64 received,
+                                        u32 segs_out, u32 segs_in, u32 retrans, u32 srtt_us,
+                                        u32 rtt_min, u32 snd_una, u32 rcv_nxt)
 {
-    struct bpf_tcp_sock *tcp = bpf_tcp_sock(sk);
-    if (!tcp)
-        return false;
     struct closed_end *rec = records.ringbuf_reserve(sizeof(struct closed_end));
     if (!rec) {
-        count_reserve_failure();
-        return true;  // lost and counted: not to be counted again by submit()
+        if (!cookie || held_ends.delete(cookie) == 0)
+            count_reserve_failure();
+        return;
     }
-    asm volatile("" : "+r"(length));  // as in submit_in: keep the cap the verifier sees
-    u32 captured = CAPPED(length, HELD_PACKET);
-    if (bpf_skb_load_bytes(skb, 0, rec->packet, captured) < 0)
-        captured = 0;
-    fill_header(&rec->header, skb, direction | TOTALS_FOLLOW, captured, state);
-    fill_totals(&rec->totals, COUNTERS(tcp), state);
+    __builtin_memcpy(&rec->header, &held->header, sizeof(rec->header));
+    __builtin_memcpy(rec->packet, held->packet, HELD_PACKET);
+    rec->header.direction |= TOTALS_FOLLOW;
+    fill_totals(&rec->totals, acked, received, segs_out, segs_in, retrans, srtt_us, rtt_min,
+                snd_una, rcv_nxt, state);
+    // Deleted once reserved: user space, reading the map before the ring when it
+    // stops, finds the end in one or the other (in both, it keeps the ring's).
+    if (cookie && held_ends.delete(cookie) != 0) {
+        records.ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+        return;
+    }
     records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+// pass_closed with the counters of a socket seen from a packet's program.
+static __always_inline bool pass_closed_now(const struct held_end *held, u64 *cookie,
+                                            struct bpf_sock *sk, struct socket_state *state)
+{
+    struct bpf_tcp_sock *tcp = bpf_tcp_sock(sk);  // a TCP socket's: not 0 here
+    if (!tcp)
+        return false;
+    pass_closed(held, cookie, state, COUNTERS(tcp));
     return true;
 }
 #endif
@@ -448,8 +462,6 @@ static __always_inline bool hold(struct __sk_buff *skb, struct bpf_sock *sk, u8 
     if (!(state->owner.marks & MARK_TOTALS) || length > HELD_PACKET || length > skb->len ||
         length == 0)
         return false;
-    if (sk->state == BPF_TCP_CLOSE)
-        return submit_closed(skb, sk, direction, length, state);
     // On the stack, not in a per-CPU buffer: a softirq may run this for another
     // socket on the same CPU while a program's close() is here.
     struct held_end held;
@@ -459,16 +471,20 @@ static __always_inline bool hold(struct __sk_buff *skb, struct bpf_sock *sk, u8 
     if (bpf_skb_load_bytes(skb, 0, held.packet, captured) < 0)
         return false;
     fill_header(&held.header, skb, direction, captured, state);
+    // Closed already (an RST sent as close() drops unread data comes after the
+    // socket's TCP_CLOSE): no callback follows, so up now, with the counters now.
+    if (sk->state == BPF_TCP_CLOSE)
+        return pass_closed_now(&held, 0, sk, state);
     u64 cookie = held.header.cookie;
     if (held_ends.update(&cookie, &held) != 0)
         return false;  // full: passed up now, without totals
     // The close callback may have begun meanwhile and looked for this end before
     // it was there. It marks `closing` before it looks, as this marks `held`
     // before it looks at `closing` (atomic adds: full barriers), so one of the two
-    // sees the other's; whichever deletes the end passes it up.
+    // sees the other's.
     __sync_fetch_and_add(&state->held, 1);
-    if (state->closing && held_ends.delete(&cookie) == 0)
-        return submit_closed(skb, sk, direction, length, state);
+    if (state->closing)
+        pass_closed_now(&held, &cookie, sk, state);
     return true;
 #else
     return false;
@@ -600,30 +616,12 @@ int hc_connect6(struct bpf_sock_addr *ctx)
 
 #ifdef WANT_TCP_TOTALS
 // The socket closed: pass up its held FIN or RST, if any, with its counters now.
-static __always_inline void release(struct bpf_sock_ops *ops, struct bpf_sock *sk)
+static __always_inline void release(struct bpf_sock_ops *ops, struct socket_state *state)
 {
     u64 cookie = bpf_get_socket_cookie(ops);
     struct held_end *held = held_ends.lookup(&cookie);
-    if (!held)
-        return;
-    struct closed_end *rec = records.ringbuf_reserve(sizeof(struct closed_end));
-    if (!rec) {
-        if (held_ends.delete(&cookie) == 0)
-            count_reserve_failure();
-        return;
-    }
-    __builtin_memcpy(rec, held, sizeof(struct header));
-    __builtin_memcpy(rec->packet, held->packet, HELD_PACKET);
-    rec->header.direction |= TOTALS_FOLLOW;
-    fill_totals(&rec->totals, COUNTERS(ops), owners.sk_storage_get(sk, 0, 0));
-    // Deleted once reserved: user space, reading the map before the ring when it stops,
-    // finds this end in one or the other (in both, it keeps the ring's). A packet's
-    // program that deleted it first passes it up itself (see hold).
-    if (held_ends.delete(&cookie) != 0) {
-        records.ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
-        return;
-    }
-    records.ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+    if (held)
+        pass_closed(held, &cookie, state, COUNTERS(ops));
 }
 
 // Established sockets ask for state callbacks, so that their close is seen.
@@ -642,9 +640,10 @@ int hc_sock_ops(struct bpf_sock_ops *ops)
                                       : MARK_TOTALS;
     } else if (ops->op == BPF_SOCK_OPS_STATE_CB && ops->args[1] == BPF_TCP_CLOSE) {
         struct socket_state *state = owners.sk_storage_get(sk, 0, 0);
-        if (state)
+        if (state) {
             __sync_fetch_and_add(&state->closing, 1);  // before release() looks (see hold)
-        release(ops, sk);
+            release(ops, state);
+        }
     }
     return 1;
 }

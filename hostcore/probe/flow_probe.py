@@ -25,12 +25,10 @@ _DEFINES = {
     PacketKind.TCP_FIN_RST: "WANT_TCP_FIN_RST",
     PacketKind.TCP_SYN: "WANT_TCP_SYN",
     PacketKind.DNS_ANSWER: "WANT_DNS_ANSWER",
-    PacketKind.TCP_TOTALS: "WANT_TCP_TOTALS",
 }
 # Ends held in the kernel until their socket closes (struct held_end, 200 bytes each);
 # beyond that a FIN or RST is passed up at once, without totals.
 HELD_ENDS = 16384
-HELD_END_BYTES = 72 + 128
 # name: (program type, attach type); bcc's program type numbers, the kernel's attach types
 _PROGRAMS = {
     b"hc_flow_ingress": ("CGROUP_SKB", AttachType.CGROUP_INET_INGRESS),
@@ -57,10 +55,9 @@ class ProbeError(RuntimeError):
 
 def cflags(needs: PacketKind, ring_buffer_kib: int, scope: Sequence[str] = ()) -> list[str]:
     """The compile flags that select the packet kinds ``needs`` asks for, then ``scope``'s."""
-    kinds = needs if _holds_ends(needs) else needs & ~PacketKind.TCP_TOTALS
-    wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in kinds]
+    wanted = [f"-D{define}" for kind, define in _DEFINES.items() if kind in needs]
     if _holds_ends(needs):
-        wanted.append(f"-DHELD_ENDS={HELD_ENDS}")
+        wanted += ["-DWANT_TCP_TOTALS", f"-DHELD_ENDS={HELD_ENDS}"]
     return [*wanted, f"-DRING_PAGES={max(1, ring_buffer_kib // PAGE_KIB)}", *scope]
 
 
@@ -151,7 +148,7 @@ class FlowProbe:
         """
         if not _holds_ends(self.needs):
             return []
-        return [bytes(value)[:HELD_END_BYTES] for value in self._bpf[b"held_ends"].values()]
+        return [bytes(value) for value in self._bpf[b"held_ends"].values()]  # struct held_end
 
     def reserve_failures(self) -> int:
         """Records the kernel dropped because the ring buffer was full, over all CPUs."""

@@ -44,18 +44,16 @@ END_FIELDS = (
     ("begin", "string"),
     ("duration_ns", "uint64"),
 )
-# The socket's counters at its close (TcpTotals, in order); null where not known.
-TOTALS_FIELDS = (
-    ("bytes_sent", "uint64"),
-    ("bytes_received", "uint64"),
-    ("segments_sent", "uint32"),
-    ("segments_received", "uint32"),
-    ("retransmits", "uint32"),
-    ("srtt_us", "uint32"),
-    ("min_rtt_us", "uint32"),
+# The socket's counters at its close: TcpTotals' fields, with these types; null where not known.
+TOTALS_FIELDS = tuple(
+    zip(
+        TcpTotals._fields,
+        ("uint64", "uint64", "uint32", "uint32", "uint32", "uint32", "uint32"),
+        strict=True,
+    )
 )
-NO_TOTALS = dict.fromkeys(name for name, _ in TOTALS_FIELDS)
-_UNKNOWN_TOTALS = TcpTotals(*NO_TOTALS.values())  # type: ignore[arg-type]
+NO_TOTALS = dict.fromkeys(TcpTotals._fields)
+_UNKNOWN_TOTALS = (None,) * len(TcpTotals._fields)
 
 
 class _Open(NamedTuple):
