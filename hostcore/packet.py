@@ -82,15 +82,16 @@ class Owner(NamedTuple):
 
 
 class TcpTotals(NamedTuple):
-    """A TCP socket's counters at its close, from the kernel (struct tcp_info's)."""
+    """A TCP socket's counters at its close, from the kernel (struct tcp_info's), or
+    as a capture shows them (hostcore.capture.connections)."""
 
     bytes_sent: int  # bytes the peer acknowledged (tcp_info bytes_acked)
     bytes_received: int
     segments_sent: int  # segments sent, retransmissions included (segs_out)
     segments_received: int  # segs_in
     retransmits: int  # segments retransmitted (total_retrans)
-    srtt_us: int  # smoothed round-trip time, microseconds
-    min_rtt_us: int  # the smallest round-trip time measured, microseconds
+    srtt_us: int | None  # smoothed round-trip time, microseconds; None: not known (a capture)
+    min_rtt_us: int | None  # the smallest round-trip time measured, microseconds
 
 
 class Packet(NamedTuple):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import structlog
 
+from hostcore.capture.connections import FORGOTTEN, Connections
 from hostcore.capture.direction import Directions, LocalNets
 from hostcore.capture.files import CaptureError, CaptureFile, Frame
 from hostcore.capture.links import LinkError, ip_offset
@@ -63,13 +64,14 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
     start_sinks(pipeline, plugins, config)
     stop = threading.Event()  # checked between frames: a signal never cuts an event in two
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
-    replayer = _Replayer(pipeline, accounting, local, kinds_wanted(the_plan.needs), stop)
+    replayer = _Replayer(pipeline, accounting, local, the_plan.needs, stop)
     try:
         with streaming_collection():
             for path in paths:
                 if stop.is_set() or not pipeline.has_sinks:  # no sinks: `| head` has exited
                     break
                 replayer.file(path)
+            replayer.finish()
     finally:
         pipeline.close()
         for signum, handler in previous.items():
@@ -84,21 +86,34 @@ def replay(config: Config, plugins: Plugins, paths: Sequence[Path], local: Local
 
 
 class _Replayer:
-    """Reads capture files into one pipeline; time, for DNS TTLs and losses, is capture time."""
+    """Reads capture files into one pipeline; time, for DNS TTLs and losses, is capture time.
+
+    Packets go on as the probe would hand them up for ``needs``: what its kernel
+    side adds (connect() times, ends held until the close with their totals) comes
+    from the capture's other packets, which are decoded for that and no more.
+    """
 
     def __init__(
         self,
         pipeline: Pipeline,
         accounting: Accounting,
         local: LocalNets,
-        wanted: tuple[PacketKind, ...],
+        needs: PacketKind,
         stop: threading.Event,
     ) -> None:
         self._stop = stop
         self._pipeline = pipeline
         self._accounting = accounting
         self._directions = Directions(local)
-        self._wanted = wanted
+        self._wanted = kinds_wanted(needs)  # what goes on to the pipeline
+        self._connections: Connections | None = None
+        self._decoded = self._wanted  # what is decoded
+        if needs & (PacketKind.TCP_SYN_ACK | PacketKind.TCP_TOTALS):
+            totals = bool(needs & PacketKind.TCP_TOTALS)
+            self._connections = Connections(totals, accounting.count)
+            # A SYN's time is connect()'s; totals count every segment.
+            decoded = kinds_wanted(needs | PacketKind.TCP_SYN)
+            self._decoded = (*decoded, PacketKind.NONE) if totals else decoded
         self._progress = sys.stderr.isatty()
         self._batch: list[Packet] = []
         self._decoder = Decoder()
@@ -128,7 +143,7 @@ class _Replayer:
     def _read(self, capture: CaptureFile, progress: Progress | None) -> None:
         records = decoded = 0
         try:
-            for chunk in capture.chunks(self._wanted):
+            for chunk in capture.chunks(self._decoded):
                 if self._stop.is_set():
                     return
                 if not records:  # this file's losses are reported over its own capture time
@@ -155,21 +170,36 @@ class _Replayer:
                 file=str(path),
             )
 
+    def finish(self) -> None:
+        """Hand on the ends still held: their connections' close is not in the files."""
+        if self._connections is not None:
+            self._pipeline.feed(self._connections.held_ends())
+
     def _frames(self, frames: list[Frame]) -> int:
         """Decode ``frames`` into the batch, feeding it when full; returns how many decoded."""
-        wanted, batch = self._wanted, self._batch
+        wanted, decoded_kinds, batch = self._wanted, self._decoded, self._batch
+        connections = self._connections
+        released = connections.released if connections is not None else []
         decoded = 0
         for frame in frames:
             packet, recorded = self._decode(frame)
             if packet is None:
                 continue
             decoded += 1
-            if packet.kind not in wanted:  # what the probe's kernel filter would drop
+            if packet.kind not in decoded_kinds:  # what the probe's kernel filter would drop
                 continue
             if not recorded:
                 direction = self._directions.of(packet)
                 if direction is not packet.direction:  # _replace would cost twice as much
                     packet = _packet(Packet, (packet[0], direction, *packet[2:]))
+            if connections is not None:
+                handed = connections.see(packet)
+                if released:
+                    batch.extend(released)
+                    released.clear()
+                if handed is None or handed.kind not in wanted:
+                    continue
+                packet = handed
             batch.append(packet)
             if len(batch) >= BATCH:
                 self._pipeline.feed(batch)
@@ -182,7 +212,7 @@ class _Replayer:
             offset, direction = frame.ip_offset, None
             if offset is None:  # else the reader's skim found the IP header and kept the frame
                 offset, direction = ip_offset(frame.link_type, frame.data)
-                if _plainly_unwanted(frame.data, offset, self._wanted):
+                if _plainly_unwanted(frame.data, offset, self._decoded):
                     self._accounting.count("replay.skipped.not_wanted")
                     return None, False
             if frame.direction is not None:  # the file's record wins over the link header's
@@ -243,5 +273,6 @@ def summary(counters: Mapping[str, int]) -> str:
             f"  not delivered by sinks: {by_prefix('sink_')}",
             f"  events: {by_prefix('events.')}",
             f"  filtered out: {by_prefix('events_filtered.')}",
+            f"  connections forgotten (their ends without totals): {counters.get(FORGOTTEN, 0):,}",
         ]
     )

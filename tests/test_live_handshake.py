@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from capture_tools import replay, tcpdump
 from runs import Hostcore
 from traffic import TOOLS, closing_sockets, http_server, no_syncookies
 from waiting import wait_until
@@ -27,6 +28,12 @@ CONNECTIONS = 3
 # (generous: it bounds the test's tools, not hostcore).
 SLACK_NS = 50_000_000
 INITIAL_RTO_NS = 1_000_000_000  # TCP_TIMEOUT_INIT: when a SYN with no answer is sent again
+BEGIN, END = "net_flow_tcp_begin", "net_flow_tcp_end"
+# What a replay of the client side's capture gives the same as the client socket's end.
+SAME = (
+    *("src", "dst", "dst_port", "community_id", "closed_by", "closed_with", "begin"),
+    *("bytes_sent", "bytes_received", "segments_sent", "segments_received", "retransmits"),
+)
 # Connects once and prints its port and how long connect() took, by its own clock.
 CONNECT = (
     "import socket, sys, time; s = socket.socket(); started = time.monotonic_ns(); "
@@ -92,16 +99,20 @@ class Handshakes:
     outgoing: dict[int, int]  # handshake_ns of its outgoing begin
     ends: dict[tuple[str, int], dict[str, Any]]  # each socket's end by (direction, port)
     retransmitted: dict[str, int]  # RetransSegs during the run, by side
+    replayed: list[dict[str, Any]]  # hostcore replay's events from the client side's capture
 
 
 def outgoing_handshakes(
     tmp_path: Path, client_ns: str, server_ns: str, connections: int
 ) -> Handshakes:
-    """Connections from the client namespace under a run of hostcore."""
+    """Connections from the client namespace under a run of hostcore, and a replay of
+    them as tcpdump captured them there."""
     namespaces = {"client": client_ns, "server": server_ns}
+    capture = tmp_path / "client.pcap"
     with (
         http_server(SERVER_ADDRESS, netns=server_ns) as port,
         no_syncookies(server_ns),
+        tcpdump(capture, client_ns),
         Hostcore(tmp_path) as hostcore,
     ):
         before = {side: retransmitted_segments(ns) for side, ns in namespaces.items()}
@@ -131,7 +142,26 @@ def outgoing_handshakes(
     assert {(d, p) for d, p, ns in handshakes if ns is None} == {("incoming", p) for p in connects}
     outgoing = {p: ns for d, p, ns in handshakes if d == "outgoing"}
     assert outgoing.keys() == connects.keys()
-    return Handshakes(connects, outgoing, ends, retransmitted)
+    replayed = replay(tmp_path, str(capture), "--events", "flows")
+    return Handshakes(connects, outgoing, ends, retransmitted, replayed)
+
+
+def check_replayed(seen: Handshakes) -> None:
+    """The client side's capture replayed: one begin and one end per connection, its
+    handshake from the first SYN's capture time (just after connect()) to the SYN+ACK's,
+    within 1 ms of the probe's (two clocks), and the client socket's end as live, but
+    for the round-trip times, which a capture does not give."""
+    begins = {e["data"]["src_port"]: e["data"] for e in seen.replayed if e["name"] == BEGIN}
+    assert begins.keys() == seen.connects.keys()
+    for port, begin in begins.items():
+        assert abs(begin["handshake_ns"] - seen.outgoing[port]) <= 1_000_000
+    ends = {e["data"]["src_port"]: e["data"] for e in seen.replayed if e["name"] == END}
+    assert ends.keys() == seen.connects.keys()
+    for port, end in ends.items():
+        live = seen.ends[("outgoing", port)]
+        assert {name: end[name] for name in SAME} == {name: live[name] for name in SAME}
+        assert abs(end["duration_ns"] - live["duration_ns"]) <= 1_000_000
+        assert end["srtt_us"] is end["min_rtt_us"] is None
 
 
 @pytest.mark.parametrize("delay_line", [(20,), (50,)], indirect=True, ids=["20ms", "50ms"])
@@ -151,6 +181,7 @@ def test_outgoing_handshake_is_the_round_trip_the_client_waited(
         assert low <= end["min_rtt_us"] <= end["srtt_us"] <= high
         assert end["retransmits"] == 0
     assert seen.retransmitted == {"client": 0, "server": 0}
+    check_replayed(seen)
 
 
 @pytest.mark.parametrize("delay_line", [(20, "drop-first-syn")], indirect=True, ids=["20ms"])
@@ -171,3 +202,4 @@ def test_a_syn_sent_again_is_in_the_handshake(
         **{("incoming", port): 0 for port in seen.connects},
     }
     assert seen.retransmitted == {"client": 2, "server": 0}
+    check_replayed(seen)

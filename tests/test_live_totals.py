@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_tools import tcpdump
+from capture_tools import replay, tcpdump
 from runs import Hostcore
 from traffic import BACKLOG, closing_sockets, connected_pair, nginx, no_syncookies
 from waiting import READY_TIMEOUT_S, wait_until
@@ -261,3 +261,51 @@ def test_round_trip_times_are_those_of_loopback(tmp_path: Path) -> None:
     ]
     assert len(rtts) == 2
     assert all(0 < low <= srtt <= lived_us for srtt, low in rtts)
+
+
+def test_a_replayed_capture_gives_the_client_sockets_totals(tmp_path: Path) -> None:
+    """The same traffic live and from a capture taken on lo meanwhile. A capture holding
+    both ends of a connection is replayed from its initiator's side, so its one end per
+    connection is the client socket's: the same close, bytes, segments and retransmits,
+    and no round-trip times (a capture cannot give the kernel's). Its handshake runs
+    from the SYN's capture time, just after connect(), to the same SYN+ACK."""
+    capture = tmp_path / "lo.pcap"
+    counted = ("closed_by", "closed_with", *TOTALS[:5])
+    with (
+        Listener() as server,
+        no_syncookies(),
+        tcpdump(capture, None, "lo"),
+        Hostcore(tmp_path) as hostcore,
+    ):
+        for up, down in [(0, 0), (1000, 2000), (5, 30_000)]:
+            for client_first in (True, False):
+                transfer(server, "127.0.0.1", socket.AF_INET, up, down, client_first)
+        with connected_pair() as (listener, client, accepted):  # reset with data unread
+            reset_port = listener.getsockname()[1]
+            client.sendall(b"u" * 20_000)
+            wait_until(lambda: len(accepted.recv(CHUNK, socket.MSG_PEEK)) == 20_000, "arrived")
+            accepted.close()
+            with pytest.raises(ConnectionResetError):
+                read_to_end(client)
+        wait_until(lambda: not closing_sockets(server.port), "sockets closed")
+        wait_until(lambda: not closing_sockets(reset_port), "sockets closed")
+        live = hostcore.stop()
+    events = replay(tmp_path, str(capture), "--events", "flows")
+    for port in (server.port, reset_port):
+        expected = Counter(
+            {e: n for e, n in ends(live, port, *counted).items() if e[0] == "outgoing"}
+        )
+        assert sum(expected.values()) == (6 if port == server.port else 1)
+        assert ends(events, port, *counted) == expected
+        assert {end[-2:] for end in ends(events, port, "srtt_us", "min_rtt_us")} == {(None, None)}
+    handshakes = {
+        event["data"]["src_port"]: event["data"]["handshake_ns"]
+        for event in live
+        if event["name"] == "net_flow_tcp_begin" and event["data"]["conn_direction"] == "outgoing"
+    }
+    replayed_begins = [event["data"] for event in events if event["name"] == "net_flow_tcp_begin"]
+    assert len(replayed_begins) == 7
+    for begin in replayed_begins:
+        # connect() comes first, then its SYN leaves: the capture's handshake is no longer
+        # than the live one, and the two clocks (the probe's, tcpdump's) agree within 1 ms.
+        assert 0 < begin["handshake_ns"] <= handshakes[begin["src_port"]] + 1_000_000
