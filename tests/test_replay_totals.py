@@ -5,31 +5,45 @@ replayed against the probe: test_live_totals.py and test_live_handshake.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from capture_tools import replay
 from captures import ethernet, pcap
 from packets import ACK, FIN, RST, SYN, ipv4, tcp
+
+from hostcore.capture import connections
 
 CLIENT, SERVER = ("10.0.0.1", 40000), ("192.0.2.7", 443)  # the client local, the server not
 START_NS = 1_700_000_000 * 10**9
 Segment = tuple[bool, int, int, int, int]  # from the client?, flags, seq, ack, data bytes
 
 
-def frames(segments: list[Segment], step_ns: int = 1_000_000) -> Iterator[tuple[int, bytes]]:
-    for n, (out, flags, seq, ack, size) in enumerate(segments):
-        (src, sport), (dst, dport) = (CLIENT, SERVER) if out else (SERVER, CLIENT)
+def frames(segments: list[Segment], client_port: int = CLIENT[1]) -> list[tuple[bytes, int]]:
+    """Each segment as an Ethernet frame, and the client port it is from or to."""
+    built = []
+    for out, flags, seq, ack, size in segments:
+        client, server = (CLIENT[0], client_port), SERVER
+        (src, sport), (dst, dport) = (client, server) if out else (server, client)
         body = tcp(sport, dport, flags, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF) + bytes(size)
-        yield START_NS + n * step_ns, ethernet(ipv4(src, dst, body))
+        built.append((ethernet(ipv4(src, dst, body)), client_port))
+    return built
 
 
-def replayed(tmp_path: Path, segments: list[Segment]) -> list[dict[str, Any]]:
+def replayed(tmp_path: Path, segments: list[Segment], *args: str) -> list[dict[str, Any]]:
+    return replayed_frames(tmp_path, frames(segments), *args)
+
+
+def replayed_frames(
+    tmp_path: Path, built: list[tuple[bytes, int]], *args: str
+) -> list[dict[str, Any]]:
+    """The events of a capture of ``built``, one frame a millisecond."""
     path = tmp_path / "built.pcap"
     with path.open("wb") as out:
-        pcap(out, frames(segments))
-    return [event["data"] for event in replay(tmp_path, str(path), "--events", "flows")]
+        pcap(out, ((START_NS + n * 1_000_000, frame) for n, (frame, _) in enumerate(built)))
+    events = replay(tmp_path, str(path), "--events", "flows", *args)
+    return [event["data"] for event in events]
 
 
 def connection(isn: int, server_isn: int, up: int, down: int) -> list[Segment]:
@@ -94,3 +108,47 @@ def test_a_four_tuple_used_again_before_its_close_ends_the_first_connection(
     second = connection(50_000, 60_000, 1, 2)
     ends = [event for event in replayed(tmp_path, first + second) if "closed_by" in event]
     assert [totals(end) for end in ends] == [(None,) * 7, (1, 2, 4, 3, 0, None, None)]
+
+
+def test_data_refused_after_a_close_is_not_counted_as_received(tmp_path: Path) -> None:
+    """The client close()s; data the server sends after that is answered with a RST
+    that acknowledges none of it, as the kernel does: none of it was taken in."""
+    c, s = 101, 201
+    segments = [
+        *connection(100, 200, 10, 0)[:3],
+        (True, FIN | ACK, c + 10, s, 0),
+        (False, ACK, s, c + 11, 500),  # after the client's FIN: refused
+        (True, RST | ACK, c + 11, s, 0),
+    ]
+    (end,) = [event for event in replayed(tmp_path, segments) if "closed_by" in event]
+    assert (end["closed_by"], end["closed_with"]) == ("local", "fin")
+    assert totals(end)[:2] == (10, 0)
+
+
+def test_an_accepted_socket_does_not_count_the_syn_ack_it_did_not_send(tmp_path: Path) -> None:
+    """The server local this time (--local-net): its listener sent the SYN+ACK, which
+    live is not among the accepted socket's segments; a second one is a retransmission."""
+    segments = connection(100, 200, 10, 20)
+    segments.insert(2, segments[1])  # the SYN+ACK sent again
+    events = replayed(tmp_path, segments, "--local-net", "192.0.2.0/24")
+    (end,) = [event for event in events if "closed_by" in event]
+    assert (end["conn_direction"], end["closed_by"]) == ("incoming", "remote")
+    assert totals(end)[:5] == (20, 10, 2, 4, 1)
+
+
+def test_handshakes_that_never_end_do_not_push_out_established_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Room for 4: an established connection stays followed under 10 unanswered SYNs
+    (a scan), and is forgotten, counted, only when 4 newer ones are established."""
+    monkeypatch.setattr(connections, "CONNECTIONS", 4)
+    first = frames(connection(100, 200, 10, 20))  # its FIN (held) is the 5th
+    scan = [frame for n in range(10) for frame in frames([(True, SYN, 7, 0, 0)], 50_000 + n)]
+    kept = first[:5] + scan + first[5:]
+    (end,) = [event for event in replayed_frames(tmp_path, kept) if "closed_by" in event]
+    assert totals(end)[:2] == (10, 20)
+    assert "connections forgotten (their ends without totals): 0" in capsys.readouterr().err
+    newer = [frame for n in range(4) for frame in frames(connection(7, 9, 1, 1)[:2], 60_000 + n)]
+    ends = replayed_frames(tmp_path, first[:5] + newer + first[5:])
+    assert [totals(end) for end in ends if "closed_by" in end] == [(None,) * 7]
+    assert "connections forgotten (their ends without totals): 1" in capsys.readouterr().err

@@ -35,8 +35,10 @@ from hostcore.packet import (
     TcpTotals,
 )
 
-# Connections followed at once (about 400 bytes each, so about 26 MB); when full, the
-# oldest is forgotten and counted: an end it held goes on with no totals.
+# Connections followed at once, established ones and, apart, handshakes begun (about
+# 400 bytes each, so at most about 52 MB). When the established are full, the oldest
+# is forgotten and counted: an end it held goes on with no totals. A handshake
+# forgotten only loses its SYN's time (handshake_ns null).
 CONNECTIONS = 65536
 FORGOTTEN = "replay.connections_forgotten"
 
@@ -44,6 +46,7 @@ _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 _EGRESS = Direction.EGRESS
 _WITH_DNS = PacketKind.DNS_ANSWER
+_SYN_ACK = TCP_SYN | TCP_ACK
 
 Key = tuple[str, int, str, int]  # local address and port, remote address and port
 
@@ -67,6 +70,7 @@ class _Connection:
         "peer_fin",
         "peer_isn",
         "received",
+        "reset_by_local",
         "retransmits",
         "segments_received",
         "segments_sent",
@@ -88,12 +92,16 @@ class _Connection:
         self.segments_received = 0
         self.retransmits = 0
         self.held: Packet | None = None  # the first FIN or RST, until the close
+        self.reset_by_local = False  # its last acknowledgement is what it took in
 
     def leaving(self, seq: int, ack: int, flags: int, size: int) -> None:
-        """Count a segment of ``size`` data bytes the local end sent."""
-        self.segments_sent += 1
+        """Count a segment of ``size`` data bytes the local end sent (a SYN+ACK leaving
+        not among the segments: its listener sent it, not this socket, as live)."""
+        if flags & _SYN_ACK != _SYN_ACK:
+            self.segments_sent += 1
         if self.local_isn is not None:
             sent = self.sent
+            # _offset(seq, local_isn, sent), written out: this runs for every segment.
             start = sent + ((seq - self.local_isn - sent + _HALF) & _MASK) - _HALF
             end = start + size + (1 if flags & TCP_SYN else 0) + (flags & TCP_FIN)
             if start < sent and end > start:  # repeats sequence space sent before
@@ -136,15 +144,19 @@ class _Connection:
             local_acked -= 1
         return TcpTotals(
             bytes_sent=max(acked - 1, 0),
-            # In sequence as it arrived, or as the local end acknowledged it (data
-            # that came out of order is only counted once the gap is filled).
-            bytes_received=max(self.received, local_acked) - 1,
+            bytes_received=self._received(local_acked) - 1,
             segments_sent=self.segments_sent,
             segments_received=self.segments_received,
             retransmits=self.retransmits,
             srtt_us=None,
             min_rtt_us=None,
         )
+
+    def _received(self, local_acked: int) -> int:
+        """Offset after the last byte taken in: as the local end acknowledged it, or
+        further as data arrived in sequence after that. A RST the local end sent says
+        exactly (data arriving after a close() is refused with a RST, not taken in)."""
+        return local_acked if self.reset_by_local else max(self.received, local_acked)
 
 
 class Connections:
@@ -153,7 +165,10 @@ class Connections:
     def __init__(self, totals: bool, count: Callable[[str, int], None]) -> None:
         self._totals = totals
         self._count = count
-        self._connections: OrderedDict[Key, _Connection] = OrderedDict()
+        # A handshake begun (a SYN seen): one that never ends only ages out of here.
+        self._syns: OrderedDict[Key, _Connection] = OrderedDict()
+        # Established, with totals: forgotten only when full, and then counted.
+        self._open: OrderedDict[Key, _Connection] = OrderedDict()
         self.released: list[Packet] = []  # held ends whose connection closed, to hand on
 
     def see(self, packet: Packet) -> Packet | None:
@@ -165,11 +180,12 @@ class Connections:
             return packet
         egress = direction is _EGRESS
         key = (src, src_port, dst, dst_port) if egress else (dst, dst_port, src, src_port)
-        connection = self._connections.get(key)
+        connection = self._open.get(key) or self._syns.get(key)
         if flags & TCP_SYN:
             connection = self._handshake(key, packet, egress, connection)
-            if connection.syn_ns and not egress and flags & TCP_ACK:
-                packet = packet._replace(connect_ns=connection.syn_ns)
+            syn_ns = connection.syn_ns
+            if syn_ns and not egress and flags & TCP_ACK and syn_ns <= packet.timestamp_ns:
+                packet = packet._replace(connect_ns=syn_ns)
         if connection is None or not self._totals:
             return packet
         if egress:
@@ -179,58 +195,64 @@ class Connections:
         handed: Packet | None = None
         if flags & (TCP_FIN | TCP_RST):
             if connection.peer_isn is None or connection.local_isn is None:
-                return packet  # not seen established: on at once, as live
-            if kind & _WITH_DNS:
-                return packet  # DNS's answer: on at once, as live
+                self._syns.pop(key, None)  # the attempt is over, not seen established
+                return packet  # on at once, as live
+            if kind & _WITH_DNS:  # on at once for the DNS store, as live: the end
+                self._forget(key)
+                return packet
             if connection.held is None:
                 connection.held = packet
+            if egress and flags & TCP_RST:
+                connection.reset_by_local = True
         elif connection.held is None:
             return packet
         else:
             handed = packet
         if flags & TCP_RST or self._closed(connection):
-            del self._connections[key]
+            del self._open[key]
             self.released.append(connection.held._replace(totals=connection.totals()))
         return handed
 
     def held_ends(self) -> list[Packet]:
         """The ends still held, as live at stop: no totals. Forgets every connection."""
-        ends = [c.held for c in self._connections.values() if c.held is not None]
-        self._connections.clear()
+        ends = [c.held for c in self._open.values() if c.held is not None]
+        self._open.clear()
+        self._syns.clear()
         return ends
 
     def _handshake(
         self, key: Key, packet: Packet, egress: bool, connection: _Connection | None
     ) -> _Connection:
-        """The connection a SYN or SYN+ACK belongs to: a new ISN is a new connection."""
+        """The connection a SYN or SYN+ACK belongs to: a new initiator's ISN is a new one."""
         acks = packet.tcp_flags & TCP_ACK
-        if egress == bool(acks):  # a SYN arriving or a SYN+ACK leaving: a peer connected in
-            peer_isn = packet.ack - 1 if acks else packet.seq
-            if connection is None or connection.peer_isn != peer_isn:
-                connection = self._start(key, _Connection(0, None, peer_isn))
-            if acks:
+        incoming = egress == bool(acks)  # a SYN arriving or a SYN+ACK leaving
+        isn = packet.ack - 1 if acks else packet.seq  # the initiator's
+        if connection is None or (connection.peer_isn if incoming else connection.local_isn) != isn:
+            self._forget(key)  # a 4-tuple used again before the capture showed its close
+            syn_ns = 0 if incoming or acks else packet.timestamp_ns
+            connection = _Connection(syn_ns, None if incoming else isn, isn if incoming else None)
+            if not acks:
+                _put(self._syns, key, connection)
+        if acks:
+            if incoming:
                 connection.local_isn = packet.seq
-        else:  # a SYN leaving or a SYN+ACK arriving: the local end connected out
-            local_isn = packet.ack - 1 if acks else packet.seq
-            if connection is None or connection.local_isn != local_isn:
-                syn_ns = 0 if acks else packet.timestamp_ns
-                connection = self._start(key, _Connection(syn_ns, local_isn, None))
-            if acks:
+            else:
                 connection.peer_isn = packet.seq
+            self._syns.pop(key, None)
+            if self._totals and key not in self._open:
+                oldest = _put(self._open, key, connection)
+                if oldest is not None:
+                    self._count(FORGOTTEN, 1)
+                    if oldest.held is not None:
+                        self.released.append(oldest.held)
         return connection
 
-    def _start(self, key: Key, connection: _Connection) -> _Connection:
-        connections = self._connections
-        old = connections.pop(key, None)
-        if old is not None and old.held is not None:  # a 4-tuple reused before its close
+    def _forget(self, key: Key) -> None:
+        """Forget ``key``'s connection; an end it held goes on without totals."""
+        self._syns.pop(key, None)
+        old = self._open.pop(key, None)
+        if old is not None and old.held is not None:
             self.released.append(old.held)
-        if len(connections) >= CONNECTIONS:
-            _, oldest = connections.popitem(last=False)
-            self._count(FORGOTTEN, 1)
-            if oldest.held is not None:
-                self.released.append(oldest.held)
-        connections[key] = connection
-        return connection
 
     @staticmethod
     def _closed(connection: _Connection) -> bool:
@@ -242,3 +264,12 @@ class Connections:
             and connection.acked >= local_fin
             and connection.local_acked >= peer_fin
         )
+
+
+def _put(
+    table: OrderedDict[Key, _Connection], key: Key, connection: _Connection
+) -> _Connection | None:
+    """Add ``connection``; when ``table`` is full, the oldest goes, and is returned."""
+    oldest = table.popitem(last=False)[1] if len(table) >= CONNECTIONS else None
+    table[key] = connection
+    return oldest
