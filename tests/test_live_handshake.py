@@ -75,6 +75,24 @@ def delay_line(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, int]]
             subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+# Asks the server for a page, reads it to the server's close, prints its port, and
+# closes its own end only when told (a line on its input): meanwhile ss can read it.
+HOLD_OPEN = (
+    "import socket, sys; s = socket.create_connection((sys.argv[1], int(sys.argv[2]))); "
+    "s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); "
+    "[None for _ in iter(lambda: s.recv(65536), b'')]; "
+    "print(s.getsockname()[1], flush=True); sys.stdin.readline(); s.close()"
+)
+
+
+def ss_rtt_us(netns: str, port: int) -> int:
+    """The smoothed RTT that ``ss -ti`` shows for the client socket on ``port``."""
+    command = ["ip", "netns", "exec", netns, "ss", "-tiHn", "src", f"{CLIENT_ADDRESS}:{port}"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    rtt_ms = next(word for word in out.split() if word.startswith("rtt:"))[4:].split("/")[0]
+    return round(float(rtt_ms) * 1000)
+
+
 def connect_from(netns: str, port: int) -> tuple[int, int]:
     """One connection from ``netns`` to the server: the client's port, its connect() in ns."""
     command = ["ip", "netns", "exec", netns, sys.executable, "-c", CONNECT]
@@ -203,3 +221,42 @@ def test_a_syn_sent_again_is_in_the_handshake(
     }
     assert seen.retransmitted == {"client": 2, "server": 0}
     check_replayed(seen)
+
+
+@pytest.mark.parametrize("delay_line", [(20,)], indirect=True, ids=["20ms"])
+def test_smoothed_rtt_is_what_ss_shows_for_the_socket(
+    tmp_path: Path, delay_line: tuple[str, str, int]
+) -> None:
+    """A client socket held open after its exchange: ``ss -ti`` reads the kernel's
+    smoothed RTT; the end event, at the close, carries the same (within 2 ms: the close's
+    last ACK is one more sample, on the same fixed delay)."""
+    client_ns, server_ns, delay_ns = delay_line
+    with (
+        http_server(SERVER_ADDRESS, netns=server_ns) as port,
+        no_syncookies(server_ns),
+        Hostcore(tmp_path) as hostcore,
+    ):
+        command = ["ip", "netns", "exec", client_ns, sys.executable, "-c", HOLD_OPEN]
+        with subprocess.Popen(
+            [*command, SERVER_ADDRESS, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as held:
+            assert held.stdin is not None and held.stdout is not None
+            client_port = int(held.stdout.readline())
+            shown_us = ss_rtt_us(client_ns, client_port)
+            held.stdin.write("close\n")
+            held.stdin.flush()
+            assert held.wait(timeout=30) == 0
+        wait_until(lambda: not closing_sockets(port, client_ns), "the client socket closed")
+        events = hostcore.stop()
+    (end,) = [
+        e["data"]
+        for e in events
+        if e["name"] == END
+        and e["data"]["conn_direction"] == "outgoing"
+        and e["data"]["src_port"] == client_port
+    ]
+    assert 2 * delay_ns // 1000 <= shown_us
+    assert abs(end["srtt_us"] - shown_us) <= 2000
