@@ -101,8 +101,7 @@ class _Connection:
             self.segments_sent += 1
         if self.local_isn is not None:
             sent = self.sent
-            # _offset(seq, local_isn, sent), written out: this runs for every segment.
-            start = sent + ((seq - self.local_isn - sent + _HALF) & _MASK) - _HALF
+            start = _offset(seq, self.local_isn, sent)
             end = start + size + (1 if flags & TCP_SYN else 0) + (flags & TCP_FIN)
             if start < sent and end > start:  # repeats sequence space sent before
                 self.retransmits += 1
@@ -120,7 +119,7 @@ class _Connection:
         self.segments_received += 1
         if self.peer_isn is not None:
             received = self.received
-            start = received + ((seq - self.peer_isn - received + _HALF) & _MASK) - _HALF
+            start = _offset(seq, self.peer_isn, received)
             data_end = start + size + (1 if flags & TCP_SYN else 0)
             if start <= received < data_end:  # in sequence: adds what is new
                 self.received = data_end
