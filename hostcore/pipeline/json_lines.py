@@ -92,10 +92,6 @@ class JsonLines:
         return "[" + ",".join([self._strings[item] for item in value]) + "]"
 
 
-def _number(value: Any) -> str:
-    return str(value) if type(value) is int else _dumps(value)
-
-
 def _compile(
     fields: Sequence[Field], texts: _Texts, strings_list: Callable[[Any], str]
 ) -> DataEncoder:
@@ -115,12 +111,12 @@ def _compile(
             inline = f'"[]" if {value} == [] else E{position}({value})'
             parts.append(f"{{L{position}}}{{{inline}}}")
             continue
-        if declared.type.startswith(("uint", "int", "float")):
-            encoder: Callable[[Any], str] = _number
-        else:
-            encoder = _dumps
-        constants[f"E{position}"] = encoder
-        parts.append(f"{{L{position}}}{{E{position}({value})}}")
+        if declared.type.startswith(("uint", "int", "float")):  # an int is its own text
+            held = f"v{position}"
+            inline = f"{held} if type({held} := {value}) is int else dumps({held})"
+            parts.append(f"{{L{position}}}{{{inline}}}")
+            continue
+        parts.append(f"{{L{position}}}{{dumps({value})}}")
     if not fields:
         return _dumps
     arguments = ", ".join(f"{name}={name}" for name in constants)
