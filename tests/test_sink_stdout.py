@@ -34,12 +34,12 @@ def test_every_line_reaches_a_pipe_in_order() -> None:
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(_read_all(read_end)))
     reader.start()
-    queued = _queued(open(write_end, "w"))  # noqa: SIM115 - the sink owns it from here
-    for start in range(0, EVENTS, 100):  # batches as the dispatch thread hands them over
-        queued.put([_line(n) for n in range(start, min(start + 100, EVENTS))])
-    queued.stop()
-    queued.join(time.monotonic() + 30)
-    os.close(write_end)
+    with open(write_end, "w") as stream:  # the sink leaves it open, as it does stdout
+        queued = _queued(stream)
+        for start in range(0, EVENTS, 100):  # batches as the dispatch thread hands them over
+            queued.put([_line(n) for n in range(start, min(start + 100, EVENTS))])
+        queued.stop()
+        queued.join(time.monotonic() + 30)
     reader.join(30)
     assert got[0].decode().splitlines() == [f'{{"n":{n}}}' for n in range(EVENTS)]
     assert queued.counters() == {}
@@ -48,25 +48,25 @@ def test_every_line_reaches_a_pipe_in_order() -> None:
 def test_a_reader_that_went_away_closes_the_sink_and_what_it_held_is_undelivered() -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
-    stream = open(write_end, "w")  # noqa: SIM115 - the sink owns it from here
-    queued = _queued(stream)
-    queued.put([_line(n) for n in range(EVENTS)])
-    queued.stop()
-    queued.join(time.monotonic() + 30)
-    assert queued.closed_reason == "the reader of standard output went away"
-    assert queued.counters() == {"sink_undelivered.stdout": EVENTS}
-    stream.write("after\n")  # the descriptor now points at /dev/null: no second failure
-    stream.flush()
+    with open(write_end, "w") as stream:
+        queued = _queued(stream)
+        queued.put([_line(n) for n in range(EVENTS)])
+        queued.stop()
+        queued.join(time.monotonic() + 30)
+        assert queued.closed_reason == "the reader of standard output went away"
+        assert queued.counters() == {"sink_undelivered.stdout": EVENTS}
+        stream.write("after\n")  # the descriptor now points at /dev/null: no second failure
+        stream.flush()
 
 
 def test_a_device_that_refuses_writes_loses_the_lines_it_refused_and_counts_them() -> None:
-    stream = open("/dev/full", "w")  # noqa: SIM115 - every write fails with ENOSPC
-    queued = _queued(stream)
-    queued.put([_line(n) for n in range(EVENTS)])
-    queued.stop()
-    queued.join(time.monotonic() + 30)
-    assert not queued.closed_reason
-    assert queued.counters() == {"sink_errors.stdout": EVENTS}
+    with open("/dev/full", "w") as stream:  # every write fails with ENOSPC
+        queued = _queued(stream)
+        queued.put([_line(n) for n in range(EVENTS)])
+        queued.stop()
+        queued.join(time.monotonic() + 30)
+        assert not queued.closed_reason
+        assert queued.counters() == {"sink_errors.stdout": EVENTS}
 
 
 def _read_all(fd: int) -> bytes:
