@@ -20,14 +20,14 @@ START_NS = 1_700_000_000 * 10**9
 Segment = tuple[bool, int, int, int, int]  # from the client?, flags, seq, ack, data bytes
 
 
-def frames(segments: list[Segment], client_port: int = CLIENT[1]) -> list[tuple[bytes, int]]:
-    """Each segment as an Ethernet frame, and the client port it is from or to."""
+def frames(segments: list[Segment], client_port: int = CLIENT[1]) -> list[bytes]:
+    """Each segment as an Ethernet frame, the client on ``client_port``."""
     built = []
     for out, flags, seq, ack, size in segments:
         client, server = (CLIENT[0], client_port), SERVER
         (src, sport), (dst, dport) = (client, server) if out else (server, client)
         body = tcp(sport, dport, flags, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF) + bytes(size)
-        built.append((ethernet(ipv4(src, dst, body)), client_port))
+        built.append(ethernet(ipv4(src, dst, body)))
     return built
 
 
@@ -35,13 +35,11 @@ def replayed(tmp_path: Path, segments: list[Segment], *args: str) -> list[dict[s
     return replayed_frames(tmp_path, frames(segments), *args)
 
 
-def replayed_frames(
-    tmp_path: Path, built: list[tuple[bytes, int]], *args: str
-) -> list[dict[str, Any]]:
+def replayed_frames(tmp_path: Path, built: list[bytes], *args: str) -> list[dict[str, Any]]:
     """The events of a capture of ``built``, one frame a millisecond."""
     path = tmp_path / "built.pcap"
     with path.open("wb") as out:
-        pcap(out, ((START_NS + n * 1_000_000, frame) for n, (frame, _) in enumerate(built)))
+        pcap(out, ((START_NS + n * 1_000_000, frame) for n, frame in enumerate(built)))
     events = replay(tmp_path, str(path), "--events", "flows", *args)
     return [event["data"] for event in events]
 

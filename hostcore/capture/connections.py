@@ -242,16 +242,18 @@ class Connections:
                 oldest = _put(self._open, key, connection)
                 if oldest is not None:
                     self._count(FORGOTTEN, 1)
-                    if oldest.held is not None:
-                        self.released.append(oldest.held)
+                    self._let_go(oldest)
         return connection
 
     def _forget(self, key: Key) -> None:
-        """Forget ``key``'s connection; an end it held goes on without totals."""
+        """Forget ``key``'s connection."""
         self._syns.pop(key, None)
-        old = self._open.pop(key, None)
-        if old is not None and old.held is not None:
-            self.released.append(old.held)
+        self._let_go(self._open.pop(key, None))
+
+    def _let_go(self, connection: _Connection | None) -> None:
+        """An end that a connection no longer followed held goes on without totals."""
+        if connection is not None and connection.held is not None:
+            self.released.append(connection.held)
 
     @staticmethod
     def _closed(connection: _Connection) -> bool:

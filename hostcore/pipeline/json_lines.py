@@ -112,8 +112,8 @@ def _compile(
             parts.append(f"{{L{position}}}{{{inline}}}")
             continue
         if declared.type.startswith(("uint", "int", "float")):  # an int is its own text
-            held = f"v{position}"
-            inline = f"{held} if type({held} := {value}) is int else dumps({held})"
+            number = f"v{position}"
+            inline = f"{number} if type({number} := {value}) is int else dumps({number})"
             parts.append(f"{{L{position}}}{{{inline}}}")
             continue
         parts.append(f"{{L{position}}}{{dumps({value})}}")
